@@ -1,0 +1,26 @@
+/**
+ * The `llm-trader` command. Each verb lives in its own module and registers itself here.
+ */
+import { Command } from 'commander';
+import { loadConfig } from '../config/load';
+import { redactConfig } from '../core/config';
+
+export function buildProgram(): Command {
+  const program = new Command();
+  program
+    .name('llm-trader')
+    .description('A durable LLM trading agent for crypto perpetual futures, orchestrated by Temporal.')
+    .showHelpAfterError('(run with --help for usage)')
+    .exitOverride();
+
+  program
+    .command('config')
+    .description('validate a config file and print the effective configuration (secrets masked)')
+    .option('-c, --config <file>', 'config file (JSON); without it the documented defaults apply')
+    .action((opts: { config?: string }) => {
+      const config = loadConfig(opts.config ?? null);
+      console.log(JSON.stringify(redactConfig(config), null, 2));
+    });
+
+  return program;
+}
