@@ -1,0 +1,203 @@
+/**
+ * Technical indicators per timeframe, computed once over a candle array with the `technicalindicators` library and
+ * aligned to the candles: every series has one entry per candle, `null` while the indicator is warming up (or when
+ * it is undefined, e.g. a 0/0 ratio), never 0 or NaN in place of a missing value.
+ *
+ * All indicators are causal: the value at index i depends only on candles[0..i]. So values computed once over a whole
+ * history equal values computed over any prefix ending at i (given the same first candle), which lets the backtest
+ * compute each series once and read index i per step.
+ *
+ * Conventions (index = candle index, first candle = 0; first non-null index in brackets):
+ * - EMA n: seeded with the simple average of the first n closes, then ema = prev + (close - prev) * 2 / (n + 1)
+ *   [n - 1]. This is the library's convention (and the common textbook one). Because of the seed, an EMA depends
+ *   slightly on where the candle window starts: a live window should be several times longer than 100 candles.
+ * - RSI 14 (Wilder): gains/losses from close-to-close changes starting at candle 1; the first average is the simple
+ *   mean of 14 changes, then avg = (prev * 13 + x) / 14 [14]. RSI = 100 - 100 / (1 + avgGain / avgLoss); 100 when
+ *   avgLoss is 0 (also for a flat market, as the library does). Built from the library's AverageGain/AverageLoss
+ *   because its RSI class rounds to 2 decimals.
+ * - MACD 12/26/9: EMA(12) - EMA(26) of closes [25]; signal = EMA(9) of MACD [33]; histogram = MACD - signal [33].
+ *   Run with SimpleMAOscillator/SimpleMASignal false (the library's default is SMA-based, which is not MACD).
+ * - Bollinger 20/2: middle = SMA(20), bands = middle ± 2 × population standard deviation of the 20 closes [19].
+ * - ATR 14 (Wilder): true range from candle 1 (needs a previous close); first ATR = mean of 14 true ranges, then
+ *   atr = prev + (tr - prev) / 14 [14].
+ * - ADX 14 (Wilder): +DM/-DM and TR from candle 1, Wilder-smoothed sums over 14 [14 for DX], ADX = Wilder average
+ *   of 14 DX values [27].
+ * - MFI 14: library MFI, which starts its money flows at candle 2 (it ignores candle 0) [15], counts a typical price
+ *   equal to the previous one as negative flow, and rounds to 2 decimals.
+ * - A 0/0 ratio gives null (e.g. MFI with no volume over 14 candles). The library's ADX smoothing cannot recover
+ *   from a 0/0 DX (no directional movement and no range over 14 candles), so ADX stays null from there on.
+ * - OBV: null at candle 0 (no previous close to compare with); from candle 1 it is the running sum of +volume (close
+ *   up), -volume (close down) or 0 (unchanged) over candles 1..i. Its level depends on where the candle window
+ *   starts; only its changes carry information.
+ */
+import { ADX, ATR, AverageGain, AverageLoss, BollingerBands, EMA, MACD, MFI, OBV } from 'technicalindicators';
+import type { Candle, IndicatorValues } from './types';
+
+/** One series per indicator, each `candles.length` long and aligned to the candles; `null` = not computable yet. */
+export type IndicatorSeries = { readonly [K in keyof IndicatorValues]: (number | null)[] } & {
+  /** number of candles the series were computed over (= length of every series) */
+  readonly length: number;
+};
+
+/** Names of every indicator, in the order of {@link IndicatorValues}. */
+export const INDICATOR_NAMES: readonly (keyof IndicatorValues)[] = [
+  'ema20',
+  'ema50',
+  'ema100',
+  'rsi14',
+  'macd',
+  'macdSignal',
+  'macdHist',
+  'bbUpper',
+  'bbMiddle',
+  'bbLower',
+  'atr14',
+  'adx14',
+  'mfi14',
+  'obv',
+];
+
+/** Identity formatter: keeps full precision even if someone set the library's global `precision` config. */
+const raw = (v: number): number => v;
+
+/** A finite number, or null for undefined/NaN/±Infinity. */
+function finiteOrNull(v: number | undefined): number | null {
+  return v !== undefined && Number.isFinite(v) ? v : null;
+}
+
+/**
+ * Right-aligns a library output (which omits the warm-up entries) to `n` candles: the last output value belongs to
+ * the last candle. Throws if the library returned more values than candles (an alignment bug, not bad data).
+ */
+function alignRight(values: readonly (number | undefined)[], n: number, name: string): (number | null)[] {
+  const offset = n - values.length;
+  if (offset < 0) throw new Error(`${name}: library returned ${values.length} values for ${n} candles`);
+  const out = new Array<number | null>(n).fill(null);
+  for (let k = 0; k < values.length; k++) out[offset + k] = finiteOrNull(values[k]);
+  return out;
+}
+
+/**
+ * Computes every indicator over `candles` (sorted by open time, oldest first; typically closed candles only).
+ * Each returned series has `candles.length` entries; see the module comment for warm-up lengths. With fewer candles
+ * than an indicator needs, that series is all `null`. O(n) per indicator.
+ */
+export function computeIndicatorSeries(candles: readonly Candle[]): IndicatorSeries {
+  const n = candles.length;
+  const close = new Array<number>(n);
+  const high = new Array<number>(n);
+  const low = new Array<number>(n);
+  const volume = new Array<number>(n);
+  for (let i = 0; i < n; i++) {
+    const c = candles[i]!;
+    close[i] = c.close;
+    high[i] = c.high;
+    low[i] = c.low;
+    volume[i] = c.volume;
+  }
+
+  const ema = (period: number): (number | null)[] =>
+    alignRight(EMA.calculate({ period, values: close, format: raw }), n, `EMA ${period}`);
+
+  // RSI from the library's Wilder averages (its RSI class rounds to 2 decimals). Both averages start at candle 14.
+  const avgGain = alignRight(AverageGain.calculate({ period: 14, values: close, format: raw }), n, 'RSI gains');
+  const avgLoss = alignRight(AverageLoss.calculate({ period: 14, values: close, format: raw }), n, 'RSI losses');
+  const rsi14 = new Array<number | null>(n).fill(null);
+  for (let i = 0; i < n; i++) {
+    const g = avgGain[i];
+    const l = avgLoss[i];
+    if (g == null || l == null) continue;
+    rsi14[i] = l === 0 ? 100 : 100 - 100 / (1 + g / l);
+  }
+
+  const macdOut = MACD.calculate({
+    values: close,
+    fastPeriod: 12,
+    slowPeriod: 26,
+    signalPeriod: 9,
+    SimpleMAOscillator: false,
+    SimpleMASignal: false,
+    format: raw,
+  });
+  const macd = alignRight(
+    macdOut.map((o) => o.MACD),
+    n,
+    'MACD',
+  );
+  const macdSignal = alignRight(
+    macdOut.map((o) => o.signal),
+    n,
+    'MACD signal',
+  );
+  // The library's histogram is MACD - signal; recompute from the aligned values so a missing signal gives null.
+  const macdHist = new Array<number | null>(n).fill(null);
+  for (let i = 0; i < n; i++) {
+    const m = macd[i];
+    const s = macdSignal[i];
+    if (m != null && s != null) macdHist[i] = m - s;
+  }
+
+  const bb = BollingerBands.calculate({ period: 20, stdDev: 2, values: close, format: raw });
+  const adx = ADX.calculate({ period: 14, high, low, close, format: raw });
+
+  return {
+    length: n,
+    ema20: ema(20),
+    ema50: ema(50),
+    ema100: ema(100),
+    rsi14,
+    macd,
+    macdSignal,
+    macdHist,
+    bbUpper: alignRight(
+      bb.map((b) => b.upper),
+      n,
+      'Bollinger upper',
+    ),
+    bbMiddle: alignRight(
+      bb.map((b) => b.middle),
+      n,
+      'Bollinger middle',
+    ),
+    bbLower: alignRight(
+      bb.map((b) => b.lower),
+      n,
+      'Bollinger lower',
+    ),
+    atr14: alignRight(ATR.calculate({ period: 14, high, low, close, format: raw }), n, 'ATR'),
+    adx14: alignRight(
+      adx.map((a) => a.adx),
+      n,
+      'ADX',
+    ),
+    mfi14: alignRight(MFI.calculate({ period: 14, high, low, close, volume, format: raw }), n, 'MFI'),
+    obv: alignRight(OBV.calculate({ close, volume, format: raw }), n, 'OBV'),
+  };
+}
+
+/**
+ * The value of every indicator at candle index `i` (0-based, as in the candles the series were computed from).
+ * O(1).
+ * @throws RangeError when `i` is not an index of the series.
+ */
+export function indicatorsAt(series: IndicatorSeries, i: number): IndicatorValues {
+  if (!Number.isInteger(i) || i < 0 || i >= series.length) {
+    throw new RangeError(`indicator index ${i} is out of range: the series cover ${series.length} candles`);
+  }
+  return {
+    ema20: series.ema20[i] ?? null,
+    ema50: series.ema50[i] ?? null,
+    ema100: series.ema100[i] ?? null,
+    rsi14: series.rsi14[i] ?? null,
+    macd: series.macd[i] ?? null,
+    macdSignal: series.macdSignal[i] ?? null,
+    macdHist: series.macdHist[i] ?? null,
+    bbUpper: series.bbUpper[i] ?? null,
+    bbMiddle: series.bbMiddle[i] ?? null,
+    bbLower: series.bbLower[i] ?? null,
+    atr14: series.atr14[i] ?? null,
+    adx14: series.adx14[i] ?? null,
+    mfi14: series.mfi14[i] ?? null,
+    obv: series.obv[i] ?? null,
+  };
+}

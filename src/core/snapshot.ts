@@ -1,0 +1,276 @@
+/**
+ * The compact MarketSnapshot the decision cycle reads: per timeframe, the last closed candle's close, its change,
+ * every indicator's latest value, short series tails and (main timeframe only) a few raw candles.
+ *
+ * Two ways to build one, with identical results:
+ * - {@link buildSnapshot}: from candle arrays (e.g. just fetched from the exchange). Drops candles not closed at
+ *   `asOf`, computes the indicators over the closed ones. O(history) per call.
+ * - {@link buildPairSeriesCache} once per pair over the whole recorded history, then {@link snapshotAt} per step:
+ *   binary search for the last closed candle and slices of precomputed series. O(tail + log history) per call, no
+ *   indicator recomputation. Honest because every indicator is causal (value at i depends on candles[0..i] only).
+ *
+ * Either way a snapshot never contains a candle (or an indicator value derived from one) whose close time is after
+ * the snapshot's time.
+ */
+import { computeIndicatorSeries, indicatorsAt, type IndicatorSeries } from './indicators';
+import { candleOpenTime, closedCount, timeframeMs } from './timeframe';
+import type { Candle, FundingInfo, MarketSnapshot, SeriesTails, TimeframeSnapshot } from './types';
+
+/** One settled funding payment: `time` in Unix ms (rounded down to the minute), `rate` per funding interval. */
+export interface FundingEvent {
+  time: number;
+  rate: number;
+}
+
+export interface SnapshotOptions {
+  /** number of entries in each series tail (close, volume, rsi14, ...); integer >= 1 */
+  tailLength: number;
+  /** number of raw candles of the MAIN timeframe to include (integer >= 0); informative timeframes get none */
+  rawCandles: number;
+}
+
+export interface SnapshotInput extends SnapshotOptions {
+  pair: string;
+  /** decision instant, Unix ms; candles closing after it are ignored */
+  asOf: number;
+  mainTimeframe: string;
+  /**
+   * Candles per timeframe (key = timeframe string), each sorted by open time, oldest first. May include candles not
+   * yet closed at `asOf`; they are dropped. Must contain `mainTimeframe`.
+   */
+  candles: Readonly<Record<string, readonly Candle[]>>;
+  /** latest funding known at `asOf`, passed through as is (see {@link fundingAt} for a recorded history) */
+  funding: FundingInfo;
+}
+
+/** Candles of one pair × timeframe with their indicator series, computed once. Treat as read-only. */
+export interface TimeframeSeries {
+  timeframe: string;
+  timeframeMs: number;
+  /** frozen copies of the input candles, oldest first */
+  candles: readonly Candle[];
+  close: readonly number[];
+  volume: readonly number[];
+  indicators: IndicatorSeries;
+}
+
+/** Everything {@link snapshotAt} needs for one pair, precomputed over the whole history. */
+export interface PairSeriesCache {
+  pair: string;
+  mainTimeframe: string;
+  /** the main timeframe first, then the informative ones in input order */
+  timeframes: readonly TimeframeSeries[];
+  /** funding events sorted by time */
+  funding: readonly FundingEvent[];
+}
+
+/**
+ * Copies `candles` (frozen), extracts closes and volumes and computes every indicator series once.
+ * @throws Error when the candles are not strictly increasing in time or not aligned to the `timeframe` grid.
+ */
+export function buildTimeframeSeries(timeframe: string, candles: readonly Candle[]): TimeframeSeries {
+  const ms = timeframeMs(timeframe);
+  const n = candles.length;
+  const copies = new Array<Candle>(n);
+  const close = new Array<number>(n);
+  const volume = new Array<number>(n);
+  let prevTime = Number.NEGATIVE_INFINITY;
+  for (let i = 0; i < n; i++) {
+    const c = candles[i]!;
+    if (!(c.time > prevTime)) {
+      throw new Error(
+        `${timeframe} candle ${i} (time ${c.time}) is not after the previous one (${prevTime}): candles must be sorted by open time without duplicates`,
+      );
+    }
+    if (candleOpenTime(c.time, timeframe) !== c.time) {
+      throw new Error(
+        `${timeframe} candle ${i} (time ${c.time}) does not open on a ${timeframe} boundary: are these really ${timeframe} candles?`,
+      );
+    }
+    prevTime = c.time;
+    copies[i] = Object.freeze({
+      time: c.time,
+      open: c.open,
+      high: c.high,
+      low: c.low,
+      close: c.close,
+      volume: c.volume,
+    });
+    close[i] = c.close;
+    volume[i] = c.volume;
+  }
+  return { timeframe, timeframeMs: ms, candles: copies, close, volume, indicators: computeIndicatorSeries(copies) };
+}
+
+/**
+ * Precomputes the series of every timeframe of one pair over its whole history, for {@link snapshotAt}.
+ * @param input.candles candles per timeframe (must contain `mainTimeframe`), each sorted by open time
+ * @param input.funding funding events (any order; sorted here)
+ */
+export function buildPairSeriesCache(input: {
+  pair: string;
+  mainTimeframe: string;
+  candles: Readonly<Record<string, readonly Candle[]>>;
+  funding: readonly FundingEvent[];
+}): PairSeriesCache {
+  const timeframes: TimeframeSeries[] = [];
+  for (const tf of orderedTimeframes(input.pair, input.mainTimeframe, input.candles)) {
+    timeframes.push(buildTimeframeSeries(tf, input.candles[tf]!));
+  }
+  const funding = [...input.funding].sort((a, b) => a.time - b.time);
+  return { pair: input.pair, mainTimeframe: input.mainTimeframe, timeframes, funding };
+}
+
+/**
+ * The latest funding event at or before `t` (Unix ms), or `{ rate: null, time: null }` when there is none.
+ * @param events sorted by time, ascending. O(log n).
+ */
+export function fundingAt(events: readonly FundingEvent[], t: number): FundingInfo {
+  let lo = 0;
+  let hi = events.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (events[mid]!.time <= t) lo = mid + 1;
+    else hi = mid;
+  }
+  const e = events[lo - 1];
+  return e ? { rate: e.rate, time: e.time } : { rate: null, time: null };
+}
+
+/**
+ * Fast path: the snapshot of `cache`'s pair at `asOf` (Unix ms), equal to what {@link buildSnapshot} returns for
+ * the same candles. The snapshot time is the close time of the last main-timeframe candle closed at `asOf`;
+ * informative timeframes include only candles closed by then and are omitted when none has closed.
+ * Cost: a binary search per timeframe plus O(tailLength + rawCandles) copying; no indicator is recomputed.
+ * @throws Error when no main-timeframe candle has closed at `asOf`, or the options are invalid.
+ */
+export function snapshotAt(cache: PairSeriesCache, asOf: number, opts: SnapshotOptions): MarketSnapshot {
+  checkOptions(opts);
+  const main = cache.timeframes[0]!;
+  const mainCount = closedCount(main.candles, main.timeframeMs, asOf);
+  if (mainCount === 0) throw noClosedCandle(cache.pair, main.timeframe, asOf, main.candles);
+  const snapshotTime = main.candles[mainCount - 1]!.time + main.timeframeMs;
+  const timeframes: Record<string, TimeframeSnapshot> = {};
+  timeframes[main.timeframe] = timeframeSnapshot(main, mainCount - 1, opts.tailLength, opts.rawCandles);
+  for (let k = 1; k < cache.timeframes.length; k++) {
+    const tf = cache.timeframes[k]!;
+    const count = closedCount(tf.candles, tf.timeframeMs, snapshotTime);
+    if (count > 0) timeframes[tf.timeframe] = timeframeSnapshot(tf, count - 1, opts.tailLength, 0);
+  }
+  return {
+    pair: cache.pair,
+    asOf: snapshotTime,
+    mainTimeframe: main.timeframe,
+    price: main.close[mainCount - 1]!,
+    timeframes,
+    funding: fundingAt(cache.funding, snapshotTime),
+  };
+}
+
+/**
+ * Slow path: builds the snapshot from candle arrays, computing the indicators over the candles closed at `asOf`.
+ * The snapshot time (`asOf` of the result) is the close time of the last main-timeframe candle closed at `asOf`
+ * (equal to `asOf` when `asOf` is a main-timeframe close and that candle is present; earlier when it is missing,
+ * which the caller can detect). Informative timeframes are cut at that same time and omitted when no candle of
+ * theirs has closed by then; they carry no raw candles.
+ * @throws Error when `mainTimeframe` has no candles closed at `asOf`, or the options or candles are invalid.
+ */
+export function buildSnapshot(input: SnapshotInput): MarketSnapshot {
+  checkOptions(input);
+  const order = orderedTimeframes(input.pair, input.mainTimeframe, input.candles);
+  const mainCandles = input.candles[input.mainTimeframe]!;
+  const mainMs = timeframeMs(input.mainTimeframe);
+  const mainCount = closedCount(mainCandles, mainMs, input.asOf);
+  if (mainCount === 0) throw noClosedCandle(input.pair, input.mainTimeframe, input.asOf, mainCandles);
+  const snapshotTime = mainCandles[mainCount - 1]!.time + mainMs;
+
+  const mainSeries = buildTimeframeSeries(input.mainTimeframe, mainCandles.slice(0, mainCount));
+  const timeframes: Record<string, TimeframeSnapshot> = {};
+  timeframes[input.mainTimeframe] = timeframeSnapshot(mainSeries, mainCount - 1, input.tailLength, input.rawCandles);
+  for (const tf of order.slice(1)) {
+    const candles = input.candles[tf]!;
+    const count = closedCount(candles, timeframeMs(tf), snapshotTime);
+    if (count === 0) continue;
+    const series = buildTimeframeSeries(tf, candles.slice(0, count));
+    timeframes[tf] = timeframeSnapshot(series, count - 1, input.tailLength, 0);
+  }
+  return {
+    pair: input.pair,
+    asOf: snapshotTime,
+    mainTimeframe: input.mainTimeframe,
+    price: mainSeries.close[mainCount - 1]!,
+    timeframes,
+    funding: { rate: input.funding.rate, time: input.funding.time },
+  };
+}
+
+/** Snapshot of one timeframe at candle index `last` (the last closed candle). O(tailLength + rawCount). */
+function timeframeSnapshot(
+  series: TimeframeSeries,
+  last: number,
+  tailLength: number,
+  rawCount: number,
+): TimeframeSnapshot {
+  const end = last + 1;
+  const start = end > tailLength ? end - tailLength : 0;
+  const ind = series.indicators;
+  const tails: SeriesTails = {
+    close: series.close.slice(start, end),
+    volume: series.volume.slice(start, end),
+    rsi14: ind.rsi14.slice(start, end),
+    macd: ind.macd.slice(start, end),
+    macdHist: ind.macdHist.slice(start, end),
+    ema20: ind.ema20.slice(start, end),
+    ema50: ind.ema50.slice(start, end),
+    adx14: ind.adx14.slice(start, end),
+  };
+  const close = series.close[last]!;
+  const prev = last > 0 ? series.close[last - 1]! : 0;
+  return {
+    timeframe: series.timeframe,
+    lastCandleTime: series.candles[last]!.time,
+    close,
+    changePct: prev > 0 ? ((close - prev) / prev) * 100 : null,
+    indicators: indicatorsAt(series.indicators, last),
+    tails,
+    candles: rawCount > 0 ? series.candles.slice(end > rawCount ? end - rawCount : 0, end) : [],
+  };
+}
+
+/** The timeframes of `candles`, main first; validates that the main one is present and every key parses. */
+function orderedTimeframes(
+  pair: string,
+  mainTimeframe: string,
+  candles: Readonly<Record<string, readonly Candle[]>>,
+): string[] {
+  const keys = Object.keys(candles);
+  if (!keys.includes(mainTimeframe)) {
+    throw new Error(
+      `${pair}: no candles for the main timeframe ${mainTimeframe} (got ${keys.join(', ') || 'none'}); pass them under candles["${mainTimeframe}"]`,
+    );
+  }
+  for (const tf of keys) timeframeMs(tf);
+  return [mainTimeframe, ...keys.filter((k) => k !== mainTimeframe)];
+}
+
+function checkOptions(opts: SnapshotOptions): void {
+  if (!Number.isInteger(opts.tailLength) || opts.tailLength < 1) {
+    throw new Error(`snapshot tailLength must be an integer >= 1, got ${opts.tailLength}`);
+  }
+  if (!Number.isInteger(opts.rawCandles) || opts.rawCandles < 0) {
+    throw new Error(`snapshot rawCandles must be an integer >= 0, got ${opts.rawCandles}`);
+  }
+}
+
+function noClosedCandle(pair: string, tf: string, asOf: number, candles: readonly Candle[]): Error {
+  const first = candles[0];
+  const range = first ? `its first candle opens at ${iso(first.time)}` : 'there are no candles';
+  return new Error(
+    `${pair}: no ${tf} candle has closed at ${iso(asOf)}; ${range}. Use a later asOf or load earlier data.`,
+  );
+}
+
+/** `2025-07-21T17:30:00.000Z (1753119000000)`, or just the number when it is not a valid time. */
+function iso(t: number): string {
+  return Number.isFinite(t) && Math.abs(t) <= 8.64e15 ? `${new Date(t).toISOString()} (${t})` : String(t);
+}

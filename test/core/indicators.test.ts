@@ -1,0 +1,333 @@
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import path from 'node:path';
+import { computeIndicatorSeries, indicatorsAt, INDICATOR_NAMES, type IndicatorSeries } from '../../src/core/indicators';
+import type { Candle } from '../../src/core/types';
+import { dataFile, readCandleCsv } from '../../src/store/csv-candles';
+
+const DATA_DIR = path.resolve(process.cwd(), '../shared/data/binanceusdm');
+
+// ---------------------------------------------------------------------------------------------
+// Reference implementations: plain loops over textbook definitions, independent of technicalindicators.
+// Each returns an array aligned to the input (null where the indicator is not defined yet).
+// ---------------------------------------------------------------------------------------------
+
+/** EMA seeded with the simple mean of the first n values (at index n-1), then prev + (v - prev) * 2/(n+1). */
+function emaRef(values: (number | null)[], n: number): (number | null)[] {
+  const out: (number | null)[] = values.map(() => null);
+  const first = values.findIndex((v) => v !== null);
+  if (first < 0 || values.length - first < n) return out;
+  let sum = 0;
+  for (let i = first; i < first + n; i++) sum += values[i]!;
+  let prev = sum / n;
+  out[first + n - 1] = prev;
+  const k = 2 / (n + 1);
+  for (let i = first + n; i < values.length; i++) {
+    prev = prev + (values[i]! - prev) * k;
+    out[i] = prev;
+  }
+  return out;
+}
+
+/** Wilder average: simple mean of the first n values of x (x[start..start+n-1]), then (prev*(n-1) + x)/n. */
+function wilderAverage(x: number[], start: number, n: number): (number | null)[] {
+  const out: (number | null)[] = x.map(() => null);
+  if (x.length - start < n) return out;
+  let sum = 0;
+  for (let i = start; i < start + n; i++) sum += x[i]!;
+  let prev = sum / n;
+  out[start + n - 1] = prev;
+  for (let i = start + n; i < x.length; i++) {
+    prev = (prev * (n - 1) + x[i]!) / n;
+    out[i] = prev;
+  }
+  return out;
+}
+
+function rsiRef(close: number[], n: number): (number | null)[] {
+  const gains = close.map((c, i) => (i === 0 ? 0 : Math.max(c - close[i - 1]!, 0)));
+  const losses = close.map((c, i) => (i === 0 ? 0 : Math.max(close[i - 1]! - c, 0)));
+  const g = wilderAverage(gains, 1, n);
+  const l = wilderAverage(losses, 1, n);
+  return close.map((_, i) => (g[i] == null ? null : l[i] === 0 ? 100 : 100 - 100 / (1 + g[i]! / l[i]!)));
+}
+
+function trueRanges(c: Candle[]): number[] {
+  return c.map((k, i) =>
+    i === 0 ? 0 : Math.max(k.high - k.low, Math.abs(k.high - c[i - 1]!.close), Math.abs(k.low - c[i - 1]!.close)),
+  );
+}
+
+function atrRef(c: Candle[], n: number): (number | null)[] {
+  return wilderAverage(trueRanges(c), 1, n);
+}
+
+function macdRef(close: number[]): { macd: (number | null)[]; signal: (number | null)[]; hist: (number | null)[] } {
+  const fast = emaRef(close, 12);
+  const slow = emaRef(close, 26);
+  const macd = close.map((_, i) => (fast[i] == null || slow[i] == null ? null : fast[i]! - slow[i]!));
+  const signal = emaRef(macd, 9);
+  const hist = macd.map((m, i) => (m == null || signal[i] == null ? null : m - signal[i]!));
+  return { macd, signal, hist };
+}
+
+function bollingerRef(close: number[], n: number, k: number) {
+  const upper: (number | null)[] = close.map(() => null);
+  const middle = [...upper];
+  const lower = [...upper];
+  for (let i = n - 1; i < close.length; i++) {
+    const w = close.slice(i - n + 1, i + 1);
+    const mean = w.reduce((a, b) => a + b, 0) / n;
+    const sd = Math.sqrt(w.reduce((a, b) => a + (b - mean) ** 2, 0) / n); // population SD, as Bollinger defined it
+    middle[i] = mean;
+    upper[i] = mean + k * sd;
+    lower[i] = mean - k * sd;
+  }
+  return { upper, middle, lower };
+}
+
+/** Wilder's ADX: smoothed sums of +DM, -DM, TR (first = plain sum of 14), DX, then ADX = Wilder average of DX. */
+function adxRef(c: Candle[], n: number): (number | null)[] {
+  const out: (number | null)[] = c.map(() => null);
+  const tr = trueRanges(c);
+  const pdm = c.map((k, i) => {
+    if (i === 0) return 0;
+    const up = k.high - c[i - 1]!.high;
+    const down = c[i - 1]!.low - k.low;
+    return up > down && up > 0 ? up : 0;
+  });
+  const mdm = c.map((k, i) => {
+    if (i === 0) return 0;
+    const up = k.high - c[i - 1]!.high;
+    const down = c[i - 1]!.low - k.low;
+    return down > up && down > 0 ? down : 0;
+  });
+  const dx: number[] = c.map(() => 0);
+  let sTr = 0;
+  let sP = 0;
+  let sM = 0;
+  for (let i = 1; i < c.length; i++) {
+    if (i <= n) {
+      sTr += tr[i]!;
+      sP += pdm[i]!;
+      sM += mdm[i]!;
+    } else {
+      sTr = sTr - sTr / n + tr[i]!;
+      sP = sP - sP / n + pdm[i]!;
+      sM = sM - sM / n + mdm[i]!;
+    }
+    if (i >= n) {
+      const pdi = (100 * sP) / sTr;
+      const mdi = (100 * sM) / sTr;
+      dx[i] = (100 * Math.abs(pdi - mdi)) / (pdi + mdi);
+    }
+  }
+  const adx = wilderAverage(dx, n, n); // first DX at index n, first ADX at 2n - 1
+  for (let i = 0; i < c.length; i++) out[i] = adx[i] ?? null;
+  return out;
+}
+
+/** Textbook MFI: flow at i compares typical price with i-1 (unchanged = no flow); MFI over the last n flows. */
+function mfiRef(c: Candle[], n: number): (number | null)[] {
+  const tp = c.map((k) => (k.high + k.low + k.close) / 3);
+  const pos = c.map((k, i) => (i > 0 && tp[i]! > tp[i - 1]! ? tp[i]! * k.volume : 0));
+  const neg = c.map((k, i) => (i > 0 && tp[i]! < tp[i - 1]! ? tp[i]! * k.volume : 0));
+  return c.map((_, i) => {
+    if (i < n) return null;
+    let p = 0;
+    let m = 0;
+    for (let j = i - n + 1; j <= i; j++) {
+      p += pos[j]!;
+      m += neg[j]!;
+    }
+    return 100 - 100 / (1 + p / m);
+  });
+}
+
+function obvRef(c: Candle[]): (number | null)[] {
+  let obv = 0;
+  return c.map((k, i) => {
+    if (i === 0) return null;
+    const prev = c[i - 1]!.close;
+    if (k.close > prev) obv += k.volume;
+    else if (k.close < prev) obv -= k.volume;
+    return obv;
+  });
+}
+
+function relClose(actual: number | null | undefined, expected: number | null | undefined, rel: number, what: string) {
+  assert.ok(actual != null && expected != null, `${what}: expected a value, got ${actual} (reference ${expected})`);
+  const err = Math.abs(actual - expected) / Math.max(Math.abs(expected), 1e-12);
+  assert.ok(err <= rel, `${what}: ${actual} vs reference ${expected} (relative error ${err})`);
+}
+
+function firstNonNull(xs: (number | null)[]): number {
+  return xs.findIndex((v) => v !== null);
+}
+
+const btc30m = await readCandleCsv(dataFile(DATA_DIR, 'BTC/USDT:USDT', '30m'));
+const btc1d = await readCandleCsv(dataFile(DATA_DIR, 'BTC/USDT:USDT', '1d'));
+const series = computeIndicatorSeries(btc30m);
+const closes = btc30m.map((c) => c.close);
+
+describe('indicators on real BTC 30m candles match reference computations', () => {
+  const last = btc30m.length - 1;
+  const at = indicatorsAt(series, last);
+
+  test('ACCEPTANCE: EMA 20/50/100 at the last candle (SMA-seeded, as technicalindicators does)', () => {
+    relClose(at.ema20, emaRef(closes, 20)[last], 1e-6, 'EMA 20');
+    relClose(at.ema50, emaRef(closes, 50)[last], 1e-6, 'EMA 50');
+    relClose(at.ema100, emaRef(closes, 100)[last], 1e-6, 'EMA 100');
+  });
+
+  test('ACCEPTANCE: RSI 14 (Wilder) and ATR 14 (Wilder) at the last candle', () => {
+    relClose(at.rsi14, rsiRef(closes, 14)[last], 1e-6, 'RSI 14');
+    relClose(at.atr14, atrRef(btc30m, 14)[last], 1e-6, 'ATR 14');
+  });
+
+  test('ACCEPTANCE: MACD 12/26/9 (EMA-based line and signal) at the last candle', () => {
+    const ref = macdRef(closes);
+    relClose(at.macd, ref.macd[last], 1e-6, 'MACD');
+    relClose(at.macdSignal, ref.signal[last], 1e-6, 'MACD signal');
+    relClose(at.macdHist, ref.hist[last], 1e-6, 'MACD histogram');
+  });
+
+  test('Bollinger 20/2, ADX 14 and OBV at the last candle', () => {
+    const bb = bollingerRef(closes, 20, 2);
+    relClose(at.bbUpper, bb.upper[last], 1e-6, 'BB upper');
+    relClose(at.bbMiddle, bb.middle[last], 1e-6, 'BB middle');
+    relClose(at.bbLower, bb.lower[last], 1e-6, 'BB lower');
+    relClose(at.adx14, adxRef(btc30m, 14)[last], 1e-6, 'ADX 14');
+    relClose(at.obv, obvRef(btc30m)[last], 1e-9, 'OBV');
+  });
+
+  test('MFI 14 agrees with the textbook MFI to the library rounding (2 decimals)', () => {
+    const ref = mfiRef(btc30m, 14);
+    // The library starts its flows at candle 2, so its first value is at 15 (textbook: 14); compare from 15 on.
+    for (let i = 15; i <= last; i++) {
+      const got = series.mfi14[i];
+      assert.ok(got != null && ref[i] != null, `MFI at ${i}: ${got} vs ${ref[i]}`);
+      assert.ok(Math.abs(got - ref[i]!) <= 0.005 + 1e-9, `MFI at ${i}: ${got} vs reference ${ref[i]}`);
+    }
+  });
+
+  test('every value of every series matches the reference, not only the last one', () => {
+    const ref: Record<string, (number | null)[]> = {
+      ema20: emaRef(closes, 20),
+      ema50: emaRef(closes, 50),
+      ema100: emaRef(closes, 100),
+      rsi14: rsiRef(closes, 14),
+      atr14: atrRef(btc30m, 14),
+      adx14: adxRef(btc30m, 14),
+      obv: obvRef(btc30m),
+    };
+    const m = macdRef(closes);
+    const bb = bollingerRef(closes, 20, 2);
+    Object.assign(ref, {
+      macd: m.macd,
+      macdSignal: m.signal,
+      bbUpper: bb.upper,
+      bbMiddle: bb.middle,
+      bbLower: bb.lower,
+    });
+    for (const [name, expected] of Object.entries(ref)) {
+      const got = series[name as keyof IndicatorSeries] as (number | null)[];
+      assert.equal(firstNonNull(got), firstNonNull(expected), `${name}: first computable index`);
+      for (let i = 0; i < expected.length; i++) {
+        if (expected[i] == null) {
+          assert.equal(got[i], null, `${name}[${i}] must be null during warm-up`);
+          continue;
+        }
+        // Absolute floor scaled to the price for oscillating series that cross 0 (MACD).
+        const tol = 1e-9 * Math.max(Math.abs(expected[i]!), closes[i]!);
+        assert.ok(Math.abs(got[i]! - expected[i]!) <= tol, `${name}[${i}]: ${got[i]} vs reference ${expected[i]}`);
+      }
+    }
+  });
+});
+
+describe('warm-up and alignment', () => {
+  test('every series has one entry per candle and first values where the definitions put them', () => {
+    // First computable index = warm-up implied by each definition (see the module comment of indicators.ts):
+    // EMA n: n-1; RSI/ATR 14: 14 changes need 15 candles -> 14; MACD line: EMA26 -> 25; signal: 9 MACD values -> 33;
+    // Bollinger 20: 19; ADX: 14 DX values, first DX at 14 -> 27; MFI (library): 15; OBV: first change at 1.
+    const expected: Record<keyof typeof series, number> = {
+      length: 0,
+      ema20: 19,
+      ema50: 49,
+      ema100: 99,
+      rsi14: 14,
+      macd: 25,
+      macdSignal: 33,
+      macdHist: 33,
+      bbUpper: 19,
+      bbMiddle: 19,
+      bbLower: 19,
+      atr14: 14,
+      adx14: 27,
+      mfi14: 15,
+      obv: 1,
+    };
+    assert.equal(series.length, btc30m.length);
+    for (const name of INDICATOR_NAMES) {
+      const s = series[name];
+      assert.equal(s.length, btc30m.length, `${name} length`);
+      assert.equal(firstNonNull(s), expected[name], `${name} first value index`);
+      for (let i = expected[name]; i < s.length; i++) {
+        assert.ok(typeof s[i] === 'number' && Number.isFinite(s[i]), `${name}[${i}] = ${s[i]} must be a finite number`);
+      }
+    }
+  });
+
+  test('EMA 100 on the 60 daily candles is null at every candle, and nothing is 0 or NaN in place of a value', () => {
+    assert.equal(btc1d.length, 60);
+    const d = computeIndicatorSeries(btc1d);
+    assert.ok(
+      d.ema100.every((v) => v === null),
+      'EMA 100 needs 100 daily candles',
+    );
+    assert.equal(firstNonNull(d.ema50), 49);
+    for (const name of INDICATOR_NAMES) {
+      for (const v of d[name]) assert.ok(v === null || (Number.isFinite(v) && v !== 0), `${name}: ${v}`);
+    }
+    const lastDay = indicatorsAt(d, 59);
+    assert.equal(lastDay.ema100, null);
+    assert.equal(typeof lastDay.ema50, 'number');
+  });
+
+  test('too few candles: all-null series of the right length; no candles: empty series', () => {
+    const few = computeIndicatorSeries(btc30m.slice(0, 10));
+    for (const name of INDICATOR_NAMES) {
+      assert.equal(few[name].length, 10, name);
+      if (name !== 'obv')
+        assert.ok(
+          few[name].every((v) => v === null),
+          `${name} must be null with 10 candles`,
+        );
+    }
+    assert.deepEqual(few.obv.slice(0, 1), [null]);
+    const none = computeIndicatorSeries([]);
+    assert.equal(none.length, 0);
+    for (const name of INDICATOR_NAMES) assert.deepEqual(none[name], []);
+  });
+
+  test('OBV convention: null at the first candle, then the running signed volume from candle 1', () => {
+    const c = (close: number, volume: number): Candle => ({
+      time: 0,
+      open: close,
+      high: close,
+      low: close,
+      close,
+      volume,
+    });
+    const s = computeIndicatorSeries([c(10, 5), c(11, 2), c(11, 7), c(9, 3), c(12, 4)]);
+    // +2 (up), +0 (unchanged), -3 (down), +4 (up): 2, 2, -1, 3
+    assert.deepEqual(s.obv, [null, 2, 2, -1, 3]);
+  });
+
+  test('indicatorsAt rejects an index outside the series', () => {
+    assert.throws(() => indicatorsAt(series, btc30m.length), RangeError);
+    assert.throws(() => indicatorsAt(series, -1), RangeError);
+    assert.throws(() => indicatorsAt(series, 1.5), RangeError);
+  });
+});
