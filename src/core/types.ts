@@ -144,6 +144,10 @@ export interface PositionState {
   leverage: number;
   /** isolated margin currently allocated, USDT */
   margin: number;
+  /** largest quantity held during the trade (a reduce lowers `quantity`, not this) */
+  maxQuantity: number;
+  /** largest isolated margin allocated during the trade, USDT */
+  maxMargin: number;
   /** sum of entry and adjustment fees paid so far, USDT */
   fees: number;
   /** funding paid (positive) or received (negative) so far, USDT */
@@ -174,12 +178,7 @@ export interface PositionState {
 // ---------------------------------------------------------------------------------------------
 
 export type ToolName =
-  | 'signal_entry_long'
-  | 'signal_entry_short'
-  | 'signal_exit'
-  | 'adjust_position'
-  | 'signal_hold'
-  | 'signal_wait';
+  'signal_entry_long' | 'signal_entry_short' | 'signal_exit' | 'adjust_position' | 'signal_hold' | 'signal_wait';
 
 export type TrendStrength = 'strong' | 'medium' | 'weak';
 
@@ -252,13 +251,7 @@ export interface DecisionResult {
 // ---------------------------------------------------------------------------------------------
 
 export type CloseReason =
-  | 'model'
-  | 'emergency_stop'
-  | 'liquidation_buffer'
-  | 'force_exit'
-  | 'stop'
-  | 'liquidation'
-  | 'external';
+  'model' | 'emergency_stop' | 'liquidation_buffer' | 'force_exit' | 'stop' | 'liquidation' | 'external';
 
 export type OrderIntent =
   | {
