@@ -23,7 +23,9 @@ export function shortHash(text: string): string {
  * exchange's limit (Binance: 36, [.A-Z:/a-z0-9_-]).
  */
 export function clientOrderId(ownerId: string, closeTime: number, index: number): string {
-  if (!Number.isSafeInteger(closeTime) || closeTime < 0) throw new Error(`clientOrderId: closeTime must be a Unix ms integer, got ${closeTime}`);
-  if (!Number.isInteger(index) || index < 0 || index > 35) throw new Error(`clientOrderId: index must be 0..35, got ${index}`);
+  if (!Number.isSafeInteger(closeTime) || closeTime < 0)
+    throw new Error(`clientOrderId: closeTime must be a Unix ms integer, got ${closeTime}`);
+  if (!Number.isInteger(index) || index < 0 || index > 35)
+    throw new Error(`clientOrderId: index must be 0..35, got ${index}`);
   return `lt${shortHash(ownerId)}${closeTime.toString(36)}${index.toString(36)}`;
 }

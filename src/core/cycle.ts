@@ -1,0 +1,401 @@
+/**
+ * The decision cycle: one function shared by live/paper/replay trading (Temporal workflows pass activities as
+ * `steps`) and by backtests (in-process steps). Deterministic: it only awaits steps and updates state; it reads no
+ * clock other than `tick.asOf` and does no I/O of its own.
+ *
+ *   fetchMarket → reconcile with the exchange → track MFE/MAE → protective exits (no model)
+ *   → buildContext → decide → checkRisk → execute → update the position mirror → events
+ */
+import type {
+  AccountSnapshot,
+  Candle,
+  ClosedTrade,
+  CloseReason,
+  Decision,
+  DecisionResult,
+  DecisionSource,
+  Execution,
+  MarketSnapshot,
+  OrderIntent,
+  PositionState,
+  ToolName,
+  Verdict,
+} from './types';
+import type { RiskConfig } from './config';
+import type { DecisionContext } from './context-types';
+import { clientOrderId } from './ids';
+import { applyExecution, closeTrade, leveragedReturn, updateExcursions } from './position';
+import { protectiveExit } from './risk';
+import type { DecisionRecord as WarningRecord } from './learning/warnings';
+
+/** What fetchMarket returns: the snapshot plus the account and what happened on the exchange since last cycle. */
+export interface MarketView {
+  snapshot: MarketSnapshot;
+  account: AccountSnapshot;
+  /** closed main-timeframe candles in (since, asOf], oldest first (for MFE/MAE from highs and lows) */
+  candlesSince: Candle[];
+  /** funding paid (+) or received (-) on this pair's position since the previous cycle, USDT */
+  fundingSince: number;
+}
+
+export interface ContextRequest {
+  snapshot: MarketSnapshot;
+  account: AccountSnapshot;
+  position: PositionState | null;
+  recentDecisions: DecisionRecord[];
+}
+
+export interface RiskRequest {
+  decision: Decision;
+  snapshot: MarketSnapshot;
+  account: AccountSnapshot;
+  position: PositionState | null;
+  now: number;
+  lastStopOutTime: number | null;
+}
+
+export interface ExecuteRequest {
+  intent: OrderIntent;
+  clientOrderId: string;
+  asOf: number;
+}
+
+/** The side effects a cycle needs. Activities in a workflow; in-process functions in a backtest. */
+export interface CycleSteps {
+  fetchMarket(req: { pair: string; asOf: number; since: number | null }): Promise<MarketView>;
+  buildContext(req: ContextRequest): Promise<DecisionContext>;
+  decide(ctx: DecisionContext): Promise<DecisionResult>;
+  checkRisk(req: RiskRequest): Promise<Verdict>;
+  execute(req: ExecuteRequest): Promise<Execution>;
+}
+
+/**
+ * One decision as kept in the pair's state (small: it lives in workflow state and in continue-as-new input).
+ * A superset of the record the decision-quality warnings read.
+ */
+export interface DecisionRecord extends WarningRecord {
+  confidence: number | null;
+  source: DecisionSource | 'protective' | 'operator';
+  /** what happened to it */
+  outcome: 'none' | 'executed' | 'rejected' | 'failed';
+  detail: string | null;
+}
+
+export interface CycleCounters {
+  cycles: number;
+  /** cycles that asked the decision provider */
+  decisions: number;
+  entries: number;
+  exits: number;
+  adjustments: number;
+  holds: number;
+  waits: number;
+  rejections: number;
+  protectiveExits: number;
+  externalCloses: number;
+  executionFailures: number;
+  fallbacks: number;
+  tokensIn: number;
+  tokensOut: number;
+}
+
+export interface PairState {
+  pair: string;
+  position: PositionState | null;
+  /** newest last, capped at `settings.maxRecentDecisions` */
+  recentDecisions: DecisionRecord[];
+  /** asOf of the last completed cycle */
+  lastCycleAsOf: number | null;
+  /** time of the last protective or exchange stop-out on this pair (for the cooldown) */
+  lastStopOutTime: number | null;
+  counters: CycleCounters;
+}
+
+export interface CycleTick {
+  /** decision time: the close time of the candle that just closed */
+  asOf: number;
+  /** owner of the client order ids (the pair workflow id, or the backtest run id) */
+  orderOwner: string;
+  /** operator asked to close the position without the model */
+  forceExit: boolean;
+}
+
+export interface CycleSettings {
+  risk: RiskConfig;
+  /** decisions kept in state for warnings and prompts */
+  maxRecentDecisions: number;
+  /** for liquidation prices when the exchange does not report one (paper.maintenance_margin_rate) */
+  maintenanceMarginRate: number;
+}
+
+export type CycleEvent =
+  | { type: 'decision'; record: DecisionRecord; result: DecisionResult | null; verdict: Verdict | null }
+  | { type: 'order'; intent: OrderIntent; execution: Execution }
+  /** a trade closed: the caller starts one review for it */
+  | { type: 'tradeClosed'; trade: ClosedTrade };
+
+export interface CycleResult {
+  state: PairState;
+  events: CycleEvent[];
+}
+
+export function emptyCounters(): CycleCounters {
+  return {
+    cycles: 0,
+    decisions: 0,
+    entries: 0,
+    exits: 0,
+    adjustments: 0,
+    holds: 0,
+    waits: 0,
+    rejections: 0,
+    protectiveExits: 0,
+    externalCloses: 0,
+    executionFailures: 0,
+    fallbacks: 0,
+    tokensIn: 0,
+    tokensOut: 0,
+  };
+}
+
+export function initialPairState(pair: string): PairState {
+  return {
+    pair,
+    position: null,
+    recentDecisions: [],
+    lastCycleAsOf: null,
+    lastStopOutTime: null,
+    counters: emptyCounters(),
+  };
+}
+
+const STOP_OUT_REASONS: ReadonlySet<CloseReason> = new Set([
+  'emergency_stop',
+  'liquidation_buffer',
+  'stop',
+  'liquidation',
+]);
+
+function decisionConfidence(decision: Decision): number {
+  return decision.args.confidence_score;
+}
+
+/**
+ * Run one decision cycle. Returns the new state (the input is not mutated) and the events to journal.
+ * Throws only what a step throws (the caller — Temporal or the backtester — owns retries).
+ */
+export async function runCycle(
+  steps: CycleSteps,
+  input: PairState,
+  tick: CycleTick,
+  settings: CycleSettings,
+): Promise<CycleResult> {
+  const events: CycleEvent[] = [];
+  const counters = { ...input.counters, cycles: input.counters.cycles + 1 };
+  let position = input.position;
+  let lastStopOutTime = input.lastStopOutTime;
+  const records: DecisionRecord[] = [];
+  const { asOf } = tick;
+
+  const view = await steps.fetchMarket({ pair: input.pair, asOf, since: input.lastCycleAsOf });
+  const { snapshot, account } = view;
+
+  // 1. Track the open position between cycles: excursions from highs/lows, funding, then reconcile with the exchange.
+  if (position) {
+    position = updateExcursions(position, view.candlesSince);
+    if (view.fundingSince !== 0) position = { ...position, funding: position.funding + view.fundingSince };
+    const onExchange = account.positions.find((p) => p.pair === input.pair);
+    const external = account.externalCloses.find((c) => c.pair === input.pair);
+    if (external || !onExchange) {
+      const reason: CloseReason = external ? external.reason : 'external';
+      const trade = closeTrade(position, {
+        time: external?.time ?? asOf,
+        price: external?.price ?? snapshot.price,
+        fee: external?.fee ?? 0,
+        reason,
+        exitText: external
+          ? `closed by the exchange (${external.reason}) at ${external.price}`
+          : 'position no longer on the exchange (closed outside this trader)',
+        tradeScore: null,
+      });
+      events.push({ type: 'tradeClosed', trade });
+      counters.externalCloses += 1;
+      if (STOP_OUT_REASONS.has(reason)) lastStopOutTime = trade.exitTime;
+      position = null;
+    }
+  }
+  if (position) {
+    position = {
+      ...position,
+      lastPnlPct: leveragedReturn(position.side, position.entryPrice, snapshot.price, position.leverage) * 100,
+    };
+  }
+
+  // 2. Protective exits and the operator's force-exit act without the model.
+  let protective: { reason: CloseReason; intent: OrderIntent; detail: string } | null = null;
+  if (position && tick.forceExit) {
+    protective = {
+      reason: 'force_exit',
+      intent: {
+        kind: 'close',
+        pair: input.pair,
+        side: position.side,
+        quantity: position.quantity,
+        price: snapshot.price,
+        reason: 'force_exit',
+      },
+      detail: 'operator requested an exit (forceExit signal)',
+    };
+  } else if (position) {
+    protective = protectiveExit({
+      position,
+      snapshot,
+      risk: settings.risk,
+      candles: view.candlesSince,
+      maintenanceMarginRate: settings.maintenanceMarginRate,
+    });
+  }
+
+  if (position && protective) {
+    const orderId = clientOrderId(tick.orderOwner, asOf, 0);
+    const execution = await steps.execute({ intent: protective.intent, clientOrderId: orderId, asOf });
+    events.push({ type: 'order', intent: protective.intent, execution });
+    const record: DecisionRecord = {
+      time: asOf,
+      tool: 'signal_exit',
+      reason: protective.detail,
+      confidence: null,
+      pnlPct: position.lastPnlPct,
+      source: protective.reason === 'force_exit' ? 'operator' : 'protective',
+      outcome: execution.status === 'filled' ? 'executed' : 'failed',
+      detail: execution.error,
+    };
+    records.push(record);
+    events.push({ type: 'decision', record, result: null, verdict: null });
+    if (execution.status === 'filled') {
+      const applied = applyExecution(position, protective.intent, execution, {
+        time: asOf,
+        exitReason: protective.reason,
+        exitText: protective.detail,
+        tradeScore: null,
+        entry: null,
+        maintenanceMarginRate: settings.maintenanceMarginRate,
+      });
+      position = applied.position;
+      if (applied.closed) {
+        events.push({ type: 'tradeClosed', trade: applied.closed });
+        counters.exits += 1;
+        if (protective.reason !== 'force_exit') counters.protectiveExits += 1;
+        if (STOP_OUT_REASONS.has(protective.reason)) lastStopOutTime = asOf;
+      }
+    } else {
+      counters.executionFailures += 1;
+    }
+    return finish();
+  }
+
+  // 3. Ask the decision provider.
+  const context = await steps.buildContext({
+    snapshot,
+    account,
+    position,
+    recentDecisions: input.recentDecisions,
+  });
+  const result = await steps.decide(context);
+  counters.decisions += 1;
+  counters.tokensIn += result.usage.input;
+  counters.tokensOut += result.usage.output;
+  if (result.source === 'fallback') counters.fallbacks += 1;
+  const { decision } = result;
+
+  // 4. The risk gate is enforcement: nothing reaches execute without an approved verdict.
+  const verdict: Verdict =
+    decision.tool === 'signal_hold' || decision.tool === 'signal_wait'
+      ? { status: 'none' }
+      : await steps.checkRisk({ decision, snapshot, account, position, now: asOf, lastStopOutTime });
+
+  const record: DecisionRecord = {
+    time: asOf,
+    tool: decision.tool,
+    reason: decision.args.reason,
+    confidence: decisionConfidence(decision),
+    pnlPct: position ? position.lastPnlPct : null,
+    source: result.source,
+    outcome: 'none',
+    detail: null,
+  };
+
+  if (verdict.status === 'none') {
+    if (decision.tool === 'signal_hold') {
+      counters.holds += 1;
+      if (position) position = { ...position, holds: position.holds + 1 };
+    } else {
+      counters.waits += 1;
+    }
+  } else if (verdict.status === 'rejected') {
+    counters.rejections += 1;
+    record.outcome = 'rejected';
+    record.detail = verdict.reasons.join('; ');
+  } else {
+    const { intent } = verdict;
+    const orderId = clientOrderId(tick.orderOwner, asOf, 0);
+    const execution = await steps.execute({ intent, clientOrderId: orderId, asOf });
+    events.push({ type: 'order', intent, execution });
+    if (execution.status !== 'filled') {
+      counters.executionFailures += 1;
+      record.outcome = 'failed';
+      record.detail = execution.error;
+    } else {
+      record.outcome = 'executed';
+      record.detail = verdict.notes.length > 0 ? verdict.notes.join('; ') : null;
+      const applied = applyExecution(position, intent, execution, {
+        time: asOf,
+        exitReason: 'model',
+        exitText: decision.args.reason,
+        tradeScore: decision.tool === 'signal_exit' ? decision.args.trade_score : null,
+        entry:
+          decision.tool === 'signal_entry_long' || decision.tool === 'signal_entry_short'
+            ? {
+                tradeId: orderId,
+                reason: decision.args.reason,
+                confidence: decision.args.confidence_score,
+                market: entryMarket(snapshot),
+              }
+            : null,
+        maintenanceMarginRate: settings.maintenanceMarginRate,
+      });
+      position = applied.position;
+      if (intent.kind === 'open') counters.entries += 1;
+      if (intent.kind === 'increase' || intent.kind === 'reduce') counters.adjustments += 1;
+      if (applied.closed) {
+        counters.exits += 1;
+        events.push({ type: 'tradeClosed', trade: applied.closed });
+      }
+    }
+  }
+  records.push(record);
+  events.push({ type: 'decision', record, result, verdict });
+  return finish();
+
+  function finish(): CycleResult {
+    const recentDecisions = [...input.recentDecisions, ...records].slice(-settings.maxRecentDecisions);
+    return {
+      state: { pair: input.pair, position, recentDecisions, lastCycleAsOf: asOf, lastStopOutTime, counters },
+      events,
+    };
+  }
+}
+
+function entryMarket(snapshot: MarketSnapshot): PositionState['entryMarket'] {
+  const main = snapshot.timeframes[snapshot.mainTimeframe];
+  const ind = main?.indicators;
+  return {
+    price: snapshot.price,
+    atr14: ind?.atr14 ?? null,
+    rsi14: ind?.rsi14 ?? null,
+    ema20: ind?.ema20 ?? null,
+    ema50: ind?.ema50 ?? null,
+    macdHist: ind?.macdHist ?? null,
+    adx14: ind?.adx14 ?? null,
+  };
+}
