@@ -4,6 +4,8 @@
 import { Command } from 'commander';
 import { loadConfig } from '../config/load';
 import { redactConfig } from '../core/config';
+import { registerDownloadData } from './commands/download-data';
+import { registerImportData } from './commands/import-data';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -21,6 +23,9 @@ export function buildProgram(): Command {
       const config = loadConfig(opts.config ?? null);
       console.log(JSON.stringify(redactConfig(config), null, 2));
     });
+
+  registerImportData(program);
+  registerDownloadData(program);
 
   return program;
 }

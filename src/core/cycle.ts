@@ -18,7 +18,6 @@ import type {
   MarketSnapshot,
   OrderIntent,
   PositionState,
-  ToolName,
   Verdict,
 } from './types';
 import type { RiskConfig } from './config';
