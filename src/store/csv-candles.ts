@@ -85,6 +85,16 @@ export async function readFundingCsv(file: string): Promise<FundingEvent[]> {
   return events;
 }
 
+/** Like `readFundingCsv`, but a malformed row is reported (file and line) and skipped; the rest is read. */
+export async function readFundingCsvLenient(
+  file: string,
+): Promise<{ events: FundingEvent[]; problems: MalformedRow[] }> {
+  const events: FundingEvent[] = [];
+  const problems: MalformedRow[] = [];
+  await parseRows(file, FUNDING_HEADER, parseFundingRow, events, (problem) => problems.push(problem));
+  return { events, problems };
+}
+
 /** Parses one data row; returns the value or a message saying what is wrong. `prev` is the last accepted row. */
 type RowParser<T extends { time: number }> = (fields: string[], prev: T | undefined) => T | string;
 
