@@ -24,7 +24,7 @@ import type { RiskConfig } from './config';
 import type { DecisionContext } from './context-types';
 import { clientOrderId } from './ids';
 import { applyExecution, closeTrade, leveragedReturn, updateExcursions } from './position';
-import { protectiveExit } from './risk';
+import { protectiveExit, type MarketLimits } from './risk';
 import type { DecisionRecord as WarningRecord } from './learning/warnings';
 
 /** What fetchMarket returns: the snapshot plus the account and what happened on the exchange since last cycle. */
@@ -35,6 +35,8 @@ export interface MarketView {
   candlesSince: Candle[];
   /** funding paid (+) or received (-) on this pair's position since the previous cycle, USDT */
   fundingSince: number;
+  /** the exchange's order limits for this pair (minimums, step) and the costs the risk gate reserves */
+  limits: MarketLimits;
 }
 
 export interface ContextRequest {
@@ -51,6 +53,7 @@ export interface RiskRequest {
   position: PositionState | null;
   now: number;
   lastStopOutTime: number | null;
+  limits: MarketLimits;
 }
 
 export interface ExecuteRequest {
@@ -117,6 +120,11 @@ export interface CycleTick {
   orderOwner: string;
   /** operator asked to close the position without the model */
   forceExit: boolean;
+  /**
+   * the pair is paused: no new decision is asked for, but the position is still tracked, reconciled and protected
+   * (emergency stop, liquidation buffer, force exit) — pausing the model never disables the stop
+   */
+  paused: boolean;
 }
 
 export interface CycleSettings {
@@ -292,6 +300,7 @@ export async function runCycle(
     }
     return finish();
   }
+  if (tick.paused) return finish();
 
   // 3. Ask the decision provider.
   const context = await steps.buildContext({
@@ -311,7 +320,15 @@ export async function runCycle(
   const verdict: Verdict =
     decision.tool === 'signal_hold' || decision.tool === 'signal_wait'
       ? { status: 'none' }
-      : await steps.checkRisk({ decision, snapshot, account, position, now: asOf, lastStopOutTime });
+      : await steps.checkRisk({
+          decision,
+          snapshot,
+          account,
+          position,
+          now: asOf,
+          lastStopOutTime,
+          limits: view.limits,
+        });
 
   const record: DecisionRecord = {
     time: asOf,

@@ -155,7 +155,6 @@ interface Script {
 function harness(script: Script) {
   const exchange = new FakeExchange();
   const calls = { decide: 0, checkRisk: 0, buildContext: 0 };
-  let lastView: MarketView | null = null;
   const steps: CycleSteps = {
     fetchMarket: ({ asOf, since }) => {
       const last = script.candles.get(asOf);
@@ -163,13 +162,14 @@ function harness(script: Script) {
       const candlesSince = [...script.candles.entries()]
         .filter(([closeTime]) => closeTime <= asOf && (since === null || closeTime > since))
         .map(([, c]) => c);
-      lastView = {
+      const view: MarketView = {
         snapshot: snapshot(asOf, last),
         account: exchange.account(last.close),
         candlesSince,
         fundingSince: 0,
+        limits: { minNotional: 5, qtyStep: 0.001, minQty: 0.001, maintenanceMarginRate: 0.005 },
       };
-      return Promise.resolve(lastView);
+      return Promise.resolve(view);
     },
     buildContext: (req) => {
       calls.buildContext += 1;
@@ -202,17 +202,11 @@ function harness(script: Script) {
     },
     checkRisk: (req) => {
       calls.checkRisk += 1;
-      return Promise.resolve(
-        checkRisk({
-          ...req,
-          risk,
-          market: { minNotional: 5, qtyStep: 0.001, minQty: 0.001, maintenanceMarginRate: 0.005 },
-        }),
-      );
+      return Promise.resolve(checkRisk({ ...req, risk, market: req.limits }));
     },
     execute: ({ intent, clientOrderId: id, asOf }) => Promise.resolve(exchange.execute(intent, id, asOf)),
   };
-  return { exchange, calls, steps, view: () => lastView };
+  return { exchange, calls, steps };
 }
 
 function entryLong(confidence = 80, leverage = 5): Decision {
@@ -242,8 +236,8 @@ const exitDecision: Decision = {
   args: { pair: PAIR, confidence_score: 70, rsi_value: 70, trade_score: 65, reason: 'target reached' },
 };
 
-function tick(asOf: number, forceExit = false): CycleTick {
-  return { asOf, orderOwner: OWNER, forceExit };
+function tick(asOf: number, forceExit = false, paused = false): CycleTick {
+  return { asOf, orderOwner: OWNER, forceExit, paused };
 }
 
 /** Run the cycles at the given close times in order; returns every state and event list. */
@@ -411,6 +405,26 @@ describe('runCycle', () => {
     assert.equal(out.state.counters.externalCloses, 1);
     // flat again, the model was asked (and said wait)
     assert.equal(h.calls.decide, 2);
+  });
+
+  test('a paused pair asks no decision but still tracks the position and fires the emergency stop', async () => {
+    const candles = new Map([
+      [t(1), candle(t(1), 100_000, 100_000, 100_000, 100_000)],
+      [t(2), candle(t(2), 100_000, 101_000, 99_500, 100_500)],
+      [t(3), candle(t(3), 100_500, 100_600, 96_500, 97_000)],
+    ]);
+    const h = harness({ candles, decisions: [entryLong()] });
+    let state = initialPairState(PAIR);
+    state = (await runCycle(h.steps, state, tick(t(1)), settings)).state;
+    const paused = await runCycle(h.steps, state, tick(t(2), false, true), settings);
+    assert.equal(h.calls.buildContext, 1, 'no context was built while paused');
+    assert.equal(h.calls.decide, 1, 'no decision was asked while paused');
+    assert.equal(paused.state.position?.highestPrice, 101_000, 'the tracker still follows the candles');
+    // -3.5 % x 5 = -17.5 % at the low of t(3): the stop acts although the pair is paused
+    const stopped = await runCycle(h.steps, paused.state, tick(t(3), false, true), settings);
+    assert.equal(stopped.state.position, null);
+    assert.equal(h.calls.decide, 1);
+    assert.equal(stopped.events.filter((e) => e.type === 'tradeClosed').length, 1);
   });
 
   test('the input state is never mutated and recent decisions are capped', async () => {
