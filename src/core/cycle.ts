@@ -96,6 +96,8 @@ export interface CycleCounters {
   protectiveExits: number;
   externalCloses: number;
   executionFailures: number;
+  /** cycles abandoned because a step failed for good (set by the driver: workflow or backtester) */
+  failedCycles: number;
   fallbacks: number;
   tokensIn: number;
   tokensOut: number;
@@ -159,6 +161,7 @@ export function emptyCounters(): CycleCounters {
     protectiveExits: 0,
     externalCloses: 0,
     executionFailures: 0,
+    failedCycles: 0,
     fallbacks: 0,
     tokensIn: 0,
     tokensOut: 0,

@@ -52,6 +52,7 @@
  * Not from ccxt: an `ExchangeError` passes through unchanged; a Node socket error (ECONNRESET, ETIMEDOUT, ...) is
  * `ExchangeNetworkError`; anything else (a bug) is `ExchangeUnknownError`, not retried so it cannot loop forever.
  */
+import { NON_RETRYABLE_EXCHANGE_ERROR_TYPES, RETRYABLE_EXCHANGE_ERROR_TYPES } from '../core/error-types';
 import {
   AccountNotEnabled,
   AccountSuspended,
@@ -97,31 +98,7 @@ import {
 } from 'ccxt';
 
 /** Transient failures: the same call may succeed later. */
-export const RETRYABLE_EXCHANGE_ERROR_TYPES = [
-  'ExchangeNetworkError',
-  'ExchangeTimeout',
-  'ExchangeRateLimited',
-  'ExchangeUnavailable',
-  'ExchangeInvalidNonce',
-  'ExchangeBadResponse',
-  'ExchangeOperationFailed',
-] as const;
-
-/** Permanent failures: repeating the same call gives the same answer. Use as Temporal `nonRetryableErrorTypes`. */
-export const NON_RETRYABLE_EXCHANGE_ERROR_TYPES = [
-  'ExchangeInsufficientFunds',
-  'ExchangeInvalidOrder',
-  'ExchangeOrderNotFound',
-  'ExchangeDuplicateOrderId',
-  'ExchangeAuthenticationFailed',
-  'ExchangeBadSymbol',
-  'ExchangeBadRequest',
-  'ExchangeNotSupported',
-  'ExchangeNoChange',
-  'ExchangeRejected',
-  'ExchangeMisconfigured',
-  'ExchangeUnknownError',
-] as const;
+export { RETRYABLE_EXCHANGE_ERROR_TYPES, NON_RETRYABLE_EXCHANGE_ERROR_TYPES };
 
 export type RetryableExchangeErrorType = (typeof RETRYABLE_EXCHANGE_ERROR_TYPES)[number];
 export type NonRetryableExchangeErrorType = (typeof NON_RETRYABLE_EXCHANGE_ERROR_TYPES)[number];
