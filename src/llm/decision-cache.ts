@@ -1,0 +1,244 @@
+/**
+ * A cache of model decisions keyed by the request, so that rerunning a backtest or replay with the same prompts costs
+ * no tokens and gives the same decisions.
+ *
+ * The key is the sha256 of the canonical JSON (object keys sorted, no whitespace) of (model, messages, tools,
+ * temperature) plus a format version. Stored: the provider's result (decision, model, original usage and latency,
+ * problems, thinking, raw tool calls, notes). Only valid decisions are stored: a fallback is never cached, so the
+ * next run asks the model again.
+ *
+ * Storage: a SQLite table (better-sqlite3, WAL, safe for several worker processes on one file) or an in-memory Map.
+ */
+import { createHash } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { dirname } from 'node:path';
+import Database from 'better-sqlite3';
+import type { ChatMessage, DecisionContext } from '../core/context-types';
+import type { OpenAIToolDefinition } from '../core/tools';
+import type { CacheableProvider, DecisionProvider, ProviderDecision } from './provider';
+
+/** Bumped when the key or the stored format changes, so old entries are no longer hit. */
+const CACHE_FORMAT_VERSION = 1;
+
+export interface CacheKeyParts {
+  model: string;
+  messages: readonly ChatMessage[];
+  tools: readonly OpenAIToolDefinition[];
+  temperature: number;
+}
+
+/**
+ * JSON with object keys sorted at every level and no whitespace, so equal values give equal text whatever the key
+ * order. `undefined` properties are omitted (as JSON.stringify does); non-finite numbers become null.
+ */
+export function canonicalJson(value: unknown): string {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
+  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
+  const entries = Object.entries(value as Record<string, unknown>)
+    .filter(([, v]) => v !== undefined)
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+  return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
+}
+
+/** The cache key of a request: 64 hex characters (sha256 of the canonical JSON of the parts and the format version). */
+export function decisionCacheKey(parts: CacheKeyParts): string {
+  const payload = canonicalJson({
+    version: CACHE_FORMAT_VERSION,
+    model: parts.model,
+    // only role and content are part of a message
+    messages: parts.messages.map((m) => ({ role: m.role, content: m.content })),
+    tools: parts.tools,
+    temperature: parts.temperature,
+  });
+  return createHash('sha256').update(payload).digest('hex');
+}
+
+interface CacheBackend {
+  get(key: string): string | null;
+  put(key: string, model: string, storedAt: number, json: string): void;
+  size(): number;
+  close(): void;
+}
+
+class MemoryBackend implements CacheBackend {
+  private readonly rows = new Map<string, string>();
+  get(key: string): string | null {
+    return this.rows.get(key) ?? null;
+  }
+  put(key: string, _model: string, _storedAt: number, json: string): void {
+    this.rows.set(key, json);
+  }
+  size(): number {
+    return this.rows.size;
+  }
+  close(): void {
+    this.rows.clear();
+  }
+}
+
+class SqliteBackend implements CacheBackend {
+  private readonly db: Database.Database;
+  private readonly getStmt: Database.Statement<[string], { result: string }>;
+  private readonly putStmt: Database.Statement<[string, string, number, string]>;
+  private readonly sizeStmt: Database.Statement<[], { n: number }>;
+
+  constructor(file: string) {
+    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+    this.db = new Database(file);
+    this.db.pragma('journal_mode = WAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.exec(
+      `CREATE TABLE IF NOT EXISTS decision_cache (
+         key TEXT PRIMARY KEY,
+         model TEXT NOT NULL,
+         stored_at INTEGER NOT NULL,
+         result TEXT NOT NULL
+       ) WITHOUT ROWID`,
+    );
+    this.getStmt = this.db.prepare('SELECT result FROM decision_cache WHERE key = ?');
+    this.putStmt = this.db.prepare(
+      'INSERT OR REPLACE INTO decision_cache (key, model, stored_at, result) VALUES (?, ?, ?, ?)',
+    );
+    this.sizeStmt = this.db.prepare('SELECT COUNT(*) AS n FROM decision_cache');
+  }
+  get(key: string): string | null {
+    return this.getStmt.get(key)?.result ?? null;
+  }
+  put(key: string, model: string, storedAt: number, json: string): void {
+    this.putStmt.run(key, model, storedAt, json);
+  }
+  size(): number {
+    return this.sizeStmt.get()?.n ?? 0;
+  }
+  close(): void {
+    this.db.close();
+  }
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The stored fields of a result: what the provider produced, without what a cache lookup adds. */
+function storable(result: ProviderDecision): ProviderDecision {
+  const { cacheKey: _cacheKey, originalUsage: _originalUsage, ...rest } = result;
+  return rest;
+}
+
+/** Decisions by request key. Not safe to use after `close()`. */
+export class DecisionCache {
+  private constructor(
+    private readonly backend: CacheBackend,
+    /** the SQLite file, or "memory" */
+    readonly location: string,
+  ) {}
+
+  /** A cache in a SQLite file (created with its folder when missing), e.g. `user_data/decision-cache.sqlite`. */
+  static open(file: string): DecisionCache {
+    return new DecisionCache(new SqliteBackend(file), file);
+  }
+
+  /** A cache in a Map: nothing is written to disk (tests, one-off runs). */
+  static inMemory(): DecisionCache {
+    return new DecisionCache(new MemoryBackend(), 'memory');
+  }
+
+  /** The stored result for `key`, as stored (source `openai`); null when absent or unreadable. */
+  get(key: string): ProviderDecision | null {
+    const json = this.backend.get(key);
+    if (json === null) return null;
+    let value: unknown;
+    try {
+      value = JSON.parse(json);
+    } catch {
+      return null;
+    }
+    if (!isRecord(value) || !isRecord(value.decision) || typeof value.decision.tool !== 'string') return null;
+    return value as unknown as ProviderDecision;
+  }
+
+  /**
+   * Store a valid decision under `key` (replacing an older one). Throws when `result` is a fallback: those must not be
+   * cached. `storedAt` is Unix ms.
+   */
+  put(key: string, result: ProviderDecision, storedAt: number = Date.now()): void {
+    if (result.source === 'fallback') {
+      throw new Error(
+        `decision cache: refusing to store a fallback decision (key ${key}); only valid decisions are cached`,
+      );
+    }
+    this.backend.put(key, result.model, storedAt, JSON.stringify(storable(result)));
+  }
+
+  /** Number of stored decisions. */
+  size(): number {
+    return this.backend.size();
+  }
+
+  close(): void {
+    this.backend.close();
+  }
+}
+
+/**
+ * A provider in front of a cacheable provider. A hit returns the stored result with `source: 'cache'`, usage 0/0
+ * (the stored usage is in `originalUsage`), `rounds: 0`, and makes no request. A miss asks the inner provider and
+ * stores its result unless it is a fallback. Errors of the inner provider (LlmError) pass through; a failing cache
+ * read counts as a miss and a failing write is recorded in `notes`, neither fails the decision.
+ */
+export class CachedProvider implements DecisionProvider {
+  readonly name: string;
+
+  constructor(
+    private readonly inner: CacheableProvider,
+    private readonly cache: DecisionCache,
+  ) {
+    this.name = inner.name;
+  }
+
+  /** The cache key of `ctx` for the inner provider's model and temperature. */
+  keyOf(ctx: Pick<DecisionContext, 'messages' | 'tools'>): string {
+    return decisionCacheKey({
+      model: this.inner.model,
+      messages: ctx.messages,
+      tools: ctx.tools,
+      temperature: this.inner.temperature,
+    });
+  }
+
+  async decide(ctx: DecisionContext): Promise<ProviderDecision> {
+    const started = performance.now();
+    const key = this.keyOf(ctx);
+    const notes: string[] = [];
+    let hit: ProviderDecision | null = null;
+    try {
+      hit = this.cache.get(key);
+    } catch (err) {
+      notes.push(
+        `decision cache read failed (${this.cache.location}): ${err instanceof Error ? err.message : String(err)}`,
+      );
+    }
+    if (hit) {
+      return {
+        ...hit,
+        source: 'cache',
+        usage: { input: 0, output: 0 },
+        originalUsage: hit.usage,
+        latencyMs: Math.round(performance.now() - started),
+        rounds: 0,
+        cacheKey: key,
+      };
+    }
+    const result = await this.inner.decide(ctx);
+    if (result.source !== 'fallback') {
+      try {
+        this.cache.put(key, result);
+      } catch (err) {
+        notes.push(
+          `decision cache write failed (${this.cache.location}): ${err instanceof Error ? err.message : String(err)}`,
+        );
+      }
+    }
+    return { ...result, notes: [...(result.notes ?? []), ...notes], cacheKey: key };
+  }
+}

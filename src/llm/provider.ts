@@ -1,0 +1,54 @@
+/**
+ * The decision provider port: anything that turns a `DecisionContext` into a validated decision (the OpenAI-compatible
+ * provider, the rule baseline, a replay of a recorded journal, the cache in front of one of them).
+ */
+import type { DecisionResult, TokenUsage } from '../core/types';
+import type { DecisionContext } from '../core/context-types';
+
+/** A tool call as the model made it, before validation, kept for the journal. */
+export interface ModelToolCall {
+  /** the call id the server assigned; null when the server gave none or the call was read from the message text */
+  id: string | null;
+  name: string;
+  /** exactly as received: usually a JSON string, sometimes an object or a double-encoded string */
+  arguments: unknown;
+  /** `native`: the server's `tool_calls` field; `text`: read from the message text (JSON, a code fence, <tool_call>) */
+  origin: 'native' | 'text';
+}
+
+/**
+ * A provider's result: the `DecisionResult` of the cycle plus what the journal records about how it was obtained.
+ * Every extra field is optional, so a plain `DecisionResult` is a valid `ProviderDecision`.
+ */
+export interface ProviderDecision extends DecisionResult {
+  /**
+   * The model's reasoning text (a `reasoning_content` / `reasoning` field, or `<think>` blocks in the content), of every
+   * round, in order; null when the model produced none. Never sent back to the model.
+   */
+  thinking?: string | null;
+  /** the tool calls of every answer, in order (first answer, then the repair answer) */
+  rawToolCalls?: ModelToolCall[];
+  /** harmless repairs accepted during validation (e.g. a numeric string read as a number), and provider notes */
+  notes?: string[];
+  /** number of model answers requested: 1, or 2 after a repair round; 0 for a cache hit */
+  rounds?: number;
+  /** on a cache hit: the token usage of the original call (the hit itself used no tokens) */
+  originalUsage?: TokenUsage;
+  /** sha256 cache key of the request, when the result went through a decision cache */
+  cacheKey?: string;
+}
+
+/** Turns a context into a decision. Implementations never return an unvalidated decision. */
+export interface DecisionProvider {
+  /** short identifier for logs and reports, e.g. "openai", "baseline" */
+  readonly name: string;
+  decide(ctx: DecisionContext): Promise<ProviderDecision>;
+}
+
+/** A provider whose answers depend only on (model, messages, tools, temperature): its results may be cached. */
+export interface CacheableProvider extends DecisionProvider {
+  /** the model name sent to the server */
+  readonly model: string;
+  /** the sampling temperature configured for the model */
+  readonly temperature: number;
+}
