@@ -1,0 +1,37 @@
+/**
+ * The activity interface the workflows call (type-only: workflows import it with `import type`).
+ * Implementations: `createActivities(deps)` in ./index.ts.
+ */
+import type { ContextRequest, ExecuteRequest, MarketView, RiskRequest } from '../core/cycle';
+import type { DecisionContext } from '../core/context-types';
+import type { ClosedTrade, DecisionResult, Execution, Verdict } from '../core/types';
+import type { TradeReview, Reflection, TradeEvaluation, RewardBreakdown } from '../core/learning';
+
+export interface TradeReviewResult {
+  review: TradeReview;
+  reflection: Reflection;
+  evaluation: TradeEvaluation;
+  reward: RewardBreakdown;
+}
+
+export interface PairActivities {
+  /** closed candles, snapshot, account, exchange-side closes and funding since the last cycle (paper: advances the ledger) */
+  fetchMarket(req: { pair: string; asOf: number; since: number | null }): Promise<MarketView>;
+  /** the prompt: system + user messages within the token budget, plus the tool definitions */
+  buildContext(req: ContextRequest): Promise<DecisionContext>;
+  /** one validated decision from the configured provider; journaled to llm_decisions.jsonl and SQLite */
+  decide(ctx: DecisionContext): Promise<DecisionResult>;
+  /** the risk gate with the worker's configuration and the exchange limits; the verdict is journaled */
+  checkRisk(req: RiskRequest): Promise<Verdict>;
+  /** places the order under its client order id (idempotent); the order is journaled */
+  execute(req: ExecuteRequest): Promise<Execution>;
+}
+
+export interface ReviewActivities {
+  /** review, self-reflection, evaluation and reward of a closed trade (pure computations, recorded in history) */
+  reviewTrade(trade: ClosedTrade): Promise<TradeReviewResult>;
+  /** trade_experience.jsonl, reward_learning.json and SQLite; idempotent by trade id */
+  recordTrade(input: { trade: ClosedTrade } & TradeReviewResult): Promise<void>;
+}
+
+export type Activities = PairActivities & ReviewActivities;

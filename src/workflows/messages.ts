@@ -1,0 +1,130 @@
+/**
+ * The workflows' public surface: inputs, signals, queries, search attribute keys, ids. Shared by the workflows,
+ * the worker and the CLI (client side). Deterministic and bundle-safe: only @temporalio/workflow and src/core types.
+ */
+import { defineSearchAttributeKey } from '@temporalio/common';
+import { defineQuery, defineSignal } from '@temporalio/workflow';
+import type { RiskConfig } from '../core/config';
+import type { DecisionRecord, PairState } from '../core/cycle';
+import type { ClosedTrade, PositionState, Side } from '../core/types';
+
+export type TradingMode = 'live' | 'paper' | 'replay';
+
+/** Replay mode: recorded time runs `secondsPerCandle` wall seconds per main candle from `wallStart`. */
+export interface ReplaySchedule {
+  /** recorded (market) time at `wallStart`, Unix ms */
+  recordedStart: number;
+  /** workflow time at which the replay started, Unix ms; set by the workflow on its first run when null */
+  wallStart: number | null;
+  secondsPerCandle: number;
+  /** the last recorded candle close: the workflow completes after deciding at it */
+  recordedEnd: number;
+}
+
+/**
+ * Everything a pair workflow needs, and everything it carries across continue-as-new. Never contains a secret:
+ * keys live on the worker and are read by activities.
+ */
+export interface PairTraderInput {
+  pair: string;
+  /** ccxt exchange id, e.g. binanceusdm */
+  exchange: string;
+  mode: TradingMode;
+  /** main timeframe, e.g. 30m */
+  timeframe: string;
+  /** wait after each candle close before deciding, ms of market time */
+  graceMs: number;
+  /** continue-as-new after this many cycles in one run (also when the server suggests it) */
+  maxCyclesPerRun: number;
+  risk: RiskConfig;
+  maintenanceMarginRate: number;
+  maxRecentDecisions: number;
+  /** the decide activity's start-to-close timeout (the LLM timeout x attempts, plus margin), ms */
+  decideTimeoutMs: number;
+  /** the decide activity's attempts (1 = no retry) */
+  decideAttempts: number;
+  replay: ReplaySchedule | null;
+  /** short, secret-free summary of the configuration for the memo (provider, model, limits) */
+  configSummary: Record<string, string | number | boolean>;
+  /** carried across continue-as-new; absent on the first run */
+  carried?: CarriedState;
+}
+
+export interface CarriedState {
+  state: PairState;
+  paused: boolean;
+  forceExitPending: boolean;
+  /** runs so far (continue-as-new count + 1) */
+  run: number;
+}
+
+export interface TradeReviewInput {
+  trade: ClosedTrade;
+  /** the pair workflow that closed the trade */
+  parentWorkflowId: string;
+  mode: TradingMode;
+}
+
+export interface PairStatus {
+  pair: string;
+  mode: TradingMode;
+  paused: boolean;
+  stopRequested: boolean;
+  forceExitPending: boolean;
+  position: PositionState | null;
+  lastDecision: DecisionRecord | null;
+  /** workflow (wall) time of the next wake-up, Unix ms; null while a cycle runs */
+  nextWakeTime: number | null;
+  /** market time of the next decision (candle close), Unix ms */
+  nextDecisionAsOf: number | null;
+  lastCycleAsOf: number | null;
+  counters: PairState['counters'];
+  run: number;
+  cyclesThisRun: number;
+}
+
+// ---- signals: fire-and-forget, accepted by servers as old as 1.19 (no Workflow Update) ----
+/** Stop asking for decisions. Protective exits (emergency stop, liquidation buffer) keep running. */
+export const pauseSignal = defineSignal('pause');
+export const resumeSignal = defineSignal('resume');
+/** Close the position at the next candle close, bypassing the model. */
+export const forceExitSignal = defineSignal('forceExit');
+/** Finish the current cycle (if one is running), then complete the workflow. */
+export const stopSignal = defineSignal('stop');
+
+// ---- queries ----
+export const statusQuery = defineQuery<PairStatus>('status');
+export const recentDecisionsQuery = defineQuery<DecisionRecord[]>('recentDecisions');
+
+// ---- search attributes (register them with `llm-trader setup` or the dev server's --search-attribute flags) ----
+export const TradingPairKey = defineSearchAttributeKey('TradingPair', 'KEYWORD');
+export const TradingModeKey = defineSearchAttributeKey('TradingMode', 'KEYWORD');
+export const PausedKey = defineSearchAttributeKey('Paused', 'BOOL');
+export const PositionSideKey = defineSearchAttributeKey('PositionSide', 'KEYWORD');
+export const LastActionKey = defineSearchAttributeKey('LastAction', 'KEYWORD');
+
+/** Name -> type, for registration (`temporal operator search-attribute create`, dev server flags). */
+export const SEARCH_ATTRIBUTES = {
+  TradingPair: 'Keyword',
+  TradingMode: 'Keyword',
+  Paused: 'Bool',
+  PositionSide: 'Keyword',
+  LastAction: 'Keyword',
+} as const;
+
+export const PAIR_TRADER_WORKFLOW = 'pairTrader';
+export const TRADE_REVIEW_WORKFLOW = 'tradeReview';
+
+/** `pair:<exchange>:<symbol>`, e.g. `pair:binanceusdm:BTC/USDT:USDT`. */
+export function pairWorkflowId(exchange: string, pair: string): string {
+  return `pair:${exchange}:${pair}`;
+}
+
+/** `review:<pair>:<trade id>`: one review per closed trade; a second start with the same id is refused. */
+export function reviewWorkflowId(pair: string, tradeId: string): string {
+  return `review:${pair}:${tradeId}`;
+}
+
+export function positionSideLabel(side: Side | null): string {
+  return side ?? 'flat';
+}

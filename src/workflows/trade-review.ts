@@ -1,0 +1,25 @@
+/**
+ * tradeReview: one child workflow per closed trade (id `review:<pair>:<trade id>`, parent close policy ABANDON).
+ * Reviews the trade (review summary, self-reflection, evaluation, reward), then journals it: trade_experience.jsonl,
+ * reward_learning.json and SQLite. Idempotent: the journal writes are keyed by trade id, so a second run writes nothing.
+ */
+import { proxyActivities } from '@temporalio/workflow';
+import type { ReviewActivities, TradeReviewResult } from '../activities/types';
+import { CONFIGURATION_ERROR } from '../core/error-types';
+import type { TradeReviewInput } from './messages';
+
+const reviewer = proxyActivities<ReviewActivities>({
+  startToCloseTimeout: '60s',
+  retry: {
+    initialInterval: '2s',
+    backoffCoefficient: 2,
+    maximumInterval: '5m',
+    nonRetryableErrorTypes: [CONFIGURATION_ERROR],
+  },
+});
+
+export async function tradeReview(input: TradeReviewInput): Promise<TradeReviewResult> {
+  const result = await reviewer.reviewTrade(input.trade);
+  await reviewer.recordTrade({ trade: input.trade, ...result });
+  return result;
+}
