@@ -1,0 +1,1237 @@
+/**
+ * The journal: every decision and every closed trade, in SQLite (`<data_dir>/journal.sqlite`, WAL) and in the
+ * original system's log files under `<data_dir>/logs/`:
+ * - `llm_decisions.jsonl`: one line per decision, with the original's field names (timestamp, pair, action, decision,
+ *   reasoning, confidence, market_context, function_calls) plus tokens, latency_ms, model, source, outcome;
+ * - `trade_experience.jsonl`: one line per closed trade (profit, leverage, stake, duration, drawdown, lessons...);
+ * - `reward_learning.json`: the reward history and its statistics, rewritten whole after every new trade.
+ * It also answers the learning queries the prompts need (recent trades with lessons, 30-day summary, patterns).
+ *
+ * Guarantees
+ * - Idempotent. A decision is keyed by (owner, pair, time): owner is the pair workflow id or the backtest run id, time
+ *   the candle close the decision was taken at, and a cycle journals at most one decision. A trade is keyed by its
+ *   trade id. Recording the same key again (a retried activity, a review workflow that ran twice) writes nothing:
+ *   no row, no JSONL line, no reward entry.
+ * - Transactional. A record is written in one SQLite write transaction (BEGIN IMMEDIATE): the row is inserted, then
+ *   (only when it was new) the derived files are written, then the transaction commits. If a file write throws, the
+ *   transaction rolls back and the error is rethrown, so a retry writes everything once. The JSONL append comes last
+ *   because it is the only write that cannot be undone. `reward_learning.json` is rendered from the rewards table
+ *   (never read back), written to a temporary file and renamed over the old one, so readers and crashes only ever
+ *   see a complete file; after a rollback it is rendered again from the committed rows.
+ *   (A commit failing after the append, e.g. a full disk, would leave a line without its row: a retry then appends the
+ *   line a second time. SQLite rarely fails at commit once it holds the write lock.)
+ * - No secrets. The journal is never given config secrets, and every string of every record (including object keys)
+ *   passes through a {@link Redactor} built from the configured secrets before it reaches SQLite or a file.
+ *
+ * Several processes may share one journal: SQLite serialises the writers, JSONL lines are appended whole with
+ * O_APPEND, and the reward file is rewritten while the writer holds SQLite's write lock.
+ */
+import {
+  closeSync,
+  existsSync,
+  fsyncSync,
+  mkdirSync,
+  openSync,
+  readFileSync,
+  readdirSync,
+  renameSync,
+  rmSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { join, resolve } from 'node:path';
+import Database from 'better-sqlite3';
+import type { Config, ExperienceConfig } from '../core/config';
+import type { ChatMessage, DecisionContext } from '../core/context-types';
+import type { DecisionRecord } from '../core/cycle';
+import {
+  analyzePatterns,
+  assertReviewableTrade,
+  REWARD_HISTORY_CAP,
+  rewardStats,
+  summarizePeriod,
+  THIRTY_DAYS_MS,
+  type Grade,
+  type PatternReport,
+  type PeriodSummary,
+  type Reflection,
+  type RewardBreakdown,
+  type RewardEntry,
+  type RewardHistory,
+  type RewardStats,
+  type TradeEvaluation,
+  type TradeReview,
+} from '../core/learning';
+import type { ClosedTrade, CloseReason, Decision, Side, TokenUsage, ToolName, Verdict } from '../core/types';
+import { buildLearningContext, type LearningContext } from '../llm/context-builder';
+import type { ProviderDecision } from '../llm/provider';
+import { appendJsonLine } from './jsonl';
+import { Redactor } from './redactor';
+
+// ---------------------------------------------------------------------------------------------
+// Files
+// ---------------------------------------------------------------------------------------------
+
+export const JOURNAL_DB_FILE = 'journal.sqlite';
+export const LOGS_DIR = 'logs';
+export const DECISIONS_LOG_FILE = 'llm_decisions.jsonl';
+export const TRADES_LOG_FILE = 'trade_experience.jsonl';
+export const REWARD_FILE = 'reward_learning.json';
+
+/** Marks a reward file written by this journal; any other content is moved aside, never overwritten. */
+export const REWARD_FILE_FORMAT = 'llm-trader reward history v1';
+
+/** Temporary reward files older than this are leftovers of a crashed writer and are removed on open. */
+const STALE_TEMP_MS = 5 * 60_000;
+
+/** How many of a pair's latest decisions the learning context reads for the decision-quality warnings. */
+export const LEARNING_DECISIONS_WINDOW = 50;
+
+export interface JournalPaths {
+  database: string;
+  logsDir: string;
+  decisionsLog: string;
+  tradesLog: string;
+  rewardFile: string;
+}
+
+/** Where the journal of `dataDir` keeps its files (absolute paths). */
+export function journalPaths(dataDir: string): JournalPaths {
+  const root = resolve(dataDir);
+  const logsDir = join(root, LOGS_DIR);
+  return {
+    database: join(root, JOURNAL_DB_FILE),
+    logsDir,
+    decisionsLog: join(logsDir, DECISIONS_LOG_FILE),
+    tradesLog: join(logsDir, TRADES_LOG_FILE),
+    rewardFile: join(logsDir, REWARD_FILE),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Inputs and outputs
+// ---------------------------------------------------------------------------------------------
+
+/** The part of a DecisionContext worth keeping for audit: what was sent to the model, and its size. */
+export interface JournalContext {
+  /** the prompt exactly as sent: system message, then the user message */
+  messages: ChatMessage[];
+  /** measured prompt tokens (messages + tools, o200k_base); null when not counted */
+  tokens: number | null;
+  hasPosition: boolean;
+  /** the tools offered; their definitions are fixed by the code, so the names identify them */
+  allowedTools: ToolName[];
+  /** the decision price (last main-timeframe close) */
+  price: number;
+}
+
+/** The compact audit record of a decision context (drops the snapshot and the tool definitions). */
+export function journalContext(ctx: DecisionContext): JournalContext {
+  return {
+    messages: ctx.messages.map((m) => ({ role: m.role, content: m.content })),
+    tokens: ctx.tokens,
+    hasPosition: ctx.hasPosition,
+    allowedTools: [...ctx.allowedTools],
+    price: ctx.snapshot.price,
+  };
+}
+
+/** One decision to journal: the cycle's `decision` event plus who made it and what was sent. */
+export interface DecisionEntry {
+  /** the pair workflow id, or the backtest run id (the owner of the cycle's client order ids) */
+  owner: string;
+  pair: string;
+  /** the cycle's record; `record.time` is the decision time (candle close, Unix ms) */
+  record: DecisionRecord;
+  /** the provider's result; null for a protective or operator exit (no provider was asked) */
+  result: ProviderDecision | null;
+  verdict: Verdict | null;
+  /** what was sent to the model (see {@link journalContext}); null when no context was built */
+  context: JournalContext | null;
+  /** the client order id of the order this decision produced, if any */
+  clientOrderId: string | null;
+}
+
+/** A tool call as the decision log shows it; `origin` is null when no model call was made (baseline, replay...). */
+export interface LoggedToolCall {
+  id: string | null;
+  name: string;
+  arguments: unknown;
+  origin: 'native' | 'text' | null;
+}
+
+/** One line of `llm_decisions.jsonl`. The first eight fields are the original system's. */
+export interface DecisionLine {
+  /** decision time, ISO 8601 UTC */
+  timestamp: string;
+  pair: string;
+  /** the tool: signal_entry_long, signal_exit, signal_hold... */
+  action: ToolName;
+  /** the validated tool arguments; null for a protective or operator exit */
+  decision: Decision['args'] | null;
+  reasoning: string;
+  confidence: number | null;
+  /** the prompt as sent; null for a protective or operator exit */
+  market_context: {
+    price: number;
+    has_position: boolean;
+    allowed_tools: ToolName[];
+    prompt_tokens: number | null;
+    messages: ChatMessage[];
+  } | null;
+  /** the model's raw tool calls; for a provider without a model, the decision as one call */
+  function_calls: LoggedToolCall[];
+  tokens: TokenUsage;
+  latency_ms: number;
+  model: string | null;
+  source: DecisionRecord['source'];
+  outcome: DecisionRecord['outcome'];
+  detail: string | null;
+  verdict: Verdict | null;
+  /** leveraged PnL % of the open position when decided; null when flat */
+  pnl_pct: number | null;
+  thinking: string | null;
+  problems: string[];
+  notes: string[];
+  owner: string;
+  client_order_id: string | null;
+}
+
+/** A decision as stored: the cycle's record plus the provider's and the risk gate's output. */
+export interface JournaledDecision extends DecisionRecord {
+  /** row id; increases with every recorded decision */
+  id: number;
+  owner: string;
+  pair: string;
+  model: string | null;
+  decision: Decision | null;
+  verdict: Verdict | null;
+  tokensIn: number;
+  tokensOut: number;
+  latencyMs: number;
+  thinking: string | null;
+  clientOrderId: string | null;
+  /** the model's raw tool calls (or the decision as one call when no model was asked); see {@link DecisionLine} */
+  functionCalls: LoggedToolCall[];
+  problems: string[];
+  notes: string[];
+  /** the prompt; only filled when asked for (`withContext`), else null */
+  context: JournalContext | null;
+  /** when the row was written, Unix ms (wall clock) */
+  recordedAt: number;
+}
+
+/** A closed trade as stored, with what its review concluded. */
+export interface JournaledTrade {
+  trade: ClosedTrade;
+  /** reflection lessons, most important first; empty when none were recorded */
+  lessons: string[];
+  grade: Grade | null;
+  /** evaluation total, 0..100 */
+  score: number | null;
+  reward: number | null;
+  reviewSummary: string | null;
+  reflectionSummary: string | null;
+}
+
+/** One line of `trade_experience.jsonl`. Percentages are leveraged % of margin; times ISO 8601 UTC. */
+export interface TradeExperienceLine {
+  timestamp: string;
+  trade_id: string;
+  pair: string;
+  side: Side;
+  entry_time: string;
+  exit_time: string;
+  duration_minutes: number;
+  entry_price: number;
+  exit_price: number;
+  quantity: number;
+  leverage: number;
+  /** largest margin, USDT */
+  stake: number;
+  notional: number;
+  profit_usdt: number;
+  profit_pct: number;
+  fees: number;
+  funding: number;
+  /** maximum favourable excursion */
+  max_profit_pct: number;
+  /** maximum adverse excursion (<= 0) */
+  max_drawdown_pct: number;
+  exit_reason: CloseReason;
+  trade_score: number | null;
+  entry_confidence: number;
+  entry_reason: string;
+  exit_text: string;
+  holds: number;
+  adjustments: number;
+  outcome: TradeReview['outcome'];
+  bucket: Reflection['bucket'];
+  entry_quality: Reflection['entryQuality'];
+  exit_quality: Reflection['exitQuality'];
+  lessons: string[];
+  summary: string;
+  reflection: string;
+  grade: Grade;
+  evaluation_score: number;
+  evaluation_scores: TradeEvaluation['scores'];
+  reward: number;
+  client_order_ids: string[];
+}
+
+/** The content of `reward_learning.json`. */
+export interface RewardFile extends RewardHistory {
+  format: typeof REWARD_FILE_FORMAT;
+  stats: RewardStats;
+}
+
+/** Outcome counts of a group of trades. A win has net PnL > 0, a loss < 0, breakeven exactly 0. */
+export interface OutcomeStats {
+  count: number;
+  wins: number;
+  losses: number;
+  breakeven: number;
+  /** wins / count; null when count is 0 */
+  winRate: number | null;
+  /** net USDT */
+  totalPnl: number;
+  /** mean leveraged % of margin; null when count is 0 */
+  avgPnlPct: number | null;
+}
+
+export interface WinLossBreakdown extends OutcomeStats {
+  /** null: all pairs */
+  pair: string | null;
+  /** mean pnlPct of the winners; null without winners */
+  avgWinPct: number | null;
+  /** mean pnlPct of the losers; null without losers */
+  avgLossPct: number | null;
+  bySide: Record<Side, OutcomeStats>;
+  /** only the exit reasons that occurred */
+  byExitReason: Partial<Record<CloseReason, OutcomeStats>>;
+}
+
+export interface RecordResult {
+  /** false when the key was already recorded (nothing was written) */
+  inserted: boolean;
+}
+
+export interface JournalOptions {
+  /** the config's data_dir: journal.sqlite and logs/ go there (created when missing) */
+  dataDir: string;
+  /** hides the configured secrets in everything written (see {@link Redactor.fromConfig}) */
+  redactor: Redactor;
+  /** write llm_decisions.jsonl lines (experience.log_decisions); SQLite rows are always written. Default true. */
+  logDecisions?: boolean;
+  /** write trade_experience.jsonl lines (experience.log_trades); SQLite rows are always written. Default true. */
+  logTrades?: boolean;
+  /** entries kept in reward_learning.json (count and total stay all-time). Default 1000. */
+  rewardHistoryCap?: number;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Schema
+// ---------------------------------------------------------------------------------------------
+
+const SCHEMA_VERSION = 1;
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS decisions (
+  id INTEGER PRIMARY KEY AUTOINCREMENT,
+  owner TEXT NOT NULL,
+  pair TEXT NOT NULL,
+  time INTEGER NOT NULL,
+  tool TEXT NOT NULL,
+  source TEXT NOT NULL,
+  model TEXT,
+  confidence REAL,
+  reason TEXT NOT NULL,
+  pnl_pct REAL,
+  outcome TEXT NOT NULL,
+  detail TEXT,
+  decision_json TEXT,
+  verdict_json TEXT,
+  context_json TEXT,
+  calls_json TEXT NOT NULL,
+  problems_json TEXT NOT NULL,
+  notes_json TEXT NOT NULL,
+  thinking TEXT,
+  tokens_in INTEGER NOT NULL,
+  tokens_out INTEGER NOT NULL,
+  latency_ms REAL NOT NULL,
+  client_order_id TEXT,
+  recorded_at INTEGER NOT NULL,
+  UNIQUE (owner, pair, time)
+);
+CREATE INDEX IF NOT EXISTS decisions_pair_time ON decisions (pair, time);
+CREATE INDEX IF NOT EXISTS decisions_time ON decisions (time);
+
+CREATE TABLE IF NOT EXISTS trades (
+  trade_id TEXT PRIMARY KEY,
+  pair TEXT NOT NULL,
+  side TEXT NOT NULL,
+  entry_time INTEGER NOT NULL,
+  exit_time INTEGER NOT NULL,
+  entry_price REAL NOT NULL,
+  exit_price REAL NOT NULL,
+  quantity REAL NOT NULL,
+  leverage REAL NOT NULL,
+  margin REAL NOT NULL,
+  notional REAL NOT NULL,
+  pnl REAL NOT NULL,
+  pnl_pct REAL NOT NULL,
+  fees REAL NOT NULL,
+  funding REAL NOT NULL,
+  exit_reason TEXT NOT NULL,
+  mfe_pct REAL NOT NULL,
+  mae_pct REAL NOT NULL,
+  holds INTEGER NOT NULL,
+  adjustments INTEGER NOT NULL,
+  entry_reason TEXT NOT NULL,
+  exit_text TEXT NOT NULL,
+  trade_score REAL,
+  entry_confidence REAL NOT NULL,
+  client_order_ids_json TEXT NOT NULL,
+  grade TEXT NOT NULL,
+  score REAL NOT NULL,
+  reward REAL NOT NULL,
+  review_json TEXT NOT NULL,
+  reflection_json TEXT NOT NULL,
+  evaluation_json TEXT NOT NULL,
+  reward_json TEXT NOT NULL,
+  recorded_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS trades_pair_exit ON trades (pair, exit_time);
+CREATE INDEX IF NOT EXISTS trades_exit ON trades (exit_time);
+
+CREATE TABLE IF NOT EXISTS rewards (
+  seq INTEGER PRIMARY KEY AUTOINCREMENT,
+  trade_id TEXT NOT NULL UNIQUE,
+  pair TEXT NOT NULL,
+  time INTEGER NOT NULL,
+  reward REAL NOT NULL,
+  pnl_pct REAL NOT NULL,
+  leverage REAL NOT NULL,
+  trade_score REAL
+);
+`;
+
+interface DecisionRow {
+  id: number;
+  owner: string;
+  pair: string;
+  time: number;
+  tool: string;
+  source: string;
+  model: string | null;
+  confidence: number | null;
+  reason: string;
+  pnl_pct: number | null;
+  outcome: string;
+  detail: string | null;
+  decision_json: string | null;
+  verdict_json: string | null;
+  context_json: string | null;
+  calls_json: string;
+  problems_json: string;
+  notes_json: string;
+  thinking: string | null;
+  tokens_in: number;
+  tokens_out: number;
+  latency_ms: number;
+  client_order_id: string | null;
+  recorded_at: number;
+}
+
+interface TradeRow {
+  trade_id: string;
+  pair: string;
+  side: string;
+  entry_time: number;
+  exit_time: number;
+  entry_price: number;
+  exit_price: number;
+  quantity: number;
+  leverage: number;
+  margin: number;
+  notional: number;
+  pnl: number;
+  pnl_pct: number;
+  fees: number;
+  funding: number;
+  exit_reason: string;
+  mfe_pct: number;
+  mae_pct: number;
+  holds: number;
+  adjustments: number;
+  entry_reason: string;
+  exit_text: string;
+  trade_score: number | null;
+  entry_confidence: number;
+  client_order_ids_json: string;
+  grade: string;
+  score: number;
+  reward: number;
+  review_json: string;
+  reflection_json: string;
+}
+
+interface BreakdownRow {
+  side: string;
+  exit_reason: string;
+  count: number;
+  wins: number;
+  losses: number;
+  total_pnl: number;
+  sum_pnl_pct: number;
+  sum_win_pct: number | null;
+  sum_loss_pct: number | null;
+}
+
+/** The decision columns; the prompt (`context_json`, the bulk of a row) only when the `ctx` parameter is 1. */
+const DECISION_COLUMNS = `id, owner, pair, time, tool, source, model, confidence, reason, pnl_pct, outcome, detail,
+  decision_json, verdict_json, CASE WHEN @ctx = 1 THEN context_json END AS context_json, calls_json, problems_json,
+  notes_json, thinking, tokens_in, tokens_out, latency_ms, client_order_id, recorded_at`;
+
+const TRADE_COLUMNS = `trade_id, pair, side, entry_time, exit_time, entry_price, exit_price, quantity, leverage,
+  margin, notional, pnl, pnl_pct, fees, funding, exit_reason, mfe_pct, mae_pct, holds, adjustments, entry_reason,
+  exit_text, trade_score, entry_confidence, client_order_ids_json, grade, score, reward, review_json, reflection_json`;
+
+// ---------------------------------------------------------------------------------------------
+// The journal
+// ---------------------------------------------------------------------------------------------
+
+/** The decision and trade journal of one data folder. Not usable after `close()`. */
+export class Journal {
+  readonly paths: JournalPaths;
+  private readonly db: Database.Database;
+  private readonly redactor: Redactor;
+  private readonly logDecisions: boolean;
+  private readonly logTrades: boolean;
+  private readonly rewardCap: number;
+  private readonly tempRewardFile: string;
+  private readonly stmt: ReturnType<typeof prepareStatements>;
+
+  private constructor(options: JournalOptions) {
+    this.paths = journalPaths(options.dataDir);
+    this.redactor = options.redactor;
+    this.logDecisions = options.logDecisions ?? true;
+    this.logTrades = options.logTrades ?? true;
+    this.rewardCap = options.rewardHistoryCap ?? REWARD_HISTORY_CAP;
+    if (!Number.isInteger(this.rewardCap) || this.rewardCap < 1) {
+      throw new RangeError(`Journal: rewardHistoryCap must be a positive integer, got ${this.rewardCap}`);
+    }
+    this.tempRewardFile = `${this.paths.rewardFile}.${process.pid}.tmp`;
+    try {
+      mkdirSync(this.paths.logsDir, { recursive: true });
+      this.db = new Database(this.paths.database);
+      this.db.pragma('journal_mode = WAL');
+      this.db.pragma('synchronous = NORMAL');
+      this.db.pragma('busy_timeout = 5000');
+      const version = this.db.pragma('user_version', { simple: true }) as number;
+      if (version > SCHEMA_VERSION) {
+        throw new Error(
+          `schema version ${version} is newer than this program's (${SCHEMA_VERSION}); upgrade llm-trader or use another data_dir`,
+        );
+      }
+      this.db.exec(SCHEMA);
+      this.db.pragma(`user_version = ${SCHEMA_VERSION}`);
+      this.stmt = prepareStatements(this.db);
+    } catch (err) {
+      throw new Error(`Journal: cannot open ${this.paths.database}: ${errorText(err)}`);
+    }
+    try {
+      this.removeStaleTempFiles();
+      this.setAsideForeignRewardFile();
+    } catch (err) {
+      this.db.close();
+      throw new Error(`Journal: cannot prepare ${this.paths.logsDir}: ${errorText(err)}`);
+    }
+  }
+
+  /** Opens (creating when missing) the journal of `options.dataDir`. Throws an Error naming the file on failure. */
+  static open(options: JournalOptions): Journal {
+    return new Journal(options);
+  }
+
+  /**
+   * Opens the journal of a config: `data_dir`, `experience.log_decisions` / `log_trades`, and a redactor of the
+   * config's and the environment's secrets.
+   */
+  static fromConfig(config: Config, env: NodeJS.ProcessEnv = process.env): Journal {
+    return new Journal({
+      dataDir: config.data_dir,
+      redactor: Redactor.fromConfig(config, env),
+      logDecisions: config.experience.log_decisions,
+      logTrades: config.experience.log_trades,
+    });
+  }
+
+  close(): void {
+    if (this.db.open) this.db.close();
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Writes
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * Records one decision: a `decisions` row and (with logDecisions) one `llm_decisions.jsonl` line, in one transaction
+   * (see the module comment). A repeat of the same (owner, pair, record.time) writes nothing and returns
+   * `inserted: false`. Throws a RangeError for an entry without owner or pair or with a non-integer time, and an
+   * Error when the line cannot be written (the row is then rolled back).
+   */
+  recordDecision(entry: DecisionEntry): RecordResult & { id: number | null } {
+    checkDecisionEntry(entry);
+    const safe = this.redactor.redactDeep(entry);
+    const line = decisionLine(safe);
+    const r = safe.record;
+    const result = safe.result;
+    const params = {
+      owner: safe.owner,
+      pair: safe.pair,
+      time: r.time,
+      tool: r.tool,
+      source: r.source,
+      model: result?.model ?? null,
+      confidence: r.confidence,
+      reason: r.reason,
+      pnl_pct: r.pnlPct,
+      outcome: r.outcome,
+      detail: r.detail,
+      decision_json: result ? JSON.stringify(result.decision) : null,
+      verdict_json: safe.verdict ? JSON.stringify(safe.verdict) : null,
+      context_json: safe.context ? JSON.stringify(safe.context) : null,
+      calls_json: JSON.stringify(line.function_calls),
+      problems_json: JSON.stringify(line.problems),
+      notes_json: JSON.stringify(line.notes),
+      thinking: line.thinking,
+      tokens_in: line.tokens.input,
+      tokens_out: line.tokens.output,
+      latency_ms: line.latency_ms,
+      client_order_id: safe.clientOrderId,
+      recorded_at: Date.now(),
+    };
+    return this.db
+      .transaction(() => {
+        const info = this.stmt.insertDecision.run(params);
+        if (info.changes === 0) return { inserted: false, id: null };
+        if (this.logDecisions) appendJsonLine(this.paths.decisionsLog, line);
+        return { inserted: true, id: Number(info.lastInsertRowid) };
+      })
+      .immediate();
+  }
+
+  /**
+   * Records a closed trade with its review: a `trades` row, a `rewards` row, `reward_learning.json` rewritten, and
+   * (with logTrades) one `trade_experience.jsonl` line, in one transaction (see the module comment). A trade whose id
+   * is already recorded writes nothing and returns `inserted: false`.
+   *
+   * Throws a RangeError when the trade cannot be reviewed (see `assertReviewableTrade`) or the review is of another
+   * trade, and an Error when a file cannot be written (nothing is then recorded; retrying is safe).
+   */
+  recordTrade(
+    trade: ClosedTrade,
+    review: TradeReview,
+    reflection: Reflection,
+    evaluation: TradeEvaluation,
+    reward: RewardBreakdown,
+  ): RecordResult {
+    assertReviewableTrade(trade, 'Journal.recordTrade');
+    if (review.tradeId !== trade.tradeId) {
+      throw new RangeError(
+        `Journal.recordTrade: the review is of trade ${review.tradeId}, not of ${trade.tradeId}; pass the review of the same trade`,
+      );
+    }
+    if (!Number.isFinite(reward.reward)) {
+      throw new RangeError(
+        `Journal.recordTrade: reward of trade ${trade.tradeId} must be finite, got ${reward.reward}`,
+      );
+    }
+    const t = this.redactor.redactDeep(trade);
+    const rv = this.redactor.redactDeep(review);
+    const rf = this.redactor.redactDeep(reflection);
+    const ev = this.redactor.redactDeep(evaluation);
+    const line = tradeLine(t, rv, rf, ev, reward.reward);
+    const tradeParams = {
+      trade_id: t.tradeId,
+      pair: t.pair,
+      side: t.side,
+      entry_time: t.entryTime,
+      exit_time: t.exitTime,
+      entry_price: t.entryPrice,
+      exit_price: t.exitPrice,
+      quantity: t.quantity,
+      leverage: t.leverage,
+      margin: t.margin,
+      notional: t.notional,
+      pnl: t.pnl,
+      pnl_pct: t.pnlPct,
+      fees: t.fees,
+      funding: t.funding,
+      exit_reason: t.exitReason,
+      mfe_pct: t.mfePct,
+      mae_pct: t.maePct,
+      holds: t.holds,
+      adjustments: t.adjustments,
+      entry_reason: t.entryReason,
+      exit_text: t.exitText,
+      trade_score: t.tradeScore,
+      entry_confidence: t.entryConfidence,
+      client_order_ids_json: JSON.stringify(t.clientOrderIds),
+      grade: ev.grade,
+      score: ev.total,
+      reward: reward.reward,
+      review_json: JSON.stringify(rv),
+      reflection_json: JSON.stringify(rf),
+      evaluation_json: JSON.stringify(ev),
+      reward_json: JSON.stringify(reward),
+      recorded_at: Date.now(),
+    };
+    const rewardParams = {
+      trade_id: t.tradeId,
+      pair: t.pair,
+      time: t.exitTime,
+      reward: reward.reward,
+      pnl_pct: t.pnlPct,
+      leverage: t.leverage,
+      trade_score: t.tradeScore,
+    };
+    let rewardFileTouched = false;
+    try {
+      return this.db
+        .transaction(() => {
+          const info = this.stmt.insertTrade.run(tradeParams);
+          if (info.changes === 0) return { inserted: false };
+          this.stmt.insertReward.run(rewardParams);
+          rewardFileTouched = true;
+          this.writeRewardFile();
+          if (this.logTrades) appendJsonLine(this.paths.tradesLog, line);
+          return { inserted: true };
+        })
+        .immediate();
+    } catch (err) {
+      if (rewardFileTouched) this.restoreRewardFile();
+      throw err;
+    }
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Decision queries
+  // -------------------------------------------------------------------------------------------
+
+  /** The last `n` decisions of `pair` (null: all pairs), oldest first. `withContext` also loads the prompts. */
+  recentDecisions(pair: string | null, n: number, options: { withContext?: boolean } = {}): JournaledDecision[] {
+    const limit = checkCount(n, 'recentDecisions');
+    const ctx = options.withContext === true ? 1 : 0;
+    return this.stmt.recentDecisions.all({ pair, limit, ctx }).reverse().map(toDecision);
+  }
+
+  /**
+   * Decisions of `pair` (null: all pairs) taken after `since` (Unix ms, exclusive), oldest first, at most `limit`
+   * (default 1000). For `--follow`: pass the time of the last decision shown.
+   */
+  decisionsSince(
+    pair: string | null,
+    since: number,
+    options: { limit?: number; withContext?: boolean } = {},
+  ): JournaledDecision[] {
+    const limit = checkCount(options.limit ?? 1000, 'decisionsSince');
+    const ctx = options.withContext === true ? 1 : 0;
+    return this.stmt.decisionsSince.all({ pair, since, limit, ctx }).map(toDecision);
+  }
+
+  /** Number of recorded decisions and trades. */
+  counts(): { decisions: number; trades: number } {
+    return this.stmt.counts.get() ?? { decisions: 0, trades: 0 };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Trade and learning queries
+  // -------------------------------------------------------------------------------------------
+
+  /** Every recorded trade, by exit time (then trade id). */
+  allTrades(): ClosedTrade[] {
+    return this.stmt.tradesUntil.all({ pair: null, until: Number.MAX_SAFE_INTEGER }).map(toClosedTrade);
+  }
+
+  /**
+   * The last `n` trades of `pair` (null: all pairs) by exit time, oldest first, with their recorded lessons, grade
+   * and reward.
+   */
+  recentTrades(pair: string | null, n: number): JournaledTrade[] {
+    const limit = checkCount(n, 'recentTrades');
+    return this.stmt.recentTrades
+      .all({ pair, limit })
+      .reverse()
+      .map((row) => {
+        const reflection = parseJson<Partial<Reflection>>(row.reflection_json);
+        const review = parseJson<Partial<TradeReview>>(row.review_json);
+        return {
+          trade: toClosedTrade(row),
+          lessons: Array.isArray(reflection?.lessons) ? reflection.lessons.filter((l) => typeof l === 'string') : [],
+          grade: row.grade as Grade,
+          score: row.score,
+          reward: row.reward,
+          reviewSummary: typeof review?.summary === 'string' ? review.summary : null,
+          reflectionSummary: typeof reflection?.summary === 'string' ? reflection.summary : null,
+        };
+      });
+  }
+
+  /**
+   * `summarizePeriod` over the trades of `pair` (null: all pairs) that exited in [from, to] (Unix ms, inclusive).
+   * Throws a RangeError when from > to.
+   */
+  periodSummary(pair: string | null, from: number, to: number): PeriodSummary {
+    if (!(from <= to)) throw new RangeError(`Journal.periodSummary: from (${from}) must be <= to (${to})`);
+    return summarizePeriod(this.stmt.tradesBetween.all({ pair, from, to }).map(toClosedTrade), from, to);
+  }
+
+  /** The 30-day summary ending at `asOf` (inclusive): {@link periodSummary} over [asOf - 30 days, asOf]. */
+  last30Days(pair: string | null, asOf: number): PeriodSummary {
+    return this.periodSummary(pair, asOf - THIRTY_DAYS_MS, asOf);
+  }
+
+  /** Wins, losses and breakevens of `pair` (null: all pairs), overall, by side and by exit reason. */
+  winLossBreakdown(pair: string | null): WinLossBreakdown {
+    const rows = this.stmt.breakdown.all({ pair });
+    const overall = emptyAcc();
+    const bySide: Record<Side, Acc> = { long: emptyAcc(), short: emptyAcc() };
+    const byReason = new Map<CloseReason, Acc>();
+    let sumWinPct = 0;
+    let sumLossPct = 0;
+    for (const row of rows) {
+      addRow(overall, row);
+      const side = row.side === 'short' ? 'short' : 'long';
+      addRow(bySide[side], row);
+      const reason = row.exit_reason as CloseReason;
+      const acc = byReason.get(reason) ?? emptyAcc();
+      addRow(acc, row);
+      byReason.set(reason, acc);
+      sumWinPct += row.sum_win_pct ?? 0;
+      sumLossPct += row.sum_loss_pct ?? 0;
+    }
+    const byExitReason: Partial<Record<CloseReason, OutcomeStats>> = {};
+    for (const [reason, acc] of byReason) byExitReason[reason] = finishAcc(acc);
+    return {
+      pair,
+      ...finishAcc(overall),
+      avgWinPct: overall.wins > 0 ? sumWinPct / overall.wins : null,
+      avgLossPct: overall.losses > 0 ? sumLossPct / overall.losses : null,
+      bySide: { long: finishAcc(bySide.long), short: finishAcc(bySide.short) },
+      byExitReason,
+    };
+  }
+
+  /** `analyzePatterns` over every trade of `pair` (null: all pairs) that exited at or before `asOf` (default: all). */
+  patterns(pair: string | null, asOf: number = Number.MAX_SAFE_INTEGER): PatternReport {
+    return analyzePatterns(this.stmt.tradesUntil.all({ pair, until: asOf }).map(toClosedTrade));
+  }
+
+  /**
+   * The learning context for a decision on `pair` at `now` (Unix ms), as the context builder takes it: built by
+   * `buildLearningContext` from the recorded trades that exited at or before `now` (of the pair only when
+   * `experience.include_pair_specific_trades`) and the pair's last {@link LEARNING_DECISIONS_WINDOW} decisions taken
+   * before `now` (for the decision-quality warnings). Backtests that keep trades in memory get the same result from
+   * `buildLearningContext` directly.
+   */
+  learningContext(
+    pair: string,
+    now: number,
+    experience: Pick<ExperienceConfig, 'max_recent_trades_context' | 'include_pair_specific_trades'>,
+  ): LearningContext {
+    const trades = this.stmt.tradesUntil
+      .all({ pair: experience.include_pair_specific_trades ? pair : null, until: now })
+      .map(toClosedTrade);
+    const decisions = this.stmt.warningDecisions
+      .all({ pair, before: now, limit: LEARNING_DECISIONS_WINDOW })
+      .reverse()
+      .map((d) => ({ time: d.time, tool: d.tool as ToolName, reason: d.reason, pnlPct: d.pnl_pct }));
+    return buildLearningContext({ pair, asOf: now, trades, decisions, experience });
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Rewards
+  // -------------------------------------------------------------------------------------------
+
+  /**
+   * The reward history: the last `rewardHistoryCap` entries in the order they were recorded, with the all-time count
+   * and total (the same history `appendReward` builds entry by entry).
+   */
+  rewardHistory(): RewardHistory {
+    let count = 0;
+    let total = 0;
+    for (const reward of this.stmt.allRewards.iterate()) {
+      count += 1;
+      total += reward;
+    }
+    const entries = this.stmt.lastRewards.all({ limit: this.rewardCap }).reverse();
+    return { entries, count, total };
+  }
+
+  // -------------------------------------------------------------------------------------------
+  // Internals
+  // -------------------------------------------------------------------------------------------
+
+  /** Renders the reward history (as this connection sees it) to reward_learning.json, atomically. */
+  private writeRewardFile(): void {
+    const history = this.rewardHistory();
+    const content: RewardFile = { format: REWARD_FILE_FORMAT, ...history, stats: rewardStats(history) };
+    writeFileAtomically(this.paths.rewardFile, this.tempRewardFile, `${JSON.stringify(content, null, 2)}\n`);
+  }
+
+  /** After a rolled-back trade: render the file again from the committed rows (best effort; the next write heals it). */
+  private restoreRewardFile(): void {
+    try {
+      this.writeRewardFile();
+    } catch {
+      // The original error is the one worth reporting; the file still holds a complete history.
+    }
+  }
+
+  private removeStaleTempFiles(): void {
+    const prefix = `${REWARD_FILE}.`;
+    const now = Date.now();
+    for (const name of readdirSync(this.paths.logsDir)) {
+      if (!name.startsWith(prefix) || !name.endsWith('.tmp')) continue;
+      const file = join(this.paths.logsDir, name);
+      try {
+        if (now - statSync(file).mtimeMs > STALE_TEMP_MS) rmSync(file, { force: true, recursive: true });
+      } catch {
+        // Another process may be removing it at the same time.
+      }
+    }
+  }
+
+  /** A reward file this journal did not write (e.g. the original system's) is renamed aside, never overwritten. */
+  private setAsideForeignRewardFile(): void {
+    const file = this.paths.rewardFile;
+    if (!existsSync(file)) return;
+    let ours = false;
+    try {
+      const value = JSON.parse(readFileSync(file, 'utf8')) as { format?: unknown };
+      ours = value !== null && typeof value === 'object' && value.format === REWARD_FILE_FORMAT;
+    } catch {
+      ours = false;
+    }
+    if (!ours) renameSync(file, `${file}.unrecognised-${Date.now()}`);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+// ---------------------------------------------------------------------------------------------
+
+function prepareStatements(db: Database.Database) {
+  return {
+    insertDecision: db.prepare(
+      `INSERT INTO decisions (owner, pair, time, tool, source, model, confidence, reason, pnl_pct, outcome, detail,
+         decision_json, verdict_json, context_json, calls_json, problems_json, notes_json, thinking, tokens_in,
+         tokens_out, latency_ms, client_order_id, recorded_at)
+       VALUES (@owner, @pair, @time, @tool, @source, @model, @confidence, @reason, @pnl_pct, @outcome, @detail,
+         @decision_json, @verdict_json, @context_json, @calls_json, @problems_json, @notes_json, @thinking, @tokens_in,
+         @tokens_out, @latency_ms, @client_order_id, @recorded_at)
+       ON CONFLICT (owner, pair, time) DO NOTHING`,
+    ),
+    recentDecisions: db.prepare<{ pair: string | null; limit: number; ctx: 0 | 1 }, DecisionRow>(
+      `SELECT ${DECISION_COLUMNS} FROM decisions WHERE (@pair IS NULL OR pair = @pair)
+       ORDER BY time DESC, id DESC LIMIT @limit`,
+    ),
+    decisionsSince: db.prepare<{ pair: string | null; since: number; limit: number; ctx: 0 | 1 }, DecisionRow>(
+      `SELECT ${DECISION_COLUMNS} FROM decisions WHERE (@pair IS NULL OR pair = @pair) AND time > @since
+       ORDER BY time, id LIMIT @limit`,
+    ),
+    warningDecisions: db.prepare<
+      { pair: string; before: number; limit: number },
+      { time: number; tool: string; reason: string; pnl_pct: number | null }
+    >(
+      `SELECT time, tool, reason, pnl_pct FROM decisions WHERE pair = @pair AND time < @before
+       ORDER BY time DESC, id DESC LIMIT @limit`,
+    ),
+    counts: db.prepare<[], { decisions: number; trades: number }>(
+      'SELECT (SELECT COUNT(*) FROM decisions) AS decisions, (SELECT COUNT(*) FROM trades) AS trades',
+    ),
+    insertTrade: db.prepare(
+      `INSERT INTO trades (trade_id, pair, side, entry_time, exit_time, entry_price, exit_price, quantity, leverage,
+         margin, notional, pnl, pnl_pct, fees, funding, exit_reason, mfe_pct, mae_pct, holds, adjustments, entry_reason,
+         exit_text, trade_score, entry_confidence, client_order_ids_json, grade, score, reward, review_json,
+         reflection_json, evaluation_json, reward_json, recorded_at)
+       VALUES (@trade_id, @pair, @side, @entry_time, @exit_time, @entry_price, @exit_price, @quantity, @leverage,
+         @margin, @notional, @pnl, @pnl_pct, @fees, @funding, @exit_reason, @mfe_pct, @mae_pct, @holds, @adjustments,
+         @entry_reason, @exit_text, @trade_score, @entry_confidence, @client_order_ids_json, @grade, @score, @reward,
+         @review_json, @reflection_json, @evaluation_json, @reward_json, @recorded_at)
+       ON CONFLICT (trade_id) DO NOTHING`,
+    ),
+    insertReward: db.prepare(
+      `INSERT INTO rewards (trade_id, pair, time, reward, pnl_pct, leverage, trade_score)
+       VALUES (@trade_id, @pair, @time, @reward, @pnl_pct, @leverage, @trade_score)`,
+    ),
+    tradesUntil: db.prepare<{ pair: string | null; until: number }, TradeRow>(
+      `SELECT ${TRADE_COLUMNS} FROM trades WHERE (@pair IS NULL OR pair = @pair) AND exit_time <= @until
+       ORDER BY exit_time, trade_id`,
+    ),
+    tradesBetween: db.prepare<{ pair: string | null; from: number; to: number }, TradeRow>(
+      `SELECT ${TRADE_COLUMNS} FROM trades WHERE (@pair IS NULL OR pair = @pair) AND exit_time >= @from
+         AND exit_time <= @to ORDER BY exit_time, trade_id`,
+    ),
+    recentTrades: db.prepare<{ pair: string | null; limit: number }, TradeRow>(
+      `SELECT ${TRADE_COLUMNS} FROM trades WHERE (@pair IS NULL OR pair = @pair)
+       ORDER BY exit_time DESC, trade_id DESC LIMIT @limit`,
+    ),
+    breakdown: db.prepare<{ pair: string | null }, BreakdownRow>(
+      `SELECT side, exit_reason, COUNT(*) AS count, SUM(pnl > 0) AS wins, SUM(pnl < 0) AS losses,
+         SUM(pnl) AS total_pnl, SUM(pnl_pct) AS sum_pnl_pct,
+         SUM(CASE WHEN pnl > 0 THEN pnl_pct END) AS sum_win_pct, SUM(CASE WHEN pnl < 0 THEN pnl_pct END) AS sum_loss_pct
+       FROM trades WHERE (@pair IS NULL OR pair = @pair) GROUP BY side, exit_reason ORDER BY side, exit_reason`,
+    ),
+    allRewards: db.prepare<[], number>('SELECT reward FROM rewards ORDER BY seq').pluck(),
+    lastRewards: db.prepare<{ limit: number }, RewardEntry>(
+      `SELECT trade_id AS tradeId, pair, time, reward, pnl_pct AS pnlPct, leverage, trade_score AS tradeScore
+       FROM rewards ORDER BY seq DESC LIMIT @limit`,
+    ),
+  };
+}
+
+function checkDecisionEntry(entry: DecisionEntry): void {
+  const where = 'Journal.recordDecision';
+  if (typeof entry.owner !== 'string' || entry.owner === '') {
+    throw new RangeError(
+      `${where}: owner must be the workflow id or backtest run id, got ${JSON.stringify(entry.owner)}`,
+    );
+  }
+  if (typeof entry.pair !== 'string' || entry.pair === '') {
+    throw new RangeError(`${where}: pair must be a symbol like BTC/USDT:USDT, got ${JSON.stringify(entry.pair)}`);
+  }
+  if (!Number.isSafeInteger(entry.record.time) || entry.record.time < 0) {
+    throw new RangeError(`${where}: record.time must be the decision time in Unix ms, got ${entry.record.time}`);
+  }
+}
+
+function checkCount(n: number, where: string): number {
+  if (!Number.isInteger(n) || n < 0) throw new RangeError(`Journal.${where}: n must be an integer >= 0, got ${n}`);
+  return n;
+}
+
+/** The `llm_decisions.jsonl` line of an (already redacted) entry. */
+export function decisionLine(entry: DecisionEntry): DecisionLine {
+  const { record, result, context } = entry;
+  const calls: LoggedToolCall[] =
+    result?.rawToolCalls?.map((c) => ({ id: c.id, name: c.name, arguments: c.arguments, origin: c.origin })) ??
+    (result ? [{ id: null, name: result.decision.tool, arguments: result.decision.args, origin: null }] : []);
+  return {
+    timestamp: new Date(record.time).toISOString(),
+    pair: entry.pair,
+    action: record.tool,
+    decision: result ? result.decision.args : null,
+    reasoning: record.reason,
+    confidence: record.confidence,
+    market_context: context
+      ? {
+          price: context.price,
+          has_position: context.hasPosition,
+          allowed_tools: context.allowedTools,
+          prompt_tokens: context.tokens,
+          messages: context.messages,
+        }
+      : null,
+    function_calls: calls,
+    tokens: { input: result?.usage.input ?? 0, output: result?.usage.output ?? 0 },
+    latency_ms: result?.latencyMs ?? 0,
+    model: result?.model ?? null,
+    source: record.source,
+    outcome: record.outcome,
+    detail: record.detail,
+    verdict: entry.verdict,
+    pnl_pct: record.pnlPct,
+    thinking: result?.thinking ?? null,
+    problems: result?.problems ?? [],
+    notes: result?.notes ?? [],
+    owner: entry.owner,
+    client_order_id: entry.clientOrderId,
+  };
+}
+
+/** The `trade_experience.jsonl` line of an (already redacted) trade and its review. */
+export function tradeLine(
+  trade: ClosedTrade,
+  review: TradeReview,
+  reflection: Reflection,
+  evaluation: TradeEvaluation,
+  reward: number,
+): TradeExperienceLine {
+  return {
+    timestamp: new Date(trade.exitTime).toISOString(),
+    trade_id: trade.tradeId,
+    pair: trade.pair,
+    side: trade.side,
+    entry_time: new Date(trade.entryTime).toISOString(),
+    exit_time: new Date(trade.exitTime).toISOString(),
+    duration_minutes: (trade.exitTime - trade.entryTime) / 60_000,
+    entry_price: trade.entryPrice,
+    exit_price: trade.exitPrice,
+    quantity: trade.quantity,
+    leverage: trade.leverage,
+    stake: trade.margin,
+    notional: trade.notional,
+    profit_usdt: trade.pnl,
+    profit_pct: trade.pnlPct,
+    fees: trade.fees,
+    funding: trade.funding,
+    max_profit_pct: trade.mfePct,
+    max_drawdown_pct: trade.maePct,
+    exit_reason: trade.exitReason,
+    trade_score: trade.tradeScore,
+    entry_confidence: trade.entryConfidence,
+    entry_reason: trade.entryReason,
+    exit_text: trade.exitText,
+    holds: trade.holds,
+    adjustments: trade.adjustments,
+    outcome: review.outcome,
+    bucket: reflection.bucket,
+    entry_quality: reflection.entryQuality,
+    exit_quality: reflection.exitQuality,
+    lessons: reflection.lessons,
+    summary: review.summary,
+    reflection: reflection.summary,
+    grade: evaluation.grade,
+    evaluation_score: evaluation.total,
+    evaluation_scores: evaluation.scores,
+    reward,
+    client_order_ids: trade.clientOrderIds,
+  };
+}
+
+function toDecision(row: DecisionRow): JournaledDecision {
+  return {
+    id: row.id,
+    owner: row.owner,
+    pair: row.pair,
+    time: row.time,
+    tool: row.tool as ToolName,
+    reason: row.reason,
+    pnlPct: row.pnl_pct,
+    confidence: row.confidence,
+    source: row.source as JournaledDecision['source'],
+    outcome: row.outcome as JournaledDecision['outcome'],
+    detail: row.detail,
+    model: row.model,
+    decision: parseJson<Decision>(row.decision_json),
+    verdict: parseJson<Verdict>(row.verdict_json),
+    tokensIn: row.tokens_in,
+    tokensOut: row.tokens_out,
+    latencyMs: row.latency_ms,
+    thinking: row.thinking,
+    clientOrderId: row.client_order_id,
+    functionCalls: parseJson<LoggedToolCall[]>(row.calls_json) ?? [],
+    problems: parseJson<string[]>(row.problems_json) ?? [],
+    notes: parseJson<string[]>(row.notes_json) ?? [],
+    context: parseJson<JournalContext>(row.context_json),
+    recordedAt: row.recorded_at,
+  };
+}
+
+function toClosedTrade(row: TradeRow): ClosedTrade {
+  const ids = parseJson<unknown>(row.client_order_ids_json);
+  return {
+    tradeId: row.trade_id,
+    pair: row.pair,
+    side: row.side as Side,
+    entryTime: row.entry_time,
+    exitTime: row.exit_time,
+    entryPrice: row.entry_price,
+    exitPrice: row.exit_price,
+    quantity: row.quantity,
+    leverage: row.leverage,
+    margin: row.margin,
+    notional: row.notional,
+    pnl: row.pnl,
+    pnlPct: row.pnl_pct,
+    fees: row.fees,
+    funding: row.funding,
+    exitReason: row.exit_reason as CloseReason,
+    mfePct: row.mfe_pct,
+    maePct: row.mae_pct,
+    holds: row.holds,
+    adjustments: row.adjustments,
+    entryReason: row.entry_reason,
+    exitText: row.exit_text,
+    tradeScore: row.trade_score,
+    entryConfidence: row.entry_confidence,
+    clientOrderIds: Array.isArray(ids) ? ids.filter((id): id is string => typeof id === 'string') : [],
+  };
+}
+
+interface Acc {
+  count: number;
+  wins: number;
+  losses: number;
+  totalPnl: number;
+  sumPnlPct: number;
+}
+
+function emptyAcc(): Acc {
+  return { count: 0, wins: 0, losses: 0, totalPnl: 0, sumPnlPct: 0 };
+}
+
+function addRow(acc: Acc, row: BreakdownRow): void {
+  acc.count += row.count;
+  acc.wins += row.wins;
+  acc.losses += row.losses;
+  acc.totalPnl += row.total_pnl;
+  acc.sumPnlPct += row.sum_pnl_pct;
+}
+
+function finishAcc(acc: Acc): OutcomeStats {
+  return {
+    count: acc.count,
+    wins: acc.wins,
+    losses: acc.losses,
+    breakeven: acc.count - acc.wins - acc.losses,
+    winRate: acc.count > 0 ? acc.wins / acc.count : null,
+    totalPnl: acc.totalPnl,
+    avgPnlPct: acc.count > 0 ? acc.sumPnlPct / acc.count : null,
+  };
+}
+
+/** JSON.parse of a stored column; null for SQL NULL or unreadable text (a damaged row degrades, it does not throw). */
+function parseJson<T>(text: string | null): T | null {
+  if (text === null) return null;
+  try {
+    return JSON.parse(text) as T;
+  } catch {
+    return null;
+  }
+}
+
+/**
+ * Replaces `file` with `text` so that a reader or a crash only ever sees the old or the new complete file: the text is
+ * written to `temp`, flushed to disk, and renamed over `file`. On failure the temporary file is removed and an Error
+ * naming the file is thrown; `file` is untouched.
+ */
+function writeFileAtomically(file: string, temp: string, text: string): void {
+  try {
+    const fd = openSync(temp, 'w');
+    try {
+      const data = Buffer.from(text, 'utf8');
+      let offset = 0;
+      while (offset < data.length) offset += writeSync(fd, data, offset, data.length - offset);
+      fsyncSync(fd);
+    } finally {
+      closeSync(fd);
+    }
+    renameSync(temp, file);
+  } catch (err) {
+    try {
+      unlinkSync(temp);
+    } catch {
+      // nothing to remove, or not a file
+    }
+    throw new Error(`Journal: cannot write ${file} (via ${temp}): ${errorText(err)}`);
+  }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
