@@ -2,7 +2,7 @@
  * The activity interface the workflows call (type-only: workflows import it with `import type`).
  * Implementations: `createActivities(deps)` in ./index.ts.
  */
-import type { ContextRequest, ExecuteRequest, MarketView, RiskRequest } from '../core/cycle';
+import type { ContextRequest, DecisionRecord, ExecuteRequest, MarketView, RiskRequest } from '../core/cycle';
 import type { DecisionContext } from '../core/context-types';
 import type { ClosedTrade, DecisionResult, Execution, Verdict } from '../core/types';
 import type { TradeReview, Reflection, TradeEvaluation, RewardBreakdown } from '../core/learning';
@@ -23,8 +23,22 @@ export interface PairActivities {
   decide(ctx: DecisionContext): Promise<DecisionResult>;
   /** the risk gate with the worker's configuration and the exchange limits; the verdict is journaled */
   checkRisk(req: RiskRequest): Promise<Verdict>;
-  /** places the order under its client order id (idempotent); the order is journaled */
+  /** places the order under its client order id (idempotent), with the protective stop on an entry */
   execute(req: ExecuteRequest): Promise<Execution>;
+  /** journals one decision of a cycle (SQLite + llm_decisions.jsonl); idempotent per (owner, pair, time) */
+  recordDecision(input: RecordDecisionInput): Promise<void>;
+}
+
+/** The journal step's input: a cycle's decision event, with the workflow (or backtest run) that owns it. */
+export interface RecordDecisionInput {
+  owner: string;
+  pair: string;
+  record: DecisionRecord;
+  result: DecisionResult | null;
+  verdict: Verdict | null;
+  /** what the provider was given; the journal keeps the messages and the token count */
+  context: DecisionContext | null;
+  clientOrderId: string | null;
 }
 
 export interface ReviewActivities {

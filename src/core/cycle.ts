@@ -60,6 +60,11 @@ export interface ExecuteRequest {
   intent: OrderIntent;
   clientOrderId: string;
   asOf: number;
+  /**
+   * the trade the order belongs to (the entry's client order id; for an open, this order's id). The protective stop
+   * placed with an entry has the id `<tradeId>s`, so a close can cancel it.
+   */
+  tradeId: string;
 }
 
 /** The side effects a cycle needs. Activities in a workflow; in-process functions in a backtest. */
@@ -138,7 +143,17 @@ export interface CycleSettings {
 }
 
 export type CycleEvent =
-  | { type: 'decision'; record: DecisionRecord; result: DecisionResult | null; verdict: Verdict | null }
+  | {
+      type: 'decision';
+      record: DecisionRecord;
+      /** null for a protective or operator exit: no provider was asked */
+      result: DecisionResult | null;
+      verdict: Verdict | null;
+      /** what the provider was given (the prompt); null when no context was built */
+      context: DecisionContext | null;
+      /** the order this decision produced, if any */
+      clientOrderId: string | null;
+    }
   | { type: 'order'; intent: OrderIntent; execution: Execution }
   /** a trade closed: the caller starts one review for it */
   | { type: 'tradeClosed'; trade: ClosedTrade };
@@ -268,7 +283,12 @@ export async function runCycle(
 
   if (position && protective) {
     const orderId = clientOrderId(tick.orderOwner, asOf, 0);
-    const execution = await steps.execute({ intent: protective.intent, clientOrderId: orderId, asOf });
+    const execution = await steps.execute({
+      intent: protective.intent,
+      clientOrderId: orderId,
+      asOf,
+      tradeId: position.tradeId,
+    });
     events.push({ type: 'order', intent: protective.intent, execution });
     const record: DecisionRecord = {
       time: asOf,
@@ -281,7 +301,7 @@ export async function runCycle(
       detail: execution.error,
     };
     records.push(record);
-    events.push({ type: 'decision', record, result: null, verdict: null });
+    events.push({ type: 'decision', record, result: null, verdict: null, context: null, clientOrderId: orderId });
     if (execution.status === 'filled') {
       const applied = applyExecution(position, protective.intent, execution, {
         time: asOf,
@@ -333,6 +353,7 @@ export async function runCycle(
           limits: view.limits,
         });
 
+  let placedOrderId: string | null = null;
   const record: DecisionRecord = {
     time: asOf,
     tool: decision.tool,
@@ -358,7 +379,13 @@ export async function runCycle(
   } else {
     const { intent } = verdict;
     const orderId = clientOrderId(tick.orderOwner, asOf, 0);
-    const execution = await steps.execute({ intent, clientOrderId: orderId, asOf });
+    placedOrderId = orderId;
+    const execution = await steps.execute({
+      intent,
+      clientOrderId: orderId,
+      asOf,
+      tradeId: intent.kind === 'open' ? orderId : (position?.tradeId ?? orderId),
+    });
     events.push({ type: 'order', intent, execution });
     if (execution.status !== 'filled') {
       counters.executionFailures += 1;
@@ -393,7 +420,7 @@ export async function runCycle(
     }
   }
   records.push(record);
-  events.push({ type: 'decision', record, result, verdict });
+  events.push({ type: 'decision', record, result, verdict, context, clientOrderId: placedOrderId });
   return finish();
 
   function finish(): CycleResult {

@@ -66,7 +66,7 @@ const market = proxyLocalActivities<Pick<PairActivities, 'fetchMarket'>>({
   },
 });
 
-const local = proxyLocalActivities<Pick<PairActivities, 'buildContext' | 'checkRisk'>>({
+const local = proxyLocalActivities<Pick<PairActivities, 'buildContext' | 'checkRisk' | 'recordDecision'>>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', maximumAttempts: 3, nonRetryableErrorTypes: [CONFIGURATION_ERROR] },
 });
@@ -266,8 +266,27 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
       );
       state = out.state;
       forceExitConsumed = forceExitAtTick;
+      // reviews first: a closed trade must get its review whatever happens to the journal write below
       for (const event of out.events) {
         if (event.type === 'tradeClosed') await startReview(event.trade);
+      }
+      for (const event of out.events) {
+        if (event.type !== 'decision') continue;
+        try {
+          await local.recordDecision({
+            owner: info.workflowId,
+            pair: input.pair,
+            record: event.record,
+            result: event.result,
+            verdict: event.verdict,
+            context: event.context,
+            clientOrderId: event.clientOrderId,
+          });
+        } catch (err) {
+          // the decision stands (it is in this history); only its journal line is missing
+          if (!(err instanceof ActivityFailure)) throw err;
+          log.warn('journal write failed', { pair: input.pair, asOf, message: failureMessage(err) });
+        }
       }
     } catch (err) {
       // An activity that exhausted its retries (exchange or LLM down): skip this candle, keep the state, and try again

@@ -1,0 +1,421 @@
+/**
+ * Activities: the side effects of the decision cycle and of trade reviews. Thin adapters from src/core functions to
+ * I/O: market data and the exchange (paper or ccxt), the context builder, the decision provider, the journal.
+ *
+ * `createActivities(deps)` takes explicit dependencies (tests pass their own); `createActivityRuntime(config)` builds
+ * them from the configuration for the worker. Secrets stay here: they are read from the config on the worker and never
+ * travel in activity inputs or results.
+ *
+ * Failures are classified once: exchange errors keep their ExchangeError type, LLM transport errors their LlmError
+ * type, and both become `ApplicationFailure`s with that type and `nonRetryable` set, so the workflow's retry policies
+ * decide on type names alone.
+ */
+import { join } from 'node:path';
+import { ApplicationFailure } from '@temporalio/common';
+import type { Config } from '../core/config';
+import { Journal, journalContext } from '../store/journal';
+import type { ContextRequest, MarketView, RiskRequest, ExecuteRequest } from '../core/cycle';
+import type { DecisionContext } from '../core/context-types';
+import type {
+  AccountSnapshot,
+  Candle,
+  DecisionResult,
+  Execution,
+  ExternalClose,
+  MarketSnapshot,
+  Verdict,
+} from '../core/types';
+import { checkRisk, type MarketLimits } from '../core/risk';
+import { buildSnapshot, snapshotAt, type SnapshotOptions } from '../core/snapshot';
+import { timeframeMs } from '../core/timeframe';
+import { CONFIGURATION_ERROR, MARKET_DATA_UNAVAILABLE } from '../core/error-types';
+import { reviewTrade, reflectOnTrade, evaluateTrade, rewardForTrade } from '../core/learning';
+import { buildDecisionContext } from '../llm/context-builder';
+import type { DecisionProvider, ProviderDecision } from '../llm/provider';
+import { BaselineProvider } from '../llm/baseline';
+import { OpenAIProvider } from '../llm/openai-provider';
+import { CachedProvider, DecisionCache } from '../llm/decision-cache';
+import { ReplayProvider } from '../llm/replay-provider';
+import { LlmError } from '../llm/errors';
+import { ExchangeError, classifyError } from '../exchange/errors';
+import type { Exchange } from '../exchange/port';
+import { CcxtExchange } from '../exchange/ccxt-exchange';
+import { PaperExchange } from '../exchange/paper-exchange';
+import { LiveMarketSource, RecordedMarketSource, csvRecordedData, type MarketSource } from '../exchange/market-source';
+import type { Activities, RecordDecisionInput, TradeReviewResult } from './types';
+import type { ClosedTrade } from '../core/types';
+
+/** A structured logger (the worker's). */
+export interface ActivityLogger {
+  info(message: string, meta?: Record<string, unknown>): void;
+  warn(message: string, meta?: Record<string, unknown>): void;
+  error(message: string, meta?: Record<string, unknown>): void;
+}
+
+/** How many candles of history each timeframe is read with: enough to warm up EMA100 and ADX. */
+export const HISTORY_CANDLES = 300;
+/** At most this many main candles are returned in `candlesSince` (a long pause is summarised by its extremes). */
+export const MAX_CANDLES_SINCE = 500;
+
+export interface ActivityDeps {
+  config: Config;
+  /** where orders go: the paper exchange (paper, replay) or the real one (live) */
+  exchange: Exchange;
+  /** the paper exchange when trading on paper: advanced to each cycle's asOf (funding, stops, liquidations) */
+  paper: PaperExchange | null;
+  /** candles and funding, asOf-bounded */
+  market: MarketSource;
+  provider: DecisionProvider;
+  journal: Journal;
+  logger: ActivityLogger;
+  /** advances the market clock of the paper exchange (replay: recorded time) */
+  setMarketTime?: (t: number) => void;
+}
+
+function toFailure(err: unknown, what: string): Error {
+  if (err instanceof ApplicationFailure) return err;
+  if (err instanceof LlmError) {
+    return ApplicationFailure.create({ type: err.type, message: err.message, nonRetryable: !err.retryable });
+  }
+  if (err instanceof ExchangeError) {
+    return ApplicationFailure.create({ type: err.type, message: err.message, nonRetryable: !err.retryable });
+  }
+  const classified = classifyError(err, { operation: what });
+  return ApplicationFailure.create({
+    type: classified.type,
+    message: classified.message,
+    nonRetryable: !classified.retryable,
+  });
+}
+
+async function classified<T>(what: string, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await fn();
+  } catch (err) {
+    throw toFailure(err, what);
+  }
+}
+
+/** The compact result recorded in history: the decision and its cost, plus the model's reasoning for the audit. */
+function compactResult(result: ProviderDecision): ProviderDecision {
+  return {
+    decision: result.decision,
+    source: result.source,
+    model: result.model,
+    usage: result.usage,
+    latencyMs: result.latencyMs,
+    problems: result.problems,
+    ...(result.thinking ? { thinking: result.thinking } : {}),
+    ...(result.rawToolCalls ? { rawToolCalls: result.rawToolCalls } : {}),
+    ...(result.notes && result.notes.length > 0 ? { notes: result.notes } : {}),
+    ...(result.originalUsage ? { originalUsage: result.originalUsage } : {}),
+  };
+}
+
+export function createActivities(deps: ActivityDeps): Activities {
+  const { config, exchange, paper, market, provider, journal, logger } = deps;
+  const main = config.timeframes.main;
+  const informative = config.context.include_multi_timeframe_data ? config.timeframes.informative : [];
+  const snapshotOptions: SnapshotOptions = {
+    tailLength: Math.max(1, config.context.indicator_history_points),
+    rawCandles: config.context.raw_kline_history_points,
+  };
+
+  async function snapshotFor(pair: string, asOf: number): Promise<MarketSnapshot> {
+    if (market instanceof RecordedMarketSource) {
+      const cache = await market.seriesCache(pair, main, informative);
+      return snapshotAt(cache, asOf, snapshotOptions);
+    }
+    const candles: Record<string, Candle[]> = {};
+    for (const tf of [main, ...informative]) candles[tf] = await market.candles(pair, tf, asOf, HISTORY_CANDLES);
+    return buildSnapshot({
+      pair,
+      asOf,
+      mainTimeframe: main,
+      candles,
+      funding: await market.funding(pair, asOf),
+      ...snapshotOptions,
+    });
+  }
+
+  async function limitsFor(pair: string): Promise<MarketLimits> {
+    const info = await exchange.market(pair);
+    return {
+      // an exchange that states no minimum notional: the configured one (paper.min_notional)
+      minNotional: info.minNotional ?? config.paper.min_notional,
+      qtyStep: info.qtyStep,
+      minQty: info.minQty,
+      maintenanceMarginRate: config.paper.maintenance_margin_rate,
+      takerFeeRate: config.paper.taker_fee,
+    };
+  }
+
+  async function account(pair: string, externalCloses: ExternalClose[]): Promise<AccountSnapshot> {
+    const [balance, positions] = await Promise.all([exchange.fetchBalance(), exchange.fetchPositions()]);
+    return {
+      equity: balance.equity,
+      available: balance.available,
+      usedMargin: balance.usedMargin,
+      positions,
+      externalCloses: externalCloses.filter((c) => c.pair === pair),
+    };
+  }
+
+  return {
+    async fetchMarket({ pair, asOf, since }): Promise<MarketView> {
+      let snapshot: MarketSnapshot;
+      try {
+        snapshot = await snapshotFor(pair, asOf);
+      } catch (err) {
+        if (market instanceof RecordedMarketSource) {
+          throw ApplicationFailure.create({
+            type: MARKET_DATA_UNAVAILABLE,
+            message: `no recorded market data for ${pair} at ${new Date(asOf).toISOString()}: ${err instanceof Error ? err.message : String(err)}`,
+            nonRetryable: true,
+          });
+        }
+        throw toFailure(err, `fetch market data of ${pair}`);
+      }
+      if (market instanceof RecordedMarketSource && snapshot.asOf < asOf - timeframeMs(main)) {
+        throw ApplicationFailure.create({
+          type: MARKET_DATA_UNAVAILABLE,
+          message: `recorded data of ${pair} ends at ${new Date(snapshot.asOf).toISOString()}, before ${new Date(asOf).toISOString()}`,
+          nonRetryable: true,
+        });
+      }
+      // the market clock moves only to a time the data covers
+      deps.setMarketTime?.(asOf);
+      return classified(`fetch market view of ${pair}`, async () => {
+        // the paper exchange processes funding, stops and liquidations up to asOf before anything is read from it
+        const from = since ?? asOf - timeframeMs(main);
+        // read the closes by time window: another pair's balance read may already have advanced this pair
+        if (paper) await paper.advancePair(pair, asOf);
+        const externalCloses = paper ? paper.externalCloses(pair, from, asOf) : [];
+        const recent = await market.candles(
+          pair,
+          main,
+          asOf,
+          Math.min(MAX_CANDLES_SINCE, Math.max(1, Math.ceil((asOf - from) / timeframeMs(main)))),
+        );
+        const candlesSince = recent.filter((c) => c.time + timeframeMs(main) > from);
+        const fundingSince = paper ? paperFundingPaid(paper, pair, from, asOf) : 0;
+        return {
+          snapshot,
+          account: await account(pair, externalCloses),
+          candlesSince,
+          fundingSince,
+          limits: await limitsFor(pair),
+        };
+      });
+    },
+
+    async buildContext(req: ContextRequest): Promise<DecisionContext> {
+      const pair = req.snapshot.pair;
+      const learning = journal.learningContext(pair, req.snapshot.asOf, config.experience);
+      return buildDecisionContext({ ...req, learning }, config);
+    },
+
+    async decide(ctx: DecisionContext): Promise<DecisionResult> {
+      try {
+        return compactResult(await provider.decide(ctx));
+      } catch (err) {
+        throw toFailure(err, `decide ${ctx.pair}`);
+      }
+    },
+
+    async checkRisk(req: RiskRequest): Promise<Verdict> {
+      return checkRisk({ ...req, risk: config.risk, market: req.limits });
+    },
+
+    async execute(req: ExecuteRequest): Promise<Execution> {
+      return classified(`execute ${req.intent.kind} on ${req.intent.pair}`, async () => {
+        const { intent, clientOrderId } = req;
+        if (intent.kind === 'open' || intent.kind === 'increase')
+          await exchange.prepareEntry(intent.pair, intent.leverage);
+        const buy = (intent.kind === 'open' || intent.kind === 'increase') === (intent.side === 'long');
+        const result = await exchange.createOrder({
+          pair: intent.pair,
+          side: buy ? 'buy' : 'sell',
+          quantity: intent.quantity,
+          reduceOnly: intent.kind === 'reduce' || intent.kind === 'close',
+          clientOrderId,
+          referencePrice: intent.price,
+        });
+        if (intent.kind === 'open' && intent.stopPrice !== null && result.status === 'filled') {
+          // the protective stop on the exchange: it holds even if this worker is down
+          await exchange.placeStopOrder({
+            pair: intent.pair,
+            side: buy ? 'sell' : 'buy',
+            quantity: result.filledQuantity,
+            stopPrice: intent.stopPrice,
+            clientOrderId: stopOrderId(req.tradeId),
+          });
+        }
+        if (intent.kind === 'close' && result.status === 'filled') {
+          // the position is gone: its protective stop must not fire on a later position (idempotent)
+          await exchange.cancelOrder(intent.pair, stopOrderId(req.tradeId));
+        }
+        const positions = await exchange.fetchPositions();
+        return {
+          clientOrderId,
+          status: result.status === 'filled' ? 'filled' : 'rejected',
+          fills: result.fills,
+          position: positions.find((p) => p.pair === intent.pair) ?? null,
+          error: result.status === 'filled' ? null : `order ${clientOrderId} is ${result.status}`,
+        };
+      });
+    },
+
+    async recordDecision(input: RecordDecisionInput): Promise<void> {
+      journal.recordDecision({
+        owner: input.owner,
+        pair: input.pair,
+        record: input.record,
+        result: input.result,
+        verdict: input.verdict,
+        context: input.context ? journalContext(input.context) : null,
+        clientOrderId: input.clientOrderId,
+      });
+    },
+
+    async reviewTrade(trade: ClosedTrade): Promise<TradeReviewResult> {
+      return {
+        review: reviewTrade(trade),
+        reflection: reflectOnTrade(trade),
+        evaluation: evaluateTrade(trade),
+        reward: rewardForTrade(trade),
+      };
+    },
+
+    async recordTrade(input): Promise<void> {
+      const { inserted } = journal.recordTrade(
+        input.trade,
+        input.review,
+        input.reflection,
+        input.evaluation,
+        input.reward,
+      );
+      logger.info(inserted ? 'trade journaled' : 'trade already journaled', {
+        tradeId: input.trade.tradeId,
+        pair: input.trade.pair,
+        pnl: input.trade.pnl,
+      });
+    },
+  };
+}
+
+/** The client order id of the protective stop placed with a trade's entry. */
+export function stopOrderId(tradeId: string): string {
+  return `${tradeId}s`;
+}
+
+/** Funding paid (+) or received (-) on `pair` with `from < time <= to`, from the paper account. */
+function paperFundingPaid(paper: PaperExchange, pair: string, from: number, to: number): number {
+  let sum = 0;
+  for (const f of paper.ledgerState().funding) if (f.pair === pair && f.time > from && f.time <= to) sum += f.amount;
+  return sum;
+}
+
+export interface ActivityRuntime {
+  activities: Activities;
+  close(): Promise<void>;
+}
+
+function configurationError(message: string): never {
+  throw ApplicationFailure.create({ type: CONFIGURATION_ERROR, message, nonRetryable: true });
+}
+
+function providerFor(config: Config, dataDir: string): { provider: DecisionProvider; close: () => void } {
+  switch (config.llm.provider) {
+    case 'baseline':
+      return { provider: new BaselineProvider(), close: () => undefined };
+    case 'replay': {
+      if (!config.llm.replay_file)
+        configurationError(
+          'llm.provider is "replay" but llm.replay_file is not set: point it at a previous llm_decisions.jsonl',
+        );
+      return { provider: ReplayProvider.fromFile(config.llm.replay_file), close: () => undefined };
+    }
+    case 'openai': {
+      const inner = new OpenAIProvider(config.llm);
+      if (!config.llm.cache) return { provider: inner, close: () => undefined };
+      const cache = DecisionCache.open(join(dataDir, 'decision-cache.sqlite'));
+      return { provider: new CachedProvider(inner, cache), close: () => cache.close() };
+    }
+  }
+}
+
+/**
+ * Build the worker's activities from the configuration:
+ * - live: the ccxt exchange with keys; market data from it
+ * - paper: the paper exchange (SQLite account under data_dir) over the real exchange's public market data
+ * - replay: the paper exchange over recorded candles (`replay.data`), on the recorded clock the workflows pass in
+ */
+export async function createActivityRuntime(
+  config: Config,
+  opts: { logger: ActivityLogger },
+): Promise<ActivityRuntime> {
+  const dataDir = config.data_dir;
+  const journal = Journal.fromConfig(config);
+  const closers: (() => void | Promise<void>)[] = [() => journal.close()];
+  try {
+    const { provider, close } = providerFor(config, dataDir);
+    closers.push(close);
+    const marketsCacheFile = join(dataDir, `markets-${config.exchange.name}.json`);
+    let exchange: Exchange;
+    let paper: PaperExchange | null = null;
+    let market: MarketSource;
+    let marketTime = 0;
+    if (config.mode === 'live') {
+      const live = CcxtExchange.fromConfig(config.exchange, { marketsCacheFile });
+      exchange = live;
+      market = new LiveMarketSource(live);
+    } else {
+      let markets: Pick<Exchange, 'market'> | undefined;
+      if (config.mode === 'replay') {
+        market = new RecordedMarketSource(csvRecordedData(config.replay.data));
+      } else {
+        // public market data only: no keys leave the worker for paper trading
+        const publicExchange = CcxtExchange.fromConfig(
+          { ...config.exchange, api_key: '', api_secret: '' },
+          { marketsCacheFile },
+        );
+        market = new LiveMarketSource(publicExchange);
+        markets = publicExchange;
+      }
+      paper = new PaperExchange({
+        file: join(dataDir, `paper-${config.mode}.sqlite`),
+        config: config.paper,
+        source: market,
+        clock: () => (config.mode === 'replay' ? marketTime : Date.now()),
+        triggerTimeframe: config.timeframes.main,
+        ...(markets ? { markets } : {}),
+      });
+      const opened = paper;
+      closers.push(() => opened.close());
+      exchange = paper;
+    }
+    const activities = createActivities({
+      config,
+      exchange,
+      paper,
+      market,
+      provider,
+      journal,
+      logger: opts.logger,
+      setMarketTime: (t) => {
+        marketTime = Math.max(marketTime, t);
+      },
+    });
+    opts.logger.info('activities ready', { mode: config.mode, provider: provider.name, exchange: exchange.id });
+    return {
+      activities,
+      close: async () => {
+        for (const c of closers.reverse()) await c();
+      },
+    };
+  } catch (err) {
+    for (const c of closers.reverse()) await c();
+    throw err;
+  }
+}

@@ -1,0 +1,179 @@
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync, rmSync, existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { ApplicationFailure } from '@temporalio/common';
+import { ConfigSchema, type Config } from '../../src/core/config';
+import { createActivityRuntime, type ActivityRuntime } from '../../src/activities';
+import { initialPairState, runCycle, type CycleSteps, type PairState } from '../../src/core/cycle';
+import type { Activities } from '../../src/activities/types';
+import { MARKET_DATA_UNAVAILABLE } from '../../src/core/error-types';
+import { readJsonLines } from '../../src/store/jsonl';
+import { Journal } from '../../src/store/journal';
+
+const DATA = join(process.cwd(), '../shared/data/binanceusdm');
+const PAIR = 'BTC/USDT:USDT';
+const OWNER = `pair:binanceusdm:${PAIR}`;
+const HALF_HOUR = 30 * 60_000;
+const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+function replayConfig(dataDir: string): Config {
+  return ConfigSchema.parse({
+    mode: 'replay',
+    pairs: [PAIR],
+    data_dir: dataDir,
+    replay: { data: DATA, start: '2025-06-01T00:00:00Z', seconds_per_candle: 1 },
+    llm: { provider: 'baseline' },
+  });
+}
+
+function stepsOf(a: Activities, owner: string, pair: string, journalEvents = true) {
+  const steps: CycleSteps = {
+    fetchMarket: (req) => a.fetchMarket(req),
+    buildContext: (req) => a.buildContext(req),
+    decide: (ctx) => a.decide(ctx),
+    checkRisk: (req) => a.checkRisk(req),
+    execute: (req) => a.execute(req),
+  };
+  return {
+    steps,
+    async cycle(state: PairState, asOf: number) {
+      const out = await runCycle(
+        steps,
+        state,
+        { asOf, orderOwner: owner, forceExit: false, paused: false },
+        {
+          risk: replayConfig('x').risk,
+          maxRecentDecisions: 5,
+          maintenanceMarginRate: 0.005,
+        },
+      );
+      if (journalEvents) {
+        for (const e of out.events) {
+          if (e.type === 'decision') {
+            await a.recordDecision({
+              owner,
+              pair,
+              record: e.record,
+              result: e.result,
+              verdict: e.verdict,
+              context: e.context,
+              clientOrderId: e.clientOrderId,
+            });
+          } else if (e.type === 'tradeClosed') {
+            const reviewed = await a.reviewTrade(e.trade);
+            await a.recordTrade({ trade: e.trade, ...reviewed });
+          }
+        }
+      }
+      return out;
+    },
+  };
+}
+
+describe('activities (replay mode: recorded candles, paper exchange, baseline, journal)', () => {
+  let dir: string;
+  let runtime: ActivityRuntime;
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'llm-trader-activities-'));
+    runtime = await createActivityRuntime(replayConfig(dir), { logger: silent });
+  });
+  after(async () => {
+    await runtime.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('cycles over two weeks of BTC trade on paper, never see a candle after asOf, and journal every decision', async () => {
+    const { cycle } = stepsOf(runtime.activities, OWNER, PAIR);
+    let state = initialPairState(PAIR);
+    const start = Date.parse('2025-06-01T00:00:00Z');
+    const cycles = 14 * 48;
+    let trades = 0;
+    for (let i = 1; i <= cycles; i++) {
+      const asOf = start + i * HALF_HOUR;
+      const out = await cycle(state, asOf);
+      state = out.state;
+      trades += out.events.filter((e) => e.type === 'tradeClosed').length;
+      const decision = out.events.find((e) => e.type === 'decision');
+      if (decision?.type === 'decision' && decision.context) {
+        for (const tf of Object.values(decision.context.snapshot.timeframes)) {
+          for (const c of tf.candles) assert.ok(c.time + HALF_HOUR <= asOf, 'a raw candle closes after asOf');
+        }
+        assert.ok(decision.context.snapshot.asOf <= asOf);
+      }
+    }
+    assert.equal(state.counters.cycles, cycles);
+    assert.ok(state.counters.entries >= 1, `the baseline entered ${state.counters.entries} times in two weeks`);
+    assert.ok(trades >= 1, 'at least one trade closed');
+
+    const lines = readJsonLines<{ pair: string; action: string }>(join(dir, 'logs/llm_decisions.jsonl'));
+    assert.equal(lines.corrupt.length, 0);
+    assert.equal(lines.records.length, cycles, 'one llm_decisions.jsonl line per cycle');
+    const tradesLog = readJsonLines(join(dir, 'logs/trade_experience.jsonl'));
+    assert.equal(tradesLog.records.length, trades, 'one trade_experience.jsonl line per closed trade');
+    assert.ok(existsSync(join(dir, 'logs/reward_learning.json')));
+  });
+
+  test('the account is one SQLite paper ledger: reopening it gives the same balance', async () => {
+    const balance = await runtime.activities.fetchMarket({
+      pair: PAIR,
+      asOf: Date.parse('2025-06-15T00:30:00Z'),
+      since: null,
+    });
+    await runtime.close();
+    runtime = await createActivityRuntime(replayConfig(dir), { logger: silent });
+    const again = await runtime.activities.fetchMarket({
+      pair: PAIR,
+      asOf: Date.parse('2025-06-15T00:30:00Z'),
+      since: null,
+    });
+    assert.equal(again.account.equity, balance.account.equity);
+    assert.equal(again.account.available, balance.account.available);
+  });
+
+  test('a replay past the end of the recorded data is a non-retryable MarketDataUnavailable failure', async () => {
+    await assert.rejects(
+      runtime.activities.fetchMarket({ pair: PAIR, asOf: Date.parse('2025-09-01T00:00:00Z'), since: null }),
+      (err: unknown) =>
+        err instanceof ApplicationFailure && err.type === MARKET_DATA_UNAVAILABLE && err.nonRetryable === true,
+    );
+  });
+
+  test('a repeated execute with the same client order id places one order (a retried activity)', async () => {
+    const asOf = Date.parse('2025-06-20T12:00:00Z');
+    const view = await runtime.activities.fetchMarket({ pair: 'ETH/USDT:USDT', asOf, since: null });
+    const req = {
+      intent: {
+        kind: 'open' as const,
+        pair: 'ETH/USDT:USDT',
+        side: 'long' as const,
+        leverage: 3,
+        margin: 100,
+        quantity: 300 / view.snapshot.price,
+        price: view.snapshot.price,
+        stopPrice: null,
+      },
+      clientOrderId: 'ltretrytest0001',
+      asOf,
+      tradeId: 'ltretrytest0001',
+    };
+    const first = await runtime.activities.execute(req);
+    const second = await runtime.activities.execute(req);
+    assert.equal(first.status, 'filled');
+    assert.deepEqual(second.fills, first.fills);
+    assert.ok(second.position && Math.abs(second.position.quantity - req.intent.quantity) < 1e-9, 'not doubled');
+  });
+
+  test('decisions in the journal are readable back per pair', () => {
+    const journal = Journal.fromConfig(replayConfig(dir), {});
+    try {
+      const recent = journal.recentDecisions(PAIR, 3);
+      assert.equal(recent.length, 3);
+      assert.ok(recent.every((d) => d.owner === OWNER));
+    } finally {
+      journal.close();
+    }
+    assert.ok(readFileSync(join(dir, 'logs/llm_decisions.jsonl'), 'utf8').length > 0);
+  });
+});
