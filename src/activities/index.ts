@@ -16,15 +16,7 @@ import type { Config } from '../core/config';
 import { Journal, journalContext } from '../store/journal';
 import type { ContextRequest, MarketView, RiskRequest, ExecuteRequest } from '../core/cycle';
 import type { DecisionContext } from '../core/context-types';
-import type {
-  AccountSnapshot,
-  Candle,
-  DecisionResult,
-  Execution,
-  ExternalClose,
-  MarketSnapshot,
-  Verdict,
-} from '../core/types';
+import type { AccountSnapshot, Candle, Execution, ExternalClose, MarketSnapshot, Verdict } from '../core/types';
 import { checkRisk, type MarketLimits } from '../core/risk';
 import { buildSnapshot, snapshotAt, type SnapshotOptions } from '../core/snapshot';
 import { timeframeMs } from '../core/timeframe';
@@ -215,9 +207,10 @@ export function createActivities(deps: ActivityDeps): Activities {
       return buildDecisionContext({ ...req, learning }, config);
     },
 
-    async decide(ctx: DecisionContext): Promise<DecisionResult> {
+    async decide(ctx: DecisionContext): Promise<ProviderDecision> {
       try {
-        return compactResult(await provider.decide(ctx));
+        // the prompt goes into the result: a local activity's input is not recorded, its result is (Web UI audit)
+        return { ...compactResult(await provider.decide(ctx)), prompt: ctx.messages };
       } catch (err) {
         throw toFailure(err, `decide ${ctx.pair}`);
       }
@@ -351,15 +344,20 @@ function providerFor(config: Config, dataDir: string): { provider: DecisionProvi
  * - paper: the paper exchange (SQLite account under data_dir) over the real exchange's public market data
  * - replay: the paper exchange over recorded candles (`replay.data`), on the recorded clock the workflows pass in
  */
-export async function createActivityRuntime(
-  config: Config,
-  opts: { logger: ActivityLogger },
-): Promise<ActivityRuntime> {
+export interface ActivityRuntimeOptions {
+  logger: ActivityLogger;
+  /** replaces the configured decision provider (scripted runs, tests) */
+  provider?: DecisionProvider;
+}
+
+export async function createActivityRuntime(config: Config, opts: ActivityRuntimeOptions): Promise<ActivityRuntime> {
   const dataDir = config.data_dir;
   const journal = Journal.fromConfig(config);
   const closers: (() => void | Promise<void>)[] = [() => journal.close()];
   try {
-    const { provider, close } = providerFor(config, dataDir);
+    const { provider, close } = opts.provider
+      ? { provider: opts.provider, close: () => undefined }
+      : providerFor(config, dataDir);
     closers.push(close);
     const marketsCacheFile = join(dataDir, `markets-${config.exchange.name}.json`);
     let exchange: Exchange;
@@ -411,11 +409,12 @@ export async function createActivityRuntime(
     return {
       activities,
       close: async () => {
-        for (const c of closers.reverse()) await c();
+        // idempotent: every resource is closed once
+        for (let c = closers.pop(); c; c = closers.pop()) await c();
       },
     };
   } catch (err) {
-    for (const c of closers.reverse()) await c();
+    for (let c = closers.pop(); c; c = closers.pop()) await c();
     throw err;
   }
 }

@@ -5,6 +5,7 @@
 import type { ContextRequest, DecisionRecord, ExecuteRequest, MarketView, RiskRequest } from '../core/cycle';
 import type { DecisionContext } from '../core/context-types';
 import type { ClosedTrade, DecisionResult, Execution, Verdict } from '../core/types';
+import type { ProviderDecision } from '../llm/provider';
 import type { TradeReview, Reflection, TradeEvaluation, RewardBreakdown } from '../core/learning';
 
 export interface TradeReviewResult {
@@ -20,7 +21,7 @@ export interface PairActivities {
   /** the prompt: system + user messages within the token budget, plus the tool definitions */
   buildContext(req: ContextRequest): Promise<DecisionContext>;
   /** one validated decision from the configured provider; journaled to llm_decisions.jsonl and SQLite */
-  decide(ctx: DecisionContext): Promise<DecisionResult>;
+  decide(ctx: DecisionContext): Promise<ProviderDecision>;
   /** the risk gate with the worker's configuration and the exchange limits; the verdict is journaled */
   checkRisk(req: RiskRequest): Promise<Verdict>;
   /** places the order under its client order id (idempotent), with the protective stop on an entry */

@@ -5,6 +5,7 @@
 import { CommanderError } from 'commander';
 import { buildProgram } from './program';
 import { ConfigError } from '../config/load';
+import { OperatorError } from '../worker/errors';
 
 export async function main(argv: string[]): Promise<number> {
   try {
@@ -14,6 +15,11 @@ export async function main(argv: string[]): Promise<number> {
     if (err instanceof CommanderError) {
       // commander already printed the message (or the help / version text)
       return err.exitCode === 0 ? 0 : 2;
+    }
+    if (err instanceof OperatorError) {
+      // an error that explains itself (unreachable server, unknown pair...): one line, no stack
+      console.error(`llm-trader: ${err.message}`);
+      return 1;
     }
     if (err instanceof ConfigError) {
       console.error(`llm-trader: invalid ${err.message}`);

@@ -6,6 +6,14 @@ import { loadConfig } from '../config/load';
 import { redactConfig } from '../core/config';
 import { registerDownloadData } from './commands/download-data';
 import { registerImportData } from './commands/import-data';
+import { registerControl } from './commands/control';
+import { registerDecisions } from './commands/decisions';
+import { registerDev } from './commands/dev';
+import { registerSetup } from './commands/setup';
+import { registerStart } from './commands/start';
+import { registerStatus } from './commands/status';
+import { registerTrades } from './commands/trades';
+import { registerWorker } from './commands/worker';
 
 export function buildProgram(): Command {
   const program = new Command();
@@ -26,6 +34,14 @@ export function buildProgram(): Command {
 
   registerImportData(program);
   registerDownloadData(program);
+  registerDev(program);
+  registerSetup(program);
+  registerWorker(program);
+  registerStart(program);
+  registerControl(program);
+  registerStatus(program);
+  registerDecisions(program);
+  registerTrades(program);
 
   return program;
 }

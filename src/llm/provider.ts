@@ -3,7 +3,7 @@
  * provider, the rule baseline, a replay of a recorded journal, the cache in front of one of them).
  */
 import type { DecisionResult, TokenUsage } from '../core/types';
-import type { DecisionContext } from '../core/context-types';
+import type { ChatMessage, DecisionContext } from '../core/context-types';
 
 /** A tool call as the model made it, before validation, kept for the journal. */
 export interface ModelToolCall {
@@ -36,6 +36,8 @@ export interface ProviderDecision extends DecisionResult {
   originalUsage?: TokenUsage;
   /** sha256 cache key of the request, when the result went through a decision cache */
   cacheKey?: string;
+  /** the prompt that was sent (system, user), echoed by the decide activity so the workflow history shows it */
+  prompt?: ChatMessage[];
 }
 
 /** Turns a context into a decision. Implementations never return an unvalidated decision. */

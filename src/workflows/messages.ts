@@ -113,6 +113,11 @@ export const SEARCH_ATTRIBUTES = {
 } as const;
 
 export const PAIR_TRADER_WORKFLOW = 'pairTrader';
+/**
+ * Workflow task timeout for pair workflows: the decision runs as a local activity inside a workflow task, and the SDK
+ * heartbeats a task only after ~80 % of this, so ordinary LLM calls (< ~48 s) add no history events.
+ */
+export const PAIR_WORKFLOW_TASK_TIMEOUT = '1 minute';
 export const TRADE_REVIEW_WORKFLOW = 'tradeReview';
 
 /** `pair:<exchange>:<symbol>`, e.g. `pair:binanceusdm:BTC/USDT:USDT`. */

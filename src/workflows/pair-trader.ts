@@ -4,8 +4,9 @@
  * mirror, MFE/MAE tracker, recent decisions, pause flag, counters) is workflow state and is carried across
  * continue-as-new.
  *
- * Event budget (per cycle): the cheap, fast steps run as local activities (one marker event each, no extra workflow
- * task); `decide` is a regular activity so the Web UI shows its input (the prompt) and its result (the tool call).
+ * Event budget: every step runs as a local activity (one marker event each, no extra workflow task), so a cycle is
+ * a timer (2 events), one workflow task (3), and one marker per step: about 9 events for a hold, 11 for a trade.
+ * The `decide` marker holds the prompt sent and the tool call received, for the Web UI.
  */
 import {
   ActivityFailure,
@@ -15,7 +16,6 @@ import {
   condition,
   log,
   makeContinueAsNewFunc,
-  proxyActivities,
   proxyLocalActivities,
   setHandler,
   startChild,
@@ -86,8 +86,14 @@ const orders = proxyLocalActivities<Pick<PairActivities, 'execute'>>({
   },
 });
 
+/**
+ * The decision is a local activity too: its marker records the prompt that was sent and the tool call that came back
+ * (open it in the Web UI), and a cycle costs one workflow task instead of two. LLM calls longer than ~80 % of the
+ * workflow task timeout make the SDK heartbeat the task (3 more events each time): start pair workflows with a
+ * workflow task timeout of a minute (see src/worker/starter.ts) so that ordinary calls never do.
+ */
 function decider(input: PairTraderInput) {
-  return proxyActivities<Pick<PairActivities, 'decide'>>({
+  return proxyLocalActivities<Pick<PairActivities, 'decide'>>({
     startToCloseTimeout: input.decideTimeoutMs,
     retry: {
       initialInterval: '2s',
@@ -111,6 +117,13 @@ function failureMessage(err: unknown): string {
 
 export async function pairTrader(input: PairTraderInput): Promise<PairState> {
   const info = workflowInfo();
+  /**
+   * Owner of the client order ids and journal entries. A replay re-run under the same workflow id replays the same
+   * candle times against the same paper account: its orders must not be taken for the earlier run's, so in replay
+   * mode the owner includes the first run id of this execution chain (stable across continue-as-new). Live and paper
+   * keep the workflow id alone, so that a restarted workflow finds an order it already placed for a candle.
+   */
+  const owner = input.mode === 'replay' ? `${info.workflowId}@${info.firstExecutionRunId}` : info.workflowId;
   const carried = input.carried;
   let state: PairState = carried?.state ?? initialPairState(input.pair);
   let paused = carried?.paused ?? false;
@@ -257,7 +270,7 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
       const out = await runCycle(
         steps,
         state,
-        { asOf, orderOwner: info.workflowId, forceExit: forceExitRequested > forceExitConsumed, paused },
+        { asOf, orderOwner: owner, forceExit: forceExitRequested > forceExitConsumed, paused },
         {
           risk: input.risk,
           maxRecentDecisions: input.maxRecentDecisions,
@@ -274,7 +287,7 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
         if (event.type !== 'decision') continue;
         try {
           await local.recordDecision({
-            owner: info.workflowId,
+            owner,
             pair: input.pair,
             record: event.record,
             result: event.result,
@@ -309,7 +322,10 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
 
     if (!stopRequested && (cyclesThisRun >= input.maxCyclesPerRun || workflowInfo().continueAsNewSuggested)) {
       await condition(allHandlersFinished);
-      const next = makeContinueAsNewFunc<typeof pairTrader>({ memo: workflowInfo().memo });
+      const next = makeContinueAsNewFunc<typeof pairTrader>({
+        memo: workflowInfo().memo,
+        workflowTaskTimeout: workflowInfo().taskTimeoutMs,
+      });
       return next({
         ...input,
         replay,

@@ -1,0 +1,12 @@
+/**
+ * Failures an operator can act on (server unreachable, search attributes missing, a pair not running): the message
+ * says what is wrong and what to do, completely, so the CLI shows it as one line without a stack trace.
+ */
+export class OperatorError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'OperatorError';
+    // src/cli/main.ts prints `err.stack` for unexpected errors; for these the message is the whole story
+    this.stack = message;
+  }
+}

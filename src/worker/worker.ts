@@ -1,0 +1,201 @@
+/**
+ * The worker: polls the task queue, runs the workflows (bundled from src/workflows/index.ts, or a prebuilt bundle) and
+ * the activities (built from the config by createActivityRuntime: exchange, market source, decision provider,
+ * journal). One structured logger serves the worker and the SDK (installed as Temporal's Runtime logger).
+ *
+ * Shutdown: on SIGINT or SIGTERM the worker stops polling, lets in-flight tasks finish for up to
+ * {@link SHUTDOWN_GRACE}, then the activities' resources (database handles, exchange sessions) are closed. A second
+ * signal exits at once. Workflow state is on the server: the next worker carries on where this one stopped.
+ */
+import { writeFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import { NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
+import type { ActivityRuntime } from '../activities';
+import type { Config } from '../core/config';
+import {
+  TemporalUnreachableError,
+  connectFailureReason,
+  connectionOptions,
+  temporalSettings,
+  type TemporalSettings,
+} from './connection';
+import type { StructuredLogger } from './logger';
+
+/** The workflows' entry point, bundled by webpack when no prebuilt bundle is given. */
+export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+/** How long in-flight workflow and activity tasks may run on after a shutdown request before activities are cancelled. */
+export const SHUTDOWN_GRACE = '10s';
+/** After this, a worker that has not stopped is abandoned (the process should exit). */
+export const SHUTDOWN_FORCE = '60s';
+
+let runtimeInstalled = false;
+
+/**
+ * Installs `logger` as Temporal's Runtime logger (SDK, workflow and activity log calls, and the Core SDK's warnings,
+ * forwarded), with no signal handlers of its own: {@link runWorker} and `llm-trader dev` handle the signals. Call it
+ * before anything else creates the Runtime (a worker, a NativeConnection, a test server); later calls do nothing.
+ * @throws IllegalStateError when something else already created the Runtime
+ */
+export function installRuntimeLogger(logger: StructuredLogger): void {
+  if (runtimeInstalled) return;
+  Runtime.install({
+    logger,
+    shutdownSignals: [],
+    telemetryOptions: { logging: { filter: { core: 'WARN', other: 'ERROR' }, forward: {} } },
+  });
+  runtimeInstalled = true;
+}
+
+/** Bundles the workflow code (webpack; a few seconds). Returns the bundle's JavaScript. */
+export async function buildWorkflowBundle(logger: StructuredLogger): Promise<string> {
+  const { code } = await bundleWorkflowCode({ workflowsPath: WORKFLOWS_PATH, logger });
+  return code;
+}
+
+/**
+ * Writes the workflow bundle to `file`, for images that should not bundle on every start (`worker --bundle <file>`).
+ * The bundle must be used with the same @temporalio/worker version that built it. Returns its size in bytes.
+ */
+export async function writeWorkflowBundle(file: string, logger: StructuredLogger): Promise<number> {
+  const code = await buildWorkflowBundle(logger);
+  await writeFile(file, code, 'utf8');
+  return Buffer.byteLength(code, 'utf8');
+}
+
+export interface StartWorkerOptions {
+  logger: StructuredLogger;
+  /** where and how to connect; default: from the config and the environment (see connection.ts) */
+  settings?: TemporalSettings;
+  /** an open connection to use (e.g. the dev server's); the caller closes it. Default: connect to `settings` */
+  connection?: NativeConnection;
+  /** a prebuilt workflow bundle (see {@link writeWorkflowBundle}); default: bundle src/workflows at start */
+  workflowBundlePath?: string;
+  /** builds the activities; default createActivityRuntime (tests pass their own) */
+  createActivities?: (config: Config, opts: { logger: StructuredLogger }) => Promise<ActivityRuntime>;
+}
+
+export interface RunningWorker {
+  settings: TemporalSettings;
+  /** resolves when the worker has stopped and the activities are closed; rejects on a fatal worker error */
+  done: Promise<void>;
+  /** asks the worker to stop (in-flight tasks get {@link SHUTDOWN_GRACE}); returns `done`. Safe to call twice. */
+  shutdown(): Promise<void>;
+}
+
+/**
+ * Starts a worker for `config` and returns once it is polling.
+ * @throws TemporalUnreachableError when the server cannot be reached; errors of the activity runtime (bad exchange or
+ *   provider settings) and of the workflow bundle as they are. Nothing stays open after a throw.
+ */
+export async function startWorker(config: Config, options: StartWorkerOptions): Promise<RunningWorker> {
+  const { logger } = options;
+  installRuntimeLogger(logger);
+  const settings = options.settings ?? temporalSettings(config);
+  // loaded here, not at the top: writing a bundle needs none of the exchange, model or database clients
+  const createActivities = options.createActivities ?? (await import('../activities')).createActivityRuntime;
+  const activityRuntime = await createActivities(config, { logger });
+  let ownConnection: NativeConnection | null = null;
+  let worker: Worker;
+  try {
+    let connection = options.connection;
+    if (connection === undefined) {
+      try {
+        ownConnection = await NativeConnection.connect(connectionOptions(settings));
+      } catch (err) {
+        throw new TemporalUnreachableError(settings.address, connectFailureReason(err));
+      }
+      connection = ownConnection;
+    }
+    logger.info(options.workflowBundlePath ? 'loading the workflow bundle' : 'bundling the workflow code', {
+      path: options.workflowBundlePath ?? WORKFLOWS_PATH,
+    });
+    worker = await Worker.create({
+      connection,
+      namespace: settings.namespace,
+      taskQueue: settings.taskQueue,
+      activities: activityRuntime.activities,
+      ...(options.workflowBundlePath
+        ? { workflowBundle: { codePath: options.workflowBundlePath } }
+        : { workflowsPath: WORKFLOWS_PATH }),
+      shutdownGraceTime: SHUTDOWN_GRACE,
+      shutdownForceTime: SHUTDOWN_FORCE,
+    });
+  } catch (err) {
+    await closeQuietly(logger, 'the activities', () => activityRuntime.close());
+    if (ownConnection) await closeQuietly(logger, 'the connection', () => ownConnection!.close());
+    throw err;
+  }
+
+  const done = (async () => {
+    try {
+      await worker.run();
+    } finally {
+      await closeQuietly(logger, 'the activities', () => activityRuntime.close());
+      if (ownConnection) await closeQuietly(logger, 'the connection', () => ownConnection!.close());
+    }
+  })();
+  logger.info('worker started', {
+    address: settings.address,
+    namespace: settings.namespace,
+    taskQueue: settings.taskQueue,
+    mode: config.mode,
+    provider: config.llm.provider,
+  });
+  return {
+    settings,
+    done,
+    shutdown: () => {
+      if (worker.getState() === 'RUNNING') {
+        logger.info('worker shutting down: finishing in-flight tasks', { graceTime: SHUTDOWN_GRACE });
+        worker.shutdown();
+      }
+      return done;
+    },
+  };
+}
+
+async function closeQuietly(logger: StructuredLogger, what: string, close: () => Promise<void>): Promise<void> {
+  try {
+    await close();
+  } catch (err) {
+    logger.error(`could not close ${what}`, { error: err });
+  }
+}
+
+/**
+ * Calls `onFirst(signal)` on the first SIGINT or SIGTERM; a second one exits the process at once (code 130).
+ * Returns a function that removes the handlers.
+ */
+export function onShutdownSignals(
+  logger: StructuredLogger,
+  onFirst: (signal: NodeJS.Signals) => void,
+  signals: readonly NodeJS.Signals[] = ['SIGINT', 'SIGTERM'],
+): () => void {
+  let received = false;
+  const handler = (signal: NodeJS.Signals): void => {
+    if (received) {
+      logger.warn(`${signal} again: exiting without waiting`);
+      process.exit(130);
+    }
+    received = true;
+    logger.info(`${signal} received: shutting down (send it again to exit at once)`);
+    onFirst(signal);
+  };
+  for (const s of signals) process.on(s, handler);
+  return () => {
+    for (const s of signals) process.off(s, handler);
+  };
+}
+
+/** `llm-trader worker`: starts a worker and runs it until SIGINT or SIGTERM, then shuts it down gracefully. */
+export async function runWorker(config: Config, options: StartWorkerOptions): Promise<void> {
+  const running = await startWorker(config, options);
+  const dispose = onShutdownSignals(options.logger, () => void running.shutdown());
+  try {
+    await running.done;
+  } finally {
+    dispose();
+  }
+  options.logger.info('worker stopped');
+}

@@ -1,0 +1,413 @@
+/**
+ * The durable path end to end on a real Temporal server (see temporal-server.ts for how one is found): pair workflows
+ * in replay mode on ../shared/data, the real activities (recorded market data, SQLite paper exchange, journal) with a
+ * scripted decision provider, signals, queries, continue-as-new, a worker killed mid-cycle, history replay, and the
+ * history events each decision cycle costs.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { join } from 'node:path';
+import { tmpdir } from 'node:os';
+import { fileURLToPath } from 'node:url';
+import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import { Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
+import { ConfigSchema, type Config } from '../../src/core/config';
+import type { Decision, DecisionResult } from '../../src/core/types';
+import type { DecisionContext } from '../../src/core/context-types';
+import type { PairState } from '../../src/core/cycle';
+import type { DecisionProvider } from '../../src/llm/provider';
+import { createActivityRuntime, type ActivityRuntime } from '../../src/activities';
+import type { Activities } from '../../src/activities/types';
+import { pairTraderInput, replaySchedule, initialSearchAttributes } from '../../src/worker/starter';
+import {
+  PAIR_TRADER_WORKFLOW,
+  PAIR_WORKFLOW_TASK_TIMEOUT,
+  forceExitSignal,
+  pauseSignal,
+  resumeSignal,
+  reviewWorkflowId,
+  statusQuery,
+  stopSignal,
+  type PairStatus,
+  type PairTraderInput,
+} from '../../src/workflows/messages';
+import { Journal } from '../../src/store/journal';
+import { PaperExchange } from '../../src/exchange/paper-exchange';
+import { RecordedMarketSource, csvRecordedData } from '../../src/exchange/market-source';
+import { readJsonLines } from '../../src/store/jsonl';
+import { acquireServer, type IntegrationServer } from './temporal-server';
+
+const DATA = join(process.cwd(), '../shared/data/binanceusdm');
+const HALF_HOUR = 30 * 60_000;
+const START = '2025-06-01T00:00:00Z';
+const RUN = `it${Date.now().toString(36)}`;
+const silent = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/** Which script each pair follows. */
+const SCRIPTS: Record<string, 'cycle' | 'enter-and-hold'> = {
+  'BTC/USDT:USDT': 'cycle',
+  'ETH/USDT:USDT': 'cycle',
+  'SOL/USDT:USDT': 'enter-and-hold',
+  'DOGE/USDT:USDT': 'enter-and-hold',
+  'LINK/USDT:USDT': 'enter-and-hold',
+};
+
+/**
+ * Scripted decisions, a pure function of the context:
+ * - cycle: flat → enter long on every third candle, else wait; in a position → exit after two holds, else hold.
+ * - enter-and-hold: flat → enter long; in a position → hold.
+ */
+class ScriptedProvider implements DecisionProvider {
+  readonly name = 'scripted';
+  calls = 0;
+
+  decide(ctx: DecisionContext): Promise<DecisionResult> {
+    this.calls += 1;
+    const pair = ctx.pair;
+    const script = SCRIPTS[pair] ?? 'cycle';
+    const rsi = 50;
+    let decision: Decision;
+    if (ctx.position) {
+      decision =
+        script === 'cycle' && ctx.position.holds >= 2
+          ? {
+              tool: 'signal_exit',
+              args: { pair, confidence_score: 70, rsi_value: rsi, trade_score: 60, reason: 'scripted exit' },
+            }
+          : { tool: 'signal_hold', args: { pair, confidence_score: 70, rsi_value: rsi, reason: 'scripted hold' } };
+    } else if (script === 'enter-and-hold' || Math.floor(ctx.asOf / HALF_HOUR) % 3 === 0) {
+      const price = ctx.snapshot.price;
+      decision = {
+        tool: 'signal_entry_long',
+        args: {
+          pair,
+          leverage: 3,
+          stake_amount: 200,
+          confidence_score: 80,
+          key_support: price * 0.98,
+          key_resistance: price * 1.02,
+          rsi_value: rsi,
+          trend_strength: 'medium',
+          reason: 'scripted entry',
+        },
+      };
+    } else {
+      decision = { tool: 'signal_wait', args: { pair, confidence_score: 50, rsi_value: rsi, reason: 'scripted wait' } };
+    }
+    return Promise.resolve({
+      decision,
+      source: 'replay',
+      model: 'scripted',
+      usage: { input: 0, output: 0 },
+      latencyMs: 0,
+      problems: [],
+    });
+  }
+}
+
+function testConfig(dataDir: string, taskQueue: string): Config {
+  return ConfigSchema.parse({
+    mode: 'replay',
+    pairs: Object.keys(SCRIPTS),
+    data_dir: dataDir,
+    replay: { data: DATA, start: START, seconds_per_candle: 0.5 },
+    temporal: { task_queue: taskQueue, grace_seconds: 0, max_cycles_per_run: 500 },
+    llm: { provider: 'baseline' },
+    risk: { max_open_trades: 10 },
+  });
+}
+
+async function sleep(ms: number): Promise<void> {
+  await new Promise((resolve) => setTimeout(resolve, ms));
+}
+
+/** Poll a query until `until` holds (or fail after `timeoutMs`). */
+async function waitForStatus(
+  handle: WorkflowHandle,
+  until: (s: PairStatus) => boolean,
+  what: string,
+  timeoutMs = 60_000,
+): Promise<PairStatus> {
+  const deadline = Date.now() + timeoutMs;
+  let last: PairStatus | null = null;
+  while (Date.now() < deadline) {
+    try {
+      last = await handle.query(statusQuery);
+      if (until(last)) return last;
+    } catch {
+      // the workflow may be between runs (continue-as-new) or not started yet
+    }
+    await sleep(250);
+  }
+  throw new Error(`timed out waiting for ${what}; last status: ${JSON.stringify(last)}`);
+}
+
+describe('pairTrader on a Temporal server (replay mode, ../shared/data)', () => {
+  let server: IntegrationServer | null = null;
+  let skip: string | null = null;
+  let dataDir = '';
+  let config: Config;
+  let bundle: WorkflowBundleWithSourceMap;
+  let provider: ScriptedProvider;
+  let runtime: ActivityRuntime;
+  let worker: Worker | null = null;
+  let workerRun: Promise<void> | null = null;
+  const handles: WorkflowHandle[] = [];
+  const taskQueue = `llm-trader-${RUN}`;
+
+  async function startPair(
+    pair: string,
+    patch: (input: PairTraderInput) => PairTraderInput = (i) => i,
+  ): Promise<WorkflowHandleWithFirstExecutionRunId> {
+    const schedule = await replaySchedule(config, pair);
+    const input = patch(pairTraderInput(config, pair, schedule, {}));
+    const handle = await server!.env.client.workflow.start(PAIR_TRADER_WORKFLOW, {
+      workflowId: `pair:${RUN}:${pair}`,
+      taskQueue,
+      args: [input],
+      typedSearchAttributes: initialSearchAttributes(input),
+      workflowTaskTimeout: PAIR_WORKFLOW_TASK_TIMEOUT,
+    });
+    handles.push(handle);
+    return handle;
+  }
+
+  before(async () => {
+    const acquired = await acquireServer();
+    if (typeof acquired === 'string') {
+      skip = acquired;
+      console.log(`# Temporal integration suite skipped: ${skip}`);
+      return;
+    }
+    server = acquired;
+    console.log(`# Temporal integration suite on ${server.origin}`);
+    dataDir = mkdtempSync(join(tmpdir(), 'llm-trader-it-'));
+    config = testConfig(dataDir, taskQueue);
+    bundle = await bundleWorkflowCode({
+      workflowsPath: fileURLToPath(new URL('../../src/workflows/index.ts', import.meta.url)),
+    });
+    provider = new ScriptedProvider();
+    runtime = await createActivityRuntime(config, { logger: silent, provider });
+    worker = await Worker.create({
+      connection: server.env.nativeConnection,
+      namespace: server.namespace,
+      taskQueue,
+      workflowBundle: bundle,
+      activities: runtime.activities,
+    });
+    workerRun = worker.run();
+  });
+
+  after(async () => {
+    if (!server) return;
+    worker?.shutdown();
+    await workerRun?.catch(() => undefined);
+    await runtime.close();
+    await server.env.teardown();
+    rmSync(dataDir, { recursive: true, force: true });
+  });
+
+  test('replay of BTC and ETH: >= 20 cycles, trades open and close, one review per closed trade, journal = JSONL', async (t) => {
+    if (skip) return t.skip(skip);
+    const cycles = 24;
+    const patch = (input: PairTraderInput): PairTraderInput => ({
+      ...input,
+      replay: { ...input.replay!, recordedEnd: input.replay!.recordedStart + cycles * HALF_HOUR },
+    });
+    const btc = await startPair('BTC/USDT:USDT', patch);
+    const eth = await startPair('ETH/USDT:USDT', patch);
+    const [btcState, ethState] = (await Promise.all([btc.result(), eth.result()])) as [PairState, PairState];
+
+    const journal = Journal.fromConfig(config, {});
+    try {
+      for (const [pair, state, handle] of [
+        ['BTC/USDT:USDT', btcState, btc],
+        ['ETH/USDT:USDT', ethState, eth],
+      ] as const) {
+        assert.ok(state.counters.cycles >= 20, `${pair}: ${state.counters.cycles} cycles`);
+        assert.ok(state.counters.entries >= 1, `${pair}: no entry`);
+        assert.ok(state.counters.exits >= 1, `${pair}: no exit`);
+        const closed = state.counters.exits + state.counters.externalCloses;
+
+        // every closed trade gets its review, which journals it: wait for the reviews, then count
+        const deadline = Date.now() + 60_000;
+        let trades = journal.allTrades().filter((tr) => tr.pair === pair);
+        while (trades.length < closed && Date.now() < deadline) {
+          await sleep(250);
+          trades = journal.allTrades().filter((tr) => tr.pair === pair);
+        }
+        assert.equal(trades.length, closed, `${pair}: one journaled review per closed trade`);
+        for (const trade of trades) {
+          const review = server!.env.client.workflow.getHandle(reviewWorkflowId(pair, trade.tradeId));
+          await review.result();
+          handles.push(review);
+        }
+
+        // the journal's SQLite rows and its JSONL lines agree
+        const lines = readJsonLines<{ pair: string; owner: string }>(join(dataDir, 'logs/llm_decisions.jsonl'));
+        // in replay mode the owner is `<workflow id>@<first run id>`
+        const owner = `${handle.workflowId}@${handle.firstExecutionRunId}`;
+        const mine = lines.records.filter((l) => l.pair === pair && l.owner === owner);
+        const rows = journal.decisionsSince(pair, 0, { limit: 100_000 }).filter((d) => d.owner === owner);
+        assert.equal(mine.length, rows.length, `${pair}: JSONL lines = SQLite rows`);
+        assert.equal(rows.length, state.counters.cycles, `${pair}: one journaled decision per cycle`);
+        const tradeLines = readJsonLines<{ pair: string }>(join(dataDir, 'logs/trade_experience.jsonl'));
+        assert.equal(tradeLines.records.filter((l) => l.pair === pair).length, trades.length);
+      }
+    } finally {
+      journal.close();
+    }
+
+    // history events per decision cycle, from the real history
+    const history = await btc.fetchHistory();
+    const events = history.events?.length ?? 0;
+    const perCycle = events / btcState.counters.cycles;
+    console.log(
+      `# events per decision cycle: ${perCycle.toFixed(1)} (${events} events / ${btcState.counters.cycles} cycles)`,
+    );
+    assert.ok(perCycle <= 15, `events per decision cycle ${perCycle.toFixed(1)} > 15`);
+  });
+
+  test('pause stops decisions, resume restarts them, forceExit closes without the model, stop completes', async (t) => {
+    if (skip) return t.skip(skip);
+    const sol = await startPair('SOL/USDT:USDT');
+    await waitForStatus(sol, (s) => s.position !== null && s.counters.cycles >= 2, 'SOL to open a position');
+
+    await sol.signal(pauseSignal);
+    const paused = await waitForStatus(sol, (s) => s.paused, 'the pause to take effect');
+    const decisionsWhenPaused = paused.counters.decisions;
+    const cyclesWhenPaused = paused.counters.cycles;
+    const afterPause = await waitForStatus(sol, (s) => s.counters.cycles >= cyclesWhenPaused + 3, '3 paused cycles');
+    assert.equal(afterPause.counters.decisions, decisionsWhenPaused, 'decide was called while paused');
+    assert.ok(afterPause.position !== null, 'the position is kept while paused');
+
+    await sol.signal(resumeSignal);
+    await waitForStatus(sol, (s) => !s.paused && s.counters.decisions > decisionsWhenPaused, 'decisions after resume');
+
+    await sol.signal(forceExitSignal);
+    const exited = await waitForStatus(sol, (s) => s.position === null, 'the forced exit');
+    assert.equal(exited.lastDecision?.source, 'operator');
+    assert.equal(exited.lastDecision?.tool, 'signal_exit');
+
+    await sol.signal(stopSignal);
+    await sol.result();
+  });
+
+  test('continue-as-new (cap of 3 cycles per run) keeps position, tracker and counters', async (t) => {
+    if (skip) return t.skip(skip);
+    const doge = await startPair('DOGE/USDT:USDT', (input) => ({ ...input, maxCyclesPerRun: 3 }));
+    const first = await waitForStatus(doge, (s) => s.position !== null, 'DOGE to open a position');
+    const tradeId = first.position!.tradeId;
+    const later = await waitForStatus(doge, (s) => s.run >= 3, 'two continue-as-new');
+    assert.equal(later.position?.tradeId, tradeId, 'the position survived continue-as-new');
+    assert.ok(later.position!.holds >= first.position!.holds, 'the tracker carried over');
+    assert.ok(later.position!.highestPrice >= first.position!.highestPrice);
+    assert.ok(later.counters.cycles >= 7, `counters carried over: ${later.counters.cycles} cycles in run ${later.run}`);
+    assert.ok(later.cyclesThisRun <= 3);
+    await doge.signal(stopSignal);
+    await doge.result();
+  });
+
+  test('a worker killed mid-cycle: the workflow continues on a new worker and no client order id fills twice', async (t) => {
+    if (skip) return t.skip(skip);
+    const queue = `${taskQueue}-crash`;
+    const crashDir = mkdtempSync(join(tmpdir(), 'llm-trader-it-crash-'));
+    const crashConfig = testConfig(crashDir, queue);
+    const runtimeA = await createActivityRuntime(crashConfig, { logger: silent, provider: new ScriptedProvider() });
+    let entered: () => void = () => undefined;
+    const entryReachedExchange = new Promise<void>((resolve) => {
+      entered = resolve;
+    });
+    const activitiesA: Activities = {
+      ...runtimeA.activities,
+      // the order reaches the exchange, then the worker dies before reporting it
+      execute: async (req) => {
+        await runtimeA.activities.execute(req);
+        entered();
+        return new Promise(() => undefined);
+      },
+    };
+    const workerA = await Worker.create({
+      connection: server!.env.nativeConnection,
+      namespace: server!.namespace,
+      taskQueue: queue,
+      workflowBundle: bundle,
+      activities: activitiesA,
+      shutdownGraceTime: '200ms',
+      shutdownForceTime: '1s',
+    });
+    const runA = workerA.run();
+    const schedule = await replaySchedule(crashConfig, 'LINK/USDT:USDT');
+    const input = pairTraderInput(crashConfig, 'LINK/USDT:USDT', schedule, {});
+    const link = await server!.env.client.workflow.start(PAIR_TRADER_WORKFLOW, {
+      workflowId: `pair:${RUN}-crash:LINK/USDT:USDT`,
+      taskQueue: queue,
+      args: [input],
+      typedSearchAttributes: initialSearchAttributes(input),
+      workflowTaskTimeout: PAIR_WORKFLOW_TASK_TIMEOUT,
+    });
+    handles.push(link);
+    await entryReachedExchange;
+    workerA.shutdown();
+    await Promise.race([runA.catch(() => undefined), sleep(15_000)]);
+    await runtimeA.close();
+
+    const runtimeB = await createActivityRuntime(crashConfig, { logger: silent, provider: new ScriptedProvider() });
+    const workerB = await Worker.create({
+      connection: server!.env.nativeConnection,
+      namespace: server!.namespace,
+      taskQueue: queue,
+      workflowBundle: bundle,
+      activities: runtimeB.activities,
+    });
+    const runB = workerB.run();
+    try {
+      const status = await waitForStatus(
+        link,
+        (s) => s.position !== null && s.counters.cycles >= 3,
+        'LINK to continue on worker B',
+      );
+      const entryId = status.position!.tradeId;
+      await link.signal(stopSignal);
+      await link.result();
+      await runtimeB.close();
+      // read the paper account the two workers shared
+      const exchange = new PaperExchange({
+        file: join(crashDir, 'paper-replay.sqlite'),
+        config: crashConfig.paper,
+        source: new RecordedMarketSource(csvRecordedData(DATA)),
+        clock: () => status.lastCycleAsOf!,
+        triggerTimeframe: '30m',
+      });
+      try {
+        const fills = exchange.ledgerState().orders.flatMap((o) => o.fills);
+        const ofEntry = fills.filter((f) => f.clientOrderId === entryId);
+        assert.equal(ofEntry.length, 1, `the entry ${entryId} filled ${ofEntry.length} times`);
+        const ids = fills.map((f) => f.clientOrderId);
+        assert.equal(new Set(ids).size, ids.length, 'a client order id filled twice');
+      } finally {
+        exchange.close();
+      }
+    } finally {
+      workerB.shutdown();
+      await runB.catch(() => undefined);
+      await runtimeB.close();
+      rmSync(crashDir, { recursive: true, force: true });
+    }
+  });
+
+  test('every history recorded by the suite replays without non-determinism', async (t) => {
+    if (skip) return t.skip(skip);
+    assert.ok(handles.length >= 5, 'the suite recorded histories');
+    const histories = await Promise.all(
+      handles.map(async (h) => ({ workflowId: h.workflowId, history: await h.fetchHistory() })),
+    );
+    let replayed = 0;
+    for await (const result of Worker.runReplayHistories({ workflowBundle: bundle }, histories)) {
+      assert.equal(result.error, undefined, `${result.workflowId}: ${String(result.error)}`);
+      replayed += 1;
+    }
+    assert.equal(replayed, histories.length);
+  });
+});
