@@ -1,0 +1,542 @@
+/**
+ * The context builder: turns a cycle's ContextRequest (snapshot, account, position, recent decisions) plus the
+ * learning context into the DecisionContext every provider consumes: a system prompt, a user message with the
+ * market context, the allowed tools, and the exact token count of what is sent.
+ *
+ * Token budget. `context.max_context_tokens` bounds system + user + tools, counted with the o200k_base tokenizer
+ * (gpt-tokenizer): tokens(system text) + tokens(user text) + tokens(JSON.stringify(tools)). The user message is made of
+ * sections with a value order. Price, indicators, account and position are required; the others are kept most
+ * valuable first while they fit: warnings, funding, the main timeframe's series, recent trades, the performance
+ * summary, patterns, recent decisions (flat only), the informative timeframes' series (the last configured first:
+ * 1d, 4h, then 1h), raw candles. A section that does not fit is dropped and a smaller, less valuable one may still go
+ * in; a final section names what was left out, and its own tokens count against the budget. If the required sections
+ * alone exceed the budget, the context is still returned, with every droppable section dropped, and
+ * `layout.overBudget` says so.
+ *
+ * Counting cost. The system prompt and the tools are tokenized once per distinct text (memoised). Each section is
+ * tokenized at most once, and a droppable section only when a cheap lower bound ({@link tokenLowerBound}) says it
+ * might fit in the room left. The sum of the section counts is EXACTLY the count of the joined message, not an
+ * estimate: o200k splits text into pre-tokens with a regex before BPE, BPE never merges across pre-tokens, and a
+ * boundary "...\n" + "## ..." is always a pre-token boundary (the pre-token holding the final newline can only extend
+ * over further `\r`, `\n` or `/` characters, and `#` is none of them; the regex has no look-behind). Every section
+ * ends with "\n" and starts with "## " (checked by `assertSectionShape`), so no final recount is needed. The tests
+ * compare the result with an independent count of the whole strings.
+ */
+import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
+import type { Config, ExperienceConfig } from '../core/config';
+import type { DecisionContext, ChatMessage } from '../core/context-types';
+import type { ContextRequest } from '../core/cycle';
+import {
+  analyzePatterns,
+  decisionWarnings,
+  evaluateTrade,
+  reflectOnTrade,
+  summarizeLast30Days,
+  type DecisionRecord as WarningDecisionRecord,
+} from '../core/learning';
+import { allowedTools, toolDefinitions, type OpenAIToolDefinition } from '../core/tools';
+import type { ClosedTrade } from '../core/types';
+import { entrySystemPrompt, positionSystemPrompt } from './prompts';
+import {
+  assertSectionShape,
+  priceDecimals,
+  renderAccount,
+  renderCandles,
+  renderFunding,
+  renderHeader,
+  renderIndicators,
+  renderOmitted,
+  renderPatterns,
+  renderPosition,
+  renderRecentDecisions,
+  renderRecentTrades,
+  renderSeries,
+  renderSummary,
+  renderWarnings,
+  type LearnedTrade,
+} from './render';
+
+export type { LearnedTrade } from './render';
+
+// ---------------------------------------------------------------------------------------------
+// Inputs
+// ---------------------------------------------------------------------------------------------
+
+/** What the journal knows that helps the next decision on a pair. Supplied by the caller; see {@link buildLearningContext}. */
+export interface LearningContext {
+  /** recent closed trades with their lessons, newest last (the builder shows the last `max_recent_trades_context`) */
+  recentTrades: LearnedTrade[];
+  /** one paragraph, e.g. the 30-day summary; null when there is none */
+  summary: string | null;
+  /** pattern statistics lines (best/worst patterns, keywords); empty below the pattern minimum */
+  patterns: string[];
+  /** decision-quality warnings about the open position (loop, no progress, profit erosion) */
+  warnings: string[];
+}
+
+/** A learning context with nothing in it (a new pair, or learning disabled). */
+export const NO_LEARNING: LearningContext = Object.freeze({
+  recentTrades: [],
+  summary: null,
+  patterns: [],
+  warnings: [],
+}) as LearningContext;
+
+/** The cycle's request plus the learning context the caller read from the journal. */
+export interface ContextBuildRequest extends ContextRequest {
+  learning: LearningContext;
+}
+
+/** The configuration the builder reads; a whole `Config` fits. Treat as immutable. */
+export type ContextBuilderConfig = Pick<Config, 'context' | 'experience' | 'risk' | 'timeframes'>;
+
+// ---------------------------------------------------------------------------------------------
+// Token counting
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * Special-token text such as "<|endoftext|>" inside a reason is plain text to the API; count it as such (the
+ * library's default would throw on it).
+ */
+const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
+
+/** Tokens of `text` with the o200k_base encoding, special-token strings counted as plain text. */
+export function countTextTokens(text: string): number {
+  return countTokens(text, PLAIN_TEXT);
+}
+
+/**
+ * The token count the builder records for a prompt: each message's content plus the tools as JSON
+ * (`JSON.stringify(tools)`), o200k_base. Chat-format overhead the API adds (a few tokens per message) is not included.
+ */
+export function countPromptTokens(messages: readonly ChatMessage[], tools: readonly OpenAIToolDefinition[]): number {
+  let total = countTextTokens(JSON.stringify(tools));
+  for (const m of messages) total += countTextTokens(m.content);
+  return total;
+}
+
+const MEMO_LIMIT = 64;
+const memoTokens = new Map<string, number>();
+
+/** {@link countTextTokens} memoised by text, for the few texts that repeat every cycle (system prompts, tools). */
+function memoCount(text: string): number {
+  let n = memoTokens.get(text);
+  if (n === undefined) {
+    if (memoTokens.size >= MEMO_LIMIT) memoTokens.clear();
+    n = countTextTokens(text);
+    memoTokens.set(text, n);
+  }
+  return n;
+}
+
+interface ToolSet {
+  tools: OpenAIToolDefinition[];
+  tokens: number;
+}
+const toolSets = new Map<boolean, ToolSet>();
+
+/** The allowed tools for the state; their definitions are deeply frozen constants, so their JSON is computed once. */
+function toolSetFor(hasPosition: boolean): ToolSet {
+  let set = toolSets.get(hasPosition);
+  if (!set) {
+    const tools = toolDefinitions(allowedTools(hasPosition));
+    set = { tools, tokens: countTextTokens(JSON.stringify(tools)) };
+    toolSets.set(hasPosition, set);
+  }
+  return set;
+}
+
+// ---------------------------------------------------------------------------------------------
+// A cheap lower bound on the token count
+// ---------------------------------------------------------------------------------------------
+
+const DIGIT = 0;
+const LETTER = 1;
+const SPACE = 2;
+const PUNCT = 3;
+/** any non-ASCII character: it may be a letter, a digit, punctuation or a space to the tokenizer */
+const OTHER = 4;
+
+/** The class of each ASCII code (non-ASCII is OTHER). */
+const ASCII_CLASS = (() => {
+  const table = new Uint8Array(128).fill(PUNCT);
+  for (let c = 48; c <= 57; c++) table[c] = DIGIT;
+  for (let c = 65; c <= 90; c++) table[c] = LETTER;
+  for (let c = 97; c <= 122; c++) table[c] = LETTER;
+  for (const c of [9, 10, 11, 12, 13, 32]) table[c] = SPACE;
+  return table;
+})();
+
+function charClass(code: number): number {
+  return code < 128 ? ASCII_CLASS[code]! : OTHER;
+}
+
+/**
+ * A lower bound on `countTextTokens(text)` in one pass over the characters, many times cheaper than tokenizing.
+ * Every o200k pre-token yields at least one token, so counting pre-tokens that must exist is a lower bound. Over
+ * maximal runs of ASCII characters of one class (the pre-token regex is in gpt-tokenizer's
+ * encodingParams/constants.js):
+ * - a run of L digits is exactly ceil(L / 3) pre-tokens (`\p{N}{1,3}` is the only alternative that takes digits);
+ * - a run of letters starts at least one pre-token, unless an apostrophe precedes it (a contraction such as "'s"
+ *   joins the previous word);
+ * - a run of punctuation starts at least one pre-token when it has 2+ characters or is not followed by a letter (a
+ *   single one before a letter may be that word's prefix); right after a line break its leading "/" characters do
+ *   not count (the `[\r\n/]*` tail of a previous punctuation pre-token can take them);
+ * - a run of whitespace holding a line break, right after a digit or a letter (or at the start), starts one
+ *   (`\s*[\r\n]+`); other whitespace counts 0 (it may be a word's prefix);
+ * - a run next to a non-ASCII character counts 0 (that character could join it).
+ * The tests check the bound against the tokenizer on random and real text.
+ */
+export function tokenLowerBound(text: string): number {
+  let bound = 0;
+  const n = text.length;
+  let i = 0;
+  let prevClass = -1;
+  let prevCode = -1;
+  while (i < n) {
+    const code = text.charCodeAt(i);
+    const cls = charClass(code);
+    let j = i + 1;
+    let leadingSlashes = code === 47 ? 1 : 0;
+    let lineBreak = code === 10 || code === 13;
+    let c = -1;
+    while (j < n) {
+      c = text.charCodeAt(j);
+      if (charClass(c) !== cls) break;
+      if (c === 47 && leadingSlashes === j - i) leadingSlashes++;
+      if (c === 10 || c === 13) lineBreak = true;
+      j++;
+    }
+    const nextClass = j < n ? charClass(c) : -1;
+    if (prevClass !== OTHER && nextClass !== OTHER) {
+      const length = j - i;
+      if (cls === DIGIT) bound += Math.ceil(length / 3);
+      else if (cls === LETTER) {
+        if (prevCode !== 39) bound += 1;
+      } else if (cls === PUNCT) {
+        const own = prevCode === 10 || prevCode === 13 ? length - leadingSlashes : length;
+        if (own >= 2 || (own === 1 && nextClass !== LETTER)) bound += 1;
+      } else if (cls === SPACE && lineBreak && (prevClass === DIGIT || prevClass === LETTER || prevClass === -1)) {
+        bound += 1;
+      }
+    }
+    prevClass = cls;
+    prevCode = text.charCodeAt(j - 1);
+    i = j;
+  }
+  return bound;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Sections and the budget
+// ---------------------------------------------------------------------------------------------
+
+/** One section of the user message, in message order. */
+export interface SectionReport {
+  /** stable id: header, indicators, account, position, warnings, series:<tf>, candles, funding, decisions, trades, summary, patterns */
+  id: string;
+  /** how the omitted-note names it */
+  label: string;
+  /** o200k tokens; null when it was not tokenized because its lower bound already exceeded the room left */
+  tokens: number | null;
+  /** never dropped (price, indicators, account, position) */
+  required: boolean;
+  included: boolean;
+}
+
+/** How the prompt was assembled: what it holds, what was dropped, and the token figures. */
+export interface ContextLayout {
+  budget: number;
+  systemTokens: number;
+  toolsTokens: number;
+  /** tokens of the user message as sent (included sections and the omitted-note) */
+  userTokens: number;
+  /** system + user + tools, as sent; equals DecisionContext.tokens */
+  totalTokens: number;
+  sections: SectionReport[];
+  /** labels of the dropped sections, in message order */
+  dropped: string[];
+  /** true when the required sections alone do not fit the budget (everything droppable was dropped) */
+  overBudget: boolean;
+}
+
+interface Section {
+  id: string;
+  label: string;
+  text: string;
+  /** null until tokenized */
+  tokens: number | null;
+  /** {@link tokenLowerBound} of text; null until computed */
+  lowerBound: number | null;
+  /** value rank (see DROP_RANK; lower = less valuable); null = required */
+  dropRank: number | null;
+  included: boolean;
+}
+
+/** Value order of the droppable sections: the lowest rank is the least valuable. */
+const DROP_RANK = {
+  candles: 1,
+  /** the informative timeframes' series take ranks 2, 3, ... in timeframe order */
+  informativeSeries: 2,
+  decisions: 20,
+  patterns: 21,
+  summary: 22,
+  trades: 23,
+  mainSeries: 24,
+  funding: 25,
+  warnings: 26,
+} as const;
+
+function tokensOf(s: Section): number {
+  if (s.tokens === null) s.tokens = countTextTokens(s.text);
+  return s.tokens;
+}
+
+/** True when the section is at most `room` tokens; tokenizes it only when its lower bound fits. */
+function fitsIn(s: Section, room: number): boolean {
+  if (s.tokens !== null) return s.tokens <= room;
+  if (s.lowerBound === null) s.lowerBound = tokenLowerBound(s.text);
+  return s.lowerBound <= room && tokensOf(s) <= room;
+}
+
+/**
+ * Decides which droppable sections go in, within `budget` (tokens of the user message), and returns the omitted-note.
+ * Greedy by value: the most valuable droppable section first, each included when it fits in what is left after the
+ * required sections, the sections already included and a reserve for the worst-case omitted-note (every droppable
+ * label). Then, with the real note, the least valuable included sections are dropped while over budget, and skipped
+ * sections are put back, most valuable first, while they fit. A section is only tokenized when its lower bound fits.
+ */
+function fitBudget(sections: Section[], budget: number): { text: string; tokens: number } | null {
+  const droppable = sections.filter((s) => s.dropRank !== null).sort((a, b) => b.dropRank! - a.dropRank!);
+  const noteFor = (): { text: string; tokens: number } | null => {
+    const labels = sections.filter((s) => !s.included).map((s) => s.label);
+    if (labels.length === 0) return null;
+    const text = renderOmitted(labels);
+    return { text, tokens: memoCount(text) };
+  };
+  let used = 0;
+  for (const s of sections) {
+    s.included = s.dropRank === null;
+    if (s.included) used += tokensOf(s);
+  }
+  if (droppable.length === 0) return null;
+  const reserve = memoCount(renderOmitted(sections.filter((s) => s.dropRank !== null).map((s) => s.label)));
+  for (const s of droppable) {
+    if (!fitsIn(s, budget - used - reserve)) continue;
+    s.included = true;
+    used += tokensOf(s);
+  }
+  let note = noteFor();
+  // The real note is normally shorter than the reserve; if not, give up the least valuable included sections.
+  for (let k = droppable.length - 1; k >= 0 && used + (note?.tokens ?? 0) > budget; k--) {
+    const s = droppable[k]!;
+    if (!s.included) continue;
+    s.included = false;
+    used -= tokensOf(s);
+    note = noteFor();
+  }
+  for (const s of droppable) {
+    if (s.included) continue;
+    if (!fitsIn(s, budget - used)) continue;
+    s.included = true;
+    const withIt = noteFor();
+    if (used + tokensOf(s) + (withIt?.tokens ?? 0) <= budget) {
+      used += tokensOf(s);
+      note = withIt;
+    } else {
+      s.included = false;
+    }
+  }
+  return note;
+}
+
+/**
+ * Builds the DecisionContext for one pair at one candle close, within `config.context.max_context_tokens` (see the
+ * module comment for the budget rules). Returns the layout too (section sizes, what was dropped).
+ *
+ * Timeframes: the snapshot's main timeframe (which must equal `config.timeframes.main`), then
+ * `config.timeframes.informative` when `context.include_multi_timeframe_data` is true; one indicator row each
+ * (`n/a` when the snapshot has no closed candle of it yet). Series tails show at most
+ * `context.indicator_history_points` points, raw candles at most `context.raw_kline_history_points` (main timeframe
+ * only); 0 turns a section off. Recent trades: the last `experience.max_recent_trades_context`; decisions: the last
+ * `experience.max_recent_decisions_context` (since entry when in a position).
+ * @throws Error when the snapshot's main timeframe is not the configured one.
+ */
+export function buildDecisionContextWithLayout(
+  req: ContextBuildRequest,
+  config: ContextBuilderConfig,
+): { context: DecisionContext; layout: ContextLayout } {
+  const { snapshot, account, position, recentDecisions, learning } = req;
+  const { context: ctxConfig, experience, risk } = config;
+  const main = snapshot.mainTimeframe;
+  if (main !== config.timeframes.main) {
+    throw new Error(
+      `${snapshot.pair}: the snapshot's main timeframe is ${main} but config timeframes.main is ${config.timeframes.main}; ` +
+        'build the snapshot with the configured main timeframe',
+    );
+  }
+  const informative = ctxConfig.include_multi_timeframe_data
+    ? config.timeframes.informative.filter((tf) => tf !== main)
+    : [];
+  const decimals = priceDecimals(snapshot.price);
+  const hasPosition = position !== null;
+  const sections: Section[] = [];
+  const add = (id: string, label: string, text: string | null, dropRank: number | null) => {
+    if (text === null) return;
+    assertSectionShape(id, text);
+    sections.push({ id, label, text, tokens: null, lowerBound: null, dropRank, included: true });
+  };
+
+  add('header', 'price', renderHeader(snapshot, decimals), null);
+  add('indicators', 'indicators', renderIndicators(snapshot, [main, ...informative], decimals), null);
+  add('account', 'account', renderAccount(account, risk), null);
+  if (position) {
+    add(
+      'position',
+      'position',
+      renderPosition(position, snapshot, recentDecisions, risk, experience.max_recent_decisions_context, decimals),
+      null,
+    );
+    add('warnings', 'decision-quality warnings', renderWarnings(learning.warnings), DROP_RANK.warnings);
+  }
+  const points = ctxConfig.indicator_history_points;
+  const mainSnap = snapshot.timeframes[main];
+  if (mainSnap && points > 0) {
+    add(`series:${main}`, `${main} series`, renderSeries(mainSnap, points, decimals, true), DROP_RANK.mainSeries);
+  }
+  informative.forEach((tf, k) => {
+    const snap = snapshot.timeframes[tf];
+    if (snap && points > 0) {
+      add(`series:${tf}`, `${tf} series`, renderSeries(snap, points, decimals, false), DROP_RANK.informativeSeries + k);
+    }
+  });
+  if (mainSnap && ctxConfig.raw_kline_history_points > 0) {
+    add(
+      'candles',
+      `raw ${main} candles`,
+      renderCandles(mainSnap, ctxConfig.raw_kline_history_points, decimals),
+      DROP_RANK.candles,
+    );
+  }
+  add('funding', 'funding', renderFunding(snapshot.funding), DROP_RANK.funding);
+  if (!position) {
+    add(
+      'decisions',
+      'your recent decisions',
+      renderRecentDecisions(recentDecisions, experience.max_recent_decisions_context),
+      DROP_RANK.decisions,
+    );
+  }
+  if (experience.max_recent_trades_context > 0) {
+    const trades = learning.recentTrades.slice(-experience.max_recent_trades_context);
+    add('trades', 'your recent closed trades', renderRecentTrades(snapshot.pair, trades), DROP_RANK.trades);
+  }
+  add('summary', 'performance summary', renderSummary(learning.summary), DROP_RANK.summary);
+  add('patterns', 'patterns', renderPatterns(learning.patterns), DROP_RANK.patterns);
+
+  const system = hasPosition ? positionSystemPrompt(risk, main) : entrySystemPrompt(risk, main);
+  const systemTokens = memoCount(system);
+  const toolSet = toolSetFor(hasPosition);
+  const budget = ctxConfig.max_context_tokens;
+  const note = fitBudget(sections, budget - systemTokens - toolSet.tokens);
+
+  let user = '';
+  let userTokens = 0;
+  for (const s of sections) {
+    if (!s.included) continue;
+    user += s.text;
+    userTokens += tokensOf(s);
+  }
+  if (note) {
+    assertSectionShape('omitted', note.text);
+    user += note.text;
+    userTokens += note.tokens;
+  }
+  const totalTokens = systemTokens + toolSet.tokens + userTokens;
+
+  const messages: ChatMessage[] = [
+    { role: 'system', content: system },
+    { role: 'user', content: user },
+  ];
+  const context: DecisionContext = {
+    pair: snapshot.pair,
+    asOf: snapshot.asOf,
+    hasPosition,
+    allowedTools: allowedTools(hasPosition),
+    messages,
+    tools: toolSet.tools,
+    tokens: totalTokens,
+    snapshot,
+    position,
+  };
+  const layout: ContextLayout = {
+    budget,
+    systemTokens,
+    toolsTokens: toolSet.tokens,
+    userTokens,
+    totalTokens,
+    sections: sections.map((s) => ({
+      id: s.id,
+      label: s.label,
+      tokens: s.tokens,
+      required: s.dropRank === null,
+      included: s.included,
+    })),
+    dropped: sections.filter((s) => !s.included).map((s) => s.label),
+    overBudget: totalTokens > budget,
+  };
+  return { context, layout };
+}
+
+/** {@link buildDecisionContextWithLayout} without the layout: the DecisionContext to pass to `decide`. */
+export function buildDecisionContext(req: ContextBuildRequest, config: ContextBuilderConfig): DecisionContext {
+  return buildDecisionContextWithLayout(req, config).context;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Learning context from the journal
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The learning context of `pair` at `asOf` from closed trades and the pair's recent decisions, with the learning
+ * functions of src/core/learning:
+ * - only trades that exited at or before `asOf` count (a backtest must not learn from the future); of the pair only
+ *   when `experience.include_pair_specific_trades`, else of all pairs;
+ * - recentTrades: the last `experience.max_recent_trades_context` of them, each with its reflection lessons and
+ *   evaluation grade;
+ * - summary: the 30-day summary ending at `asOf` (null when there is no eligible trade at all);
+ * - patterns: `analyzePatterns` highlights over every eligible trade (empty below its minimum of trades);
+ * - warnings: `decisionWarnings` over `decisions` (empty when flat).
+ * Cost O(trades); throws (from the learning functions) on an inconsistent trade record.
+ */
+export function buildLearningContext(input: {
+  pair: string;
+  asOf: number;
+  trades: readonly ClosedTrade[];
+  decisions: readonly WarningDecisionRecord[];
+  experience: Pick<ExperienceConfig, 'max_recent_trades_context' | 'include_pair_specific_trades'>;
+}): LearningContext {
+  const { pair, asOf, experience } = input;
+  const eligible = input.trades
+    .filter((t) => t.exitTime <= asOf && (!experience.include_pair_specific_trades || t.pair === pair))
+    .sort((a, b) => a.exitTime - b.exitTime);
+  const keep = experience.max_recent_trades_context;
+  const recentTrades: LearnedTrade[] = (keep > 0 ? eligible.slice(-keep) : []).map((t) => ({
+    pair: t.pair,
+    side: t.side,
+    leverage: t.leverage,
+    exitTime: t.exitTime,
+    durationMs: t.exitTime - t.entryTime,
+    pnlPct: t.pnlPct,
+    exitReason: t.exitReason,
+    grade: evaluateTrade(t).grade,
+    lessons: reflectOnTrade(t).lessons,
+  }));
+  const report = analyzePatterns(eligible);
+  return {
+    recentTrades,
+    summary: eligible.length > 0 ? summarizeLast30Days(eligible, asOf).text : null,
+    patterns: report.enough ? report.highlights : [],
+    warnings: decisionWarnings(input.decisions).map((w) => w.message),
+  };
+}
