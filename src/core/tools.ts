@@ -56,49 +56,34 @@ const RULES = {
 const pair = z
   .string({ error: RULES.pair })
   .min(1, { error: RULES.pair })
-  .describe('The pair being decided, exactly as written in the context, e.g. "BTC/USDT:USDT".');
+  .describe('The pair being decided, e.g. "BTC/USDT:USDT".');
 
 const leverage = boundedNumber(RULES.leverage, { int: true, min: LEVERAGE_MIN, max: LEVERAGE_MAX }).describe(
-  `Leverage multiplier, an integer ${LEVERAGE_MIN}-${LEVERAGE_MAX}. The risk gate caps it at the configured maximum.`,
+  'Leverage (integer); the risk gate caps it.',
 );
 
 const stakeAmount = boundedNumber(RULES.stake_amount, { positive: true })
   .nullable()
   .default(null)
-  .describe(
-    'Margin to commit, in USDT. null lets the risk gate size it; the risk gate caps it at the configured limit.',
-  );
+  .describe('Margin in USDT; null lets the risk gate size it.');
 
-const confidenceScore = boundedNumber(RULES.score, { min: 0, max: 100 }).describe(
-  'Your confidence in this decision, 0 (none) to 100 (certain).',
-);
+const confidenceScore = boundedNumber(RULES.score, { min: 0, max: 100 }).describe('Confidence, 0-100.');
 
-const rsiValue = boundedNumber(RULES.score, { min: 0, max: 100 }).describe(
-  'RSI(14) of the main timeframe, as read from the context, 0-100.',
-);
+const rsiValue = boundedNumber(RULES.score, { min: 0, max: 100 }).describe('Main-timeframe RSI(14) from the context.');
 
 const tradeScore = boundedNumber(RULES.score, { min: 0, max: 100 }).describe(
-  'Your rating of this whole trade (entry, management and exit), 0 (very bad) to 100 (excellent).',
+  'Your rating of the whole trade, 0 (very bad) to 100 (excellent).',
 );
 
-const keySupport = boundedNumber(RULES.price, { positive: true }).describe(
-  'The nearest support level that matters for this decision: a price in the quote currency (USDT).',
-);
+const keySupport = boundedNumber(RULES.price, { positive: true }).describe('Nearest relevant support price.');
 
-const keyResistance = boundedNumber(RULES.price, { positive: true }).describe(
-  'The nearest resistance level that matters for this decision: a price in the quote currency (USDT).',
-);
+const keyResistance = boundedNumber(RULES.price, { positive: true }).describe('Nearest relevant resistance price.');
 
-const trendStrength = z
-  .enum(['strong', 'medium', 'weak'], { error: RULES.trend_strength })
-  .describe('Strength of the trend you are trading: strong, medium or weak.');
+const trendStrength = z.enum(['strong', 'medium', 'weak'], { error: RULES.trend_strength }).describe('Trend strength.');
 
 const adjustmentPct = boundedNumber(RULES.adjustment_pct, { min: -100, max: 100 })
   .refine((v) => v !== 0, { error: RULES.adjustment_pct })
-  .describe(
-    'Percent of the current position margin to add (positive: 50 adds half as much again) ' +
-      'or to remove (negative: -50 closes half). -100..100, never 0.',
-  );
+  .describe('% of the current margin: +50 adds half as much again, -50 closes half; never 0.');
 
 function reason(meaning: string) {
   return z
@@ -106,7 +91,7 @@ function reason(meaning: string) {
     .min(1, { error: RULES.reason })
     .max(REASON_MAX_CHARS, { error: RULES.reason })
     .refine((s) => s.trim().length > 0, { error: RULES.reason })
-    .describe(`${meaning} Plain text, at most ${REASON_MAX_CHARS} characters.`);
+    .describe(meaning);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -122,7 +107,7 @@ export const EntryArgsSchema = z.strictObject({
   key_resistance: keyResistance,
   rsi_value: rsiValue,
   trend_strength: trendStrength,
-  reason: reason('Why you enter now: the evidence across timeframes, the invalidation level and the risk.'),
+  reason: reason('Why now: evidence across timeframes, invalidation level, risk.'),
 }) satisfies z.ZodType<EntryArgs>;
 
 export const ExitArgsSchema = z.strictObject({
@@ -130,7 +115,7 @@ export const ExitArgsSchema = z.strictObject({
   confidence_score: confidenceScore,
   rsi_value: rsiValue,
   trade_score: tradeScore,
-  reason: reason('Why you exit now, then a short self-review of the trade and the lesson for next time.'),
+  reason: reason('Why exit now, a short self-review, and the lesson.'),
 }) satisfies z.ZodType<ExitArgs>;
 
 export const AdjustArgsSchema = z.strictObject({
@@ -139,21 +124,21 @@ export const AdjustArgsSchema = z.strictObject({
   confidence_score: confidenceScore,
   key_support: keySupport,
   key_resistance: keyResistance,
-  reason: reason('Why you add to or reduce the position now.'),
+  reason: reason('Why adjust now.'),
 }) satisfies z.ZodType<AdjustArgs>;
 
 export const HoldArgsSchema = z.strictObject({
   pair,
   confidence_score: confidenceScore,
   rsi_value: rsiValue,
-  reason: reason('Why you keep the position unchanged: what still supports it and what would make you exit.'),
+  reason: reason('What still supports the position, and what would make you exit.'),
 }) satisfies z.ZodType<HoldArgs>;
 
 export const WaitArgsSchema = z.strictObject({
   pair,
   confidence_score: confidenceScore,
   rsi_value: rsiValue,
-  reason: reason('Why you stay flat now, and what setup would make you enter.'),
+  reason: reason('Why stay flat, and what setup would make you enter.'),
 }) satisfies z.ZodType<HoldArgs>;
 
 /** The argument schema of each tool. `signal_hold` and `signal_wait` share a shape but not their texts. */
@@ -166,24 +151,16 @@ export const TOOL_SCHEMAS = {
   signal_wait: WaitArgsSchema,
 } as const satisfies Record<ToolName, z.ZodType>;
 
-const FINAL = 'This call is final: it ends your turn and is the decision for this candle.';
+const FINAL = 'Final for this candle.';
 
 /** What each tool does and when to call it; sent to the model as the function description. */
 export const TOOL_DESCRIPTIONS: Record<ToolName, string> = {
-  signal_entry_long:
-    'Open a LONG position on the pair (gains when the price rises). Only when flat (no open position on the pair). ' +
-    `${FINAL} The risk gate enforces the configured limits: it may reduce your leverage or stake, or reject the entry.`,
-  signal_entry_short:
-    'Open a SHORT position on the pair (gains when the price falls). Only when flat (no open position on the pair). ' +
-    `${FINAL} The risk gate enforces the configured limits: it may reduce your leverage or stake, or reject the entry.`,
-  signal_exit:
-    'Close the whole open position on the pair at market. Only when in a position. ' +
-    `${FINAL} Rate the trade and write your self-review in reason.`,
-  adjust_position:
-    'Add to or reduce the open position by a percentage of its current margin, on the same side. ' +
-    `Only when in a position. ${FINAL} The risk gate may reduce or reject an addition that breaks a limit.`,
-  signal_hold: `Keep the open position unchanged this candle. Only when in a position. ${FINAL}`,
-  signal_wait: `Stay flat: open no position this candle. Only when flat (no open position on the pair). ${FINAL}`,
+  signal_entry_long: `Open a LONG. Only when flat. ${FINAL} The risk gate may reduce leverage or stake, or reject it.`,
+  signal_entry_short: `Open a SHORT. Only when flat. ${FINAL} The risk gate may reduce leverage or stake, or reject it.`,
+  signal_exit: `Close the whole position at market. Only when in a position. ${FINAL}`,
+  adjust_position: `Add to or reduce the position. Only when in a position. ${FINAL} The risk gate may reduce or reject an addition.`,
+  signal_hold: `Keep the position unchanged. Only when in a position. ${FINAL}`,
+  signal_wait: `Stay flat. Only when flat. ${FINAL}`,
 };
 
 /** Names of the numeric fields (those for which an exact number string like "10" may be coerced). */

@@ -160,7 +160,7 @@ describe('tool definitions', () => {
   });
 
   test('descriptions say when to use each tool, that it is final, and that entries pass the risk gate', () => {
-    for (const def of all) assert.match(def.function.description, /final/, def.function.name);
+    for (const def of all) assert.match(def.function.description, /final/i, def.function.name);
     for (const name of ['signal_entry_long', 'signal_entry_short', 'signal_wait'] as const) {
       assert.match(byName(all, name).function.description, /only when flat/i, name);
     }
