@@ -192,8 +192,19 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
     cyclesThisRun,
   });
 
-  // search attributes: upsert only what changed (each upsert is a history event)
+  // search attributes: upsert only what changed (each upsert is a history event); start from what the workflow
+  // already has (set by the starter, or carried over by continue-as-new)
   const published = new Map<string, string | boolean>();
+  const current = info.typedSearchAttributes;
+  for (const [name, value] of [
+    ['TradingPair', current.get(TradingPairKey)],
+    ['TradingMode', current.get(TradingModeKey)],
+    ['Paused', current.get(PausedKey)],
+    ['PositionSide', current.get(PositionSideKey)],
+    ['LastAction', current.get(LastActionKey)],
+  ] as const) {
+    if (value !== undefined) published.set(name, value);
+  }
   const publish = (full: boolean): void => {
     const desired: [string, string | boolean, SearchAttributeUpdatePair][] = [
       ['Paused', paused, { key: PausedKey, value: paused }],
@@ -324,6 +335,7 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
       await condition(allHandlersFinished);
       const next = makeContinueAsNewFunc<typeof pairTrader>({
         memo: workflowInfo().memo,
+        typedSearchAttributes: workflowInfo().typedSearchAttributes,
         workflowTaskTimeout: workflowInfo().taskTimeoutMs,
       });
       return next({
