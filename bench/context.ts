@@ -37,7 +37,7 @@ import {
   type ContextBuildRequest,
   type LearningContext,
 } from '../src/llm/context-builder';
-import { marketStateOf } from '../src/llm/render';
+import { marketStateOf } from '../src/core/cycle';
 import { dataFile, fundingFile, readCandleCsv, readFundingCsv } from '../src/store/csv-candles';
 
 const DATA_DIR = path.resolve(process.cwd(), '../shared/data/binanceusdm');

@@ -16,6 +16,7 @@ import type {
   DecisionSource,
   Execution,
   MarketSnapshot,
+  MarketStateSummary,
   OrderIntent,
   PositionState,
   Verdict,
@@ -405,7 +406,7 @@ export async function runCycle(
                 tradeId: orderId,
                 reason: decision.args.reason,
                 confidence: decision.args.confidence_score,
-                market: entryMarket(snapshot),
+                market: marketStateOf(snapshot),
               }
             : null,
         maintenanceMarginRate: settings.maintenanceMarginRate,
@@ -432,9 +433,9 @@ export async function runCycle(
   }
 }
 
-function entryMarket(snapshot: MarketSnapshot): PositionState['entryMarket'] {
-  const main = snapshot.timeframes[snapshot.mainTimeframe];
-  const ind = main?.indicators;
+/** The main timeframe's state in a snapshot, as recorded at entry to tell the model how the market changed since. */
+export function marketStateOf(snapshot: MarketSnapshot): MarketStateSummary {
+  const ind = snapshot.timeframes[snapshot.mainTimeframe]?.indicators;
   return {
     price: snapshot.price,
     atr14: ind?.atr14 ?? null,

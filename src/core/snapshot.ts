@@ -126,15 +126,20 @@ export function buildPairSeriesCache(input: {
  * @param events sorted by time, ascending. O(log n).
  */
 export function fundingAt(events: readonly FundingEvent[], t: number): FundingInfo {
+  const e = events[upperBoundByTime(events, t) - 1];
+  return e ? { rate: e.rate, time: e.time } : { rate: null, time: null };
+}
+
+/** Index of the first element whose `time` is after `t` (`items` sorted by time, ascending). O(log n). */
+export function upperBoundByTime(items: readonly { time: number }[], t: number): number {
   let lo = 0;
-  let hi = events.length;
+  let hi = items.length;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (events[mid]!.time <= t) lo = mid + 1;
+    if (items[mid]!.time <= t) lo = mid + 1;
     else hi = mid;
   }
-  const e = events[lo - 1];
-  return e ? { rate: e.rate, time: e.time } : { rate: null, time: null };
+  return lo;
 }
 
 /**

@@ -10,7 +10,13 @@
  *
  * Times are Unix milliseconds, UTC; a candle's `time` is its open time.
  */
-import { buildPairSeriesCache, fundingAt, type FundingEvent, type PairSeriesCache } from '../core/snapshot';
+import {
+  buildPairSeriesCache,
+  fundingAt,
+  upperBoundByTime,
+  type FundingEvent,
+  type PairSeriesCache,
+} from '../core/snapshot';
 import { aggregateCandles, closedCount, lastClosedCandleOpen, timeframeMs } from '../core/timeframe';
 import type { Candle, FundingInfo } from '../core/types';
 import type { CandleStore } from '../store/candle-store';
@@ -158,7 +164,7 @@ export class RecordedMarketSource implements MarketSource {
   /** {@inheritDoc MarketSource.fundingBetween} */
   async fundingBetween(pair: string, from: number, to: number): Promise<FundingEvent[]> {
     const events = await this.fundingHistory(pair);
-    return events.slice(upperBound(events, from), upperBound(events, to));
+    return events.slice(upperBoundByTime(events, from), upperBoundByTime(events, to));
   }
 
   /**
@@ -251,18 +257,6 @@ function checkCount(count: number): void {
   if (!Number.isInteger(count) || count < 0) {
     throw new Error(`candle count must be an integer >= 0, got ${count}`);
   }
-}
-
-/** Index of the first event with time > t (events sorted by time). */
-function upperBound(events: readonly FundingEvent[], t: number): number {
-  let lo = 0;
-  let hi = events.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (events[mid]!.time <= t) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }
 
 function freezeAll(candles: readonly Candle[]): readonly Candle[] {

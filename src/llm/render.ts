@@ -29,7 +29,7 @@ import type {
   TimeframeSnapshot,
   ToolName,
 } from '../core/types';
-import type { DecisionRecord } from '../core/cycle';
+import { marketStateOf, type DecisionRecord } from '../core/cycle';
 import type { RiskConfig } from '../core/config';
 import { formatDuration } from '../core/learning/format';
 import { leveragedReturn, unrealizedPnl } from '../core/position';
@@ -424,20 +424,6 @@ export function marketChangesSinceEntry(
     );
   if (unknown.length > 0) lines.push(`not comparable (${NA} at entry or now): ${unknown.join(', ')}`);
   return lines;
-}
-
-/** The main timeframe's state now, in the shape recorded at entry. */
-export function marketStateOf(snapshot: MarketSnapshot): MarketStateSummary {
-  const ind = snapshot.timeframes[snapshot.mainTimeframe]?.indicators;
-  return {
-    price: snapshot.price,
-    atr14: ind?.atr14 ?? null,
-    rsi14: ind?.rsi14 ?? null,
-    ema20: ind?.ema20 ?? null,
-    ema50: ind?.ema50 ?? null,
-    macdHist: ind?.macdHist ?? null,
-    adx14: ind?.adx14 ?? null,
-  };
 }
 
 /**

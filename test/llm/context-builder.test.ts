@@ -19,7 +19,8 @@ import {
   type ContextLayout,
   type LearningContext,
 } from '../../src/llm/context-builder';
-import { marketStateOf, renderOmitted } from '../../src/llm/render';
+import { renderOmitted } from '../../src/llm/render';
+import { marketStateOf } from '../../src/core/cycle';
 import { dataFile, fundingFile, readCandleCsv, readFundingCsv } from '../../src/store/csv-candles';
 
 const DATA_DIR = path.resolve(process.cwd(), '../shared/data/binanceusdm');
