@@ -1,7 +1,7 @@
 /**
  * Context-builder bench: prompt size (o200k tokens of system + user + tools as sent) and build time, for BTC and ETH
- * at 20 decision times each, with the four timeframes 30m, 1h, 4h, 1d: entry and position at the default context config
- * (max_context_tokens 2500), and position again at 3000 tokens (the issue's goal for a position prompt).
+ * at 20 decision times each, with the four timeframes 30m, 1h, 4h, 1d, at the default budgets: 2500 tokens when flat
+ * (context.max_context_tokens), 3000 in a position (context.max_position_context_tokens).
  *
  * Scenarios (all from the recorded data in ../shared/data):
  * - entry: flat, an account with no position, the last 5 decisions were waits, and a learning section.
@@ -47,8 +47,6 @@ const MAIN_MS = 30 * 60_000;
 const DAY_MS = 24 * 3_600_000;
 const DECISION_TIMES = 20;
 const REPEATS = 25;
-/** the issue's goal for a position prompt, tokens */
-const POSITION_GOAL_TOKENS = 3000;
 const TAKER_FEE = 0.0005;
 const MMR = 0.005;
 
@@ -343,7 +341,7 @@ function mostCommon(values: readonly string[]): string {
 export interface ContextBenchRow {
   pair: string;
   kind: 'entry' | 'position';
-  /** context.max_context_tokens of the run */
+  /** the run's budget: context.max_context_tokens (entry) or max_position_context_tokens (position) */
   budget: number;
   tokensP50: number;
   tokensMax: number;
@@ -366,15 +364,14 @@ export async function runContextBench(): Promise<ContextBenchRow[]> {
   const defaults = ConfigSchema.parse({ timeframes: { main: MAIN, informative: ['1h', '4h', '1d'] } });
   const withBudget = (budget: number): Config => ({
     ...defaults,
-    context: { ...defaults.context, max_context_tokens: budget },
+    context: { ...defaults.context, max_context_tokens: budget, max_position_context_tokens: budget },
   });
   // The same config without a practical budget: what every section together would cost.
   const unbounded = withBudget(200_000);
-  // The default budget for both kinds, and the position goal's 3000 to show what a position prompt keeps there.
+  // The default budgets: 2500 when flat, 3000 in a position (the issue's goals).
   const runs = [
     { kind: 'entry', config: defaults },
     { kind: 'position', config: defaults },
-    { kind: 'position', config: withBudget(POSITION_GOAL_TOKENS) },
   ] as const;
   const rows: ContextBenchRow[] = [];
   for (const pair of PAIRS) {
@@ -425,7 +422,7 @@ export async function runContextBench(): Promise<ContextBenchRow[]> {
       rows.push({
         pair,
         kind,
-        budget: config.context.max_context_tokens,
+        budget: kind === 'entry' ? config.context.max_context_tokens : config.context.max_position_context_tokens,
         tokensP50: quantile(s(tokens), 0.5),
         tokensMax: Math.max(...tokens),
         fullTokensP50: quantile(s(full), 0.5),
@@ -442,7 +439,7 @@ export async function runContextBench(): Promise<ContextBenchRow[]> {
   }
   console.log(
     `context: ${DECISION_TIMES} decision times x ${REPEATS} builds per row; timeframes 30m,1h,4h,1d; ` +
-      'tokens = o200k(system) + o200k(user) + o200k(JSON tools); budget = context.max_context_tokens',
+      'tokens = o200k(system) + o200k(user) + o200k(JSON tools); budget = context.max_context_tokens (entry) / max_position_context_tokens (position)',
   );
   console.log(
     'pair           kind      budget  tokens p50/max  full p50  sys  tools  user p50  build ms p50/p99  first max  recount p50  dropped (most often)',

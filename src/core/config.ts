@@ -44,8 +44,13 @@ const pair = z
 export const LlmConfigSchema = z
   .object({
     /** which decision provider: the offline rule baseline, any OpenAI-compatible endpoint, or a recorded journal */
-    provider: z.enum(['baseline', 'openai', 'replay'], { error: 'must be one of baseline, openai, replay' }).default('baseline'),
-    api_base: z.string().url({ error: 'must be a URL like https://api.openai.com/v1' }).default('https://api.openai.com/v1'),
+    provider: z
+      .enum(['baseline', 'openai', 'replay'], { error: 'must be one of baseline, openai, replay' })
+      .default('baseline'),
+    api_base: z
+      .string()
+      .url({ error: 'must be a URL like https://api.openai.com/v1' })
+      .default('https://api.openai.com/v1'),
     /** prefer the OPENAI_API_KEY environment variable; never logged */
     api_key: z.string().default(''),
     model: z.string().min(1, { error: 'must be a model name' }).default('gpt-4.1-mini'),
@@ -150,8 +155,10 @@ export const ExperienceConfigSchema = z
 
 export const ContextConfigSchema = z
   .object({
-    /** hard budget for system + user + tools, counted with the o200k_base tokenizer */
+    /** hard budget for system + user + tools when flat, counted with the o200k_base tokenizer */
     max_context_tokens: number({ min: 500, max: 200_000, int: true }).default(2500),
+    /** the same budget for prompts while a position is open (the position prompt carries the position section) */
+    max_position_context_tokens: number({ min: 500, max: 200_000, int: true }).default(3000),
     indicator_history_points: number({ min: 0, max: 500, int: true }).default(12),
     raw_kline_history_points: number({ min: 0, max: 500, int: true }).default(8),
     include_multi_timeframe_data: z.boolean().default(true),

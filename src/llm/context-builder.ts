@@ -3,7 +3,8 @@
  * learning context into the DecisionContext every provider consumes: a system prompt, a user message with the
  * market context, the allowed tools, and the exact token count of what is sent.
  *
- * Token budget. `context.max_context_tokens` bounds system + user + tools, counted with the o200k_base tokenizer
+ * Token budget. `context.max_context_tokens` (flat) and `context.max_position_context_tokens` (in a position) bound
+ * system + user + tools, counted with the o200k_base tokenizer
  * (gpt-tokenizer): tokens(system text) + tokens(user text) + tokens(JSON.stringify(tools)). The user message is made of
  * sections with a value order. Price, indicators, account and position are required; the others are kept most
  * valuable first while they fit: warnings, funding, the main timeframe's series, recent trades, the performance
@@ -437,7 +438,7 @@ export function buildDecisionContextWithLayout(
   const system = hasPosition ? positionSystemPrompt(risk, main) : entrySystemPrompt(risk, main);
   const systemTokens = memoCount(system);
   const toolSet = toolSetFor(hasPosition);
-  const budget = ctxConfig.max_context_tokens;
+  const budget = req.position ? ctxConfig.max_position_context_tokens : ctxConfig.max_context_tokens;
   const note = fitBudget(sections, budget - systemTokens - toolSet.tokens);
 
   let user = '';

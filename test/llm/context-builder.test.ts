@@ -46,7 +46,7 @@ type Pair = keyof typeof caches;
 const config: Config = ConfigSchema.parse({});
 const withBudget = (budget: number): Config => ({
   ...config,
-  context: { ...config.context, max_context_tokens: budget },
+  context: { ...config.context, max_context_tokens: budget, max_position_context_tokens: budget },
 });
 
 function snap(pair: Pair, asOf: number, cfg: Config = config): MarketSnapshot {
@@ -216,13 +216,14 @@ function independentCount(ctx: { messages: { content: string }[]; tools: unknown
 
 describe('budget on real data, all four timeframes', () => {
   for (const pair of Object.keys(caches) as Pair[]) {
-    test(`${pair}: entry and position contexts stay within max_context_tokens and keep price, indicators, account, position`, () => {
+    test(`${pair}: entry and position contexts stay within their budgets (2500 flat, 3000 in a position) and keep price, indicators, account, position`, () => {
       assert.deepEqual([config.timeframes.main, ...config.timeframes.informative], ['30m', '1h', '4h', '1d']);
       for (const asOf of TIMES) {
         for (const req of [entryRequest(pair, asOf), positionRequest(pair, asOf)]) {
           const { context, layout } = buildDecisionContextWithLayout(req, config);
           const user = context.messages[1]!.content;
-          assert.ok(context.tokens! <= config.context.max_context_tokens, `${context.tokens} tokens at ${asOf}`);
+          const budget = req.position ? config.context.max_position_context_tokens : config.context.max_context_tokens;
+          assert.ok(context.tokens! <= budget, `${context.tokens} tokens at ${asOf}, budget ${budget}`);
           assert.equal(context.tokens, independentCount(context));
           assert.equal(layout.overBudget, false);
           const titles = sectionTitles(user);
@@ -504,7 +505,12 @@ describe('content', () => {
   test('include_multi_timeframe_data false keeps only the main timeframe', () => {
     const single: Config = {
       ...config,
-      context: { ...config.context, include_multi_timeframe_data: false, max_context_tokens: 50_000 },
+      context: {
+        ...config.context,
+        include_multi_timeframe_data: false,
+        max_context_tokens: 50_000,
+        max_position_context_tokens: 50_000,
+      },
     };
     const user = buildDecisionContext(entryRequest('BTC/USDT:USDT', TIMES[0]!, single), single).messages[1]!.content;
     assert.deepEqual(
