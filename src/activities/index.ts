@@ -154,7 +154,13 @@ export function createActivities(deps: ActivityDeps): Activities {
   }
 
   return {
-    async fetchMarket({ pair, asOf, since }): Promise<MarketView> {
+    async fetchMarket({ pair, asOf, since, mode }): Promise<MarketView> {
+      if (mode !== undefined && mode !== config.mode) {
+        configurationError(
+          `the workflow of ${pair} trades in ${mode} mode but this worker is configured for ${config.mode} mode: ` +
+            `run a worker with a ${mode} config (llm-trader worker --config <${mode} config>) on this task queue`,
+        );
+      }
       let snapshot: MarketSnapshot;
       try {
         snapshot = await snapshotFor(pair, asOf);

@@ -6,6 +6,7 @@ import type { ContextRequest, DecisionRecord, ExecuteRequest, MarketView, RiskRe
 import type { DecisionContext } from '../core/context-types';
 import type { ClosedTrade, DecisionResult, Execution, Verdict } from '../core/types';
 import type { ProviderDecision } from '../llm/provider';
+import type { TradingMode } from '../core/config';
 import type { TradeReview, Reflection, TradeEvaluation, RewardBreakdown } from '../core/learning';
 
 export interface TradeReviewResult {
@@ -15,9 +16,17 @@ export interface TradeReviewResult {
   reward: RewardBreakdown;
 }
 
+export interface FetchMarketRequest {
+  pair: string;
+  asOf: number;
+  since: number | null;
+  /** the workflow's trading mode: a worker configured for another mode refuses to serve it */
+  mode?: TradingMode;
+}
+
 export interface PairActivities {
   /** closed candles, snapshot, account, exchange-side closes and funding since the last cycle (paper: advances the ledger) */
-  fetchMarket(req: { pair: string; asOf: number; since: number | null }): Promise<MarketView>;
+  fetchMarket(req: FetchMarketRequest): Promise<MarketView>;
   /** the prompt: system + user messages within the token budget, plus the tool definitions */
   buildContext(req: ContextRequest): Promise<DecisionContext>;
   /** one validated decision from the configured provider; journaled to llm_decisions.jsonl and SQLite */

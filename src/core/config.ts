@@ -215,6 +215,7 @@ export const ConfigSchema = z
   .strict();
 
 export type Config = z.infer<typeof ConfigSchema>;
+export type TradingMode = Config['mode'];
 export type RiskConfig = z.infer<typeof RiskConfigSchema>;
 export type PaperConfig = z.infer<typeof PaperConfigSchema>;
 export type LlmConfig = z.infer<typeof LlmConfigSchema>;

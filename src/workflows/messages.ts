@@ -4,11 +4,11 @@
  */
 import { defineSearchAttributeKey } from '@temporalio/common';
 import { defineQuery, defineSignal } from '@temporalio/workflow';
-import type { RiskConfig } from '../core/config';
+import type { RiskConfig, TradingMode } from '../core/config';
 import type { DecisionRecord, PairState } from '../core/cycle';
 import type { ClosedTrade, PositionState, Side } from '../core/types';
 
-export type TradingMode = 'live' | 'paper' | 'replay';
+export type { TradingMode };
 
 /** Replay mode: recorded time runs `secondsPerCandle` wall seconds per main candle from `wallStart`. */
 export interface ReplaySchedule {

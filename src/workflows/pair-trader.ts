@@ -154,7 +154,7 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
 
   const decide = decider(input);
   const steps: CycleSteps = {
-    fetchMarket: (req) => market.fetchMarket(req),
+    fetchMarket: (req) => market.fetchMarket({ ...req, mode: input.mode }),
     buildContext: (req) => local.buildContext(req),
     decide: (ctx) => decide.decide(ctx),
     checkRisk: (req) => local.checkRisk(req),

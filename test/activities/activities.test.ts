@@ -8,7 +8,7 @@ import { ConfigSchema, type Config } from '../../src/core/config';
 import { createActivityRuntime, type ActivityRuntime } from '../../src/activities';
 import { initialPairState, runCycle, type CycleSteps, type PairState } from '../../src/core/cycle';
 import type { Activities } from '../../src/activities/types';
-import { MARKET_DATA_UNAVAILABLE } from '../../src/core/error-types';
+import { CONFIGURATION_ERROR, MARKET_DATA_UNAVAILABLE } from '../../src/core/error-types';
 import { readJsonLines } from '../../src/store/jsonl';
 import { Journal } from '../../src/store/journal';
 
@@ -137,6 +137,22 @@ describe('activities (replay mode: recorded candles, paper exchange, baseline, j
       runtime.activities.fetchMarket({ pair: PAIR, asOf: Date.parse('2025-09-01T00:00:00Z'), since: null }),
       (err: unknown) =>
         err instanceof ApplicationFailure && err.type === MARKET_DATA_UNAVAILABLE && err.nonRetryable === true,
+    );
+  });
+
+  test('a workflow of another mode is refused with a non-retryable ConfigurationError naming both modes', async () => {
+    await assert.rejects(
+      runtime.activities.fetchMarket({
+        pair: PAIR,
+        asOf: Date.parse('2025-06-15T00:30:00Z'),
+        since: null,
+        mode: 'live',
+      }),
+      (err: unknown) =>
+        err instanceof ApplicationFailure &&
+        err.type === CONFIGURATION_ERROR &&
+        err.nonRetryable === true &&
+        /trades in live mode but this worker is configured for replay mode/.test(err.message),
     );
   });
 
