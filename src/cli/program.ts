@@ -6,6 +6,7 @@ import { loadConfig } from '../config/load';
 import { redactConfig } from '../core/config';
 import { registerDownloadData } from './commands/download-data';
 import { registerImportData } from './commands/import-data';
+import { registerBacktest } from './commands/backtest';
 import { registerControl } from './commands/control';
 import { registerDecisions } from './commands/decisions';
 import { registerDev } from './commands/dev';
@@ -42,6 +43,7 @@ export function buildProgram(): Command {
   registerStatus(program);
   registerDecisions(program);
   registerTrades(program);
+  registerBacktest(program);
 
   return program;
 }

@@ -1,0 +1,80 @@
+/**
+ * The decision policies a backtest can run: the rule baseline, any OpenAI-compatible model (through the decision
+ * cache), or a recorded decision log. A policy is a decision provider plus what the backtester needs to know about it.
+ */
+import { createHash } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import type { LlmConfig } from '../core/config';
+import type { RecordedMarketSource } from '../exchange/market-source';
+import { BaselineProvider } from '../llm/baseline';
+import type { DecisionCache } from '../llm/decision-cache';
+import type { DecisionProvider } from '../llm/provider';
+
+export interface BacktestPolicy {
+  /** short name for tables and reports: `baseline`, `openai`, `replay` */
+  readonly name: string;
+  /** stable identity that goes into the run id (same policy and inputs → same run id and order ids) */
+  readonly id: string;
+  /**
+   * `light`: the provider reads only the snapshot and the position (the baseline), so no prompt is rendered or
+   * tokenised; `prompt`: the full context of the live trader (system and user messages within the token budget,
+   * learning from the backtest's own closed trades).
+   */
+  readonly context: 'light' | 'prompt';
+  /**
+   * True when decisions come from a remote model. The look-ahead check then compares the prompts and reuses the
+   * recorded answer instead of asking the model again (an identical prompt gets the identical cached answer).
+   */
+  readonly remote: boolean;
+  /**
+   * The provider for a run over `market`. The backtester passes the market it runs on; a provider must not read it
+   * (the look-ahead check passes a market whose future is corrupted, to catch one that does).
+   */
+  provider(market: RecordedMarketSource): DecisionProvider;
+}
+
+/** The rule baseline (src/llm/baseline.ts) with the light context. */
+export function baselinePolicy(): BacktestPolicy {
+  const provider = new BaselineProvider();
+  return { name: 'baseline', id: 'baseline', context: 'light', remote: false, provider: () => provider };
+}
+
+/**
+ * The OpenAI-compatible provider for `llm` (its `api_base`, `model`, `temperature`...), behind the decision cache when
+ * `cache` is given (a rerun with the same prompts makes no request), else asking the model every time. (The model
+ * client is loaded here, not at import: a baseline backtest does not need it.)
+ */
+export async function openaiPolicy(llm: LlmConfig, cache: DecisionCache | null): Promise<BacktestPolicy> {
+  const [{ OpenAIProvider }, { CachedProvider }] = await Promise.all([
+    import('../llm/openai-provider'),
+    import('../llm/decision-cache'),
+  ]);
+  const inner = new OpenAIProvider(llm);
+  const provider: DecisionProvider = cache ? new CachedProvider(inner, cache) : inner;
+  return {
+    name: 'openai',
+    id: `openai:${llm.model}@${llm.api_base} temperature=${llm.temperature} max_tokens=${llm.max_tokens}`,
+    context: 'prompt',
+    remote: true,
+    provider: () => provider,
+  };
+}
+
+/**
+ * Replays a recorded decision log (`llm_decisions.jsonl` of a trader or of a backtest's `--out` folder) with the
+ * replay provider: the decision recorded for the same pair and time, revalidated, or a hold/wait fallback. The policy
+ * id holds a hash of the file's bytes, so the same log gives the same run id wherever it is.
+ * @throws Error when the file does not exist
+ */
+export async function replayPolicy(file: string): Promise<BacktestPolicy> {
+  const { ReplayProvider } = await import('../llm/replay-provider');
+  if (!existsSync(file)) {
+    throw new Error(
+      `replay policy: decision log ${file} does not exist; pass replay:<path of an llm_decisions.jsonl>, e.g. the one a ` +
+        'previous backtest wrote into its --out folder',
+    );
+  }
+  const digest = createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 16);
+  const provider = ReplayProvider.fromFile(file);
+  return { name: 'replay', id: `replay:${digest}`, context: 'prompt', remote: false, provider: () => provider };
+}

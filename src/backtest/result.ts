@@ -1,0 +1,251 @@
+/**
+ * The backtest result: the shape of `result.json`, documented field by field (README "Backtests" points here).
+ *
+ * Determinism: a result holds no wall-clock time, no path of this machine and no latency; keys come in the order of
+ * these interfaces; numbers are JavaScript doubles as `JSON.stringify` writes them. So the same data, config, policy
+ * and decision cache give a byte-identical file (the run's timing is printed on the terminal only).
+ *
+ * Units: times are Unix milliseconds (UTC); money is USDT; `*_pct` fields are percents (12.5 = 12.5 %).
+ */
+import type { Config } from '../core/config';
+import type { CloseReason, Side, ToolName } from '../core/types';
+
+export const RESULT_FORMAT = 'llm-trader backtest result v1';
+
+/** One closed trade. Every position still open at the last decision time is closed there (`force_exit`). */
+export interface TradeRow {
+  /** the client order id of the entry */
+  trade_id: string;
+  pair: string;
+  side: Side;
+  /** decision time of the entry */
+  entry_time: number;
+  /** decision time of the exit, or the close time of the candle in which a stop or liquidation triggered */
+  exit_time: number;
+  /** average entry price (fills, after slippage) */
+  entry_price: number;
+  exit_price: number;
+  /** largest quantity held, base units */
+  quantity: number;
+  leverage: number;
+  /** largest isolated margin allocated */
+  margin: number;
+  /** largest quantity × average entry price */
+  notional: number;
+  /** net PnL after fees and funding */
+  pnl: number;
+  /** pnl as a percent of `margin` */
+  pnl_pct: number;
+  fees: number;
+  /** funding paid (+) or received (−) */
+  funding: number;
+  /** model, emergency_stop, liquidation_buffer, force_exit, stop, liquidation, external */
+  exit_reason: CloseReason;
+  /** maximum favourable / adverse excursion, leveraged percent of margin */
+  mfe_pct: number;
+  mae_pct: number;
+  holds: number;
+  adjustments: number;
+  entry_confidence: number;
+  /** the model's reason for the entry */
+  entry_reason: string;
+  /** why it closed (the model's exit reason, or what the protective rule or exchange did) */
+  exit_text: string;
+  /** the model's self-rating from signal_exit; null when closed without the model */
+  trade_score: number | null;
+  /** every order of the trade (entry first) */
+  client_order_ids: string[];
+}
+
+/** One order the risk gate approved, with what the paper exchange made of it. */
+export interface OrderRow {
+  time: number;
+  pair: string;
+  client_order_id: string;
+  /** open, increase, reduce or close */
+  kind: 'open' | 'increase' | 'reduce' | 'close';
+  /** the position's side */
+  side: Side;
+  status: 'filled' | 'rejected';
+  /** ordered quantity, base units */
+  quantity: number;
+  filled_quantity: number;
+  /** the decision price the order was sized at */
+  reference_price: number;
+  /** average fill price (after slippage); null when nothing filled */
+  fill_price: number | null;
+  fee: number;
+  /** leverage of an open or increase; null for reductions and closes */
+  leverage: number | null;
+  /** margin the gate approved for an open or increase, at the reference price; null otherwise */
+  margin: number | null;
+  /** why a close was placed (model, emergency_stop, liquidation_buffer, force_exit); null for other kinds */
+  close_reason: CloseReason | null;
+  /** the exchange's reason when rejected */
+  error: string | null;
+}
+
+/** Every decision of the run, one per pair and decision time (plus protective and end-of-run exits). */
+export interface DecisionRow {
+  time: number;
+  pair: string;
+  tool: ToolName;
+  /**
+   * who decided: baseline, openai, replay, fallback (invalid model output or a missing replay line), protective (the
+   * emergency stop or liquidation buffer), operator (the end-of-run exit). A decision served from the decision cache
+   * is reported as `openai`, so a cached rerun gives the same result.
+   */
+  source: string;
+  model: string | null;
+  confidence: number | null;
+  reason: string;
+  /** none (hold, wait), executed, rejected (by the risk gate), failed (by the exchange) */
+  outcome: 'none' | 'executed' | 'rejected' | 'failed';
+  /** the gate's rejection reasons or clamp notes, or the exchange's error */
+  detail: string | null;
+  /** the tool's arguments except pair and reason; null for a protective or operator exit */
+  args: Record<string, unknown> | null;
+  /** leveraged PnL % of the open position when decided; null when flat */
+  pnl_pct: number | null;
+  /** the account the cycle saw: equity and the balance available for new margin */
+  equity: number;
+  available: number;
+  client_order_id: string | null;
+  /** model tokens the decision cost (for a cache hit: those of the original request) */
+  tokens_in: number;
+  tokens_out: number;
+  /** validation problems on the way (repair round, fallback cause); empty for a clean answer */
+  problems: string[];
+}
+
+/** The account after every pair's cycle at a decision time, positions marked to the last close. */
+export interface EquityPoint {
+  time: number;
+  equity: number;
+  /** open positions at that moment */
+  open_positions: number;
+}
+
+export interface BacktestMetrics {
+  starting_balance: number;
+  final_equity: number;
+  total_return_pct: number;
+  /** largest fall from a peak of the equity curve, percent of the peak */
+  max_drawdown_pct: number;
+  /** annualised from the per-step returns of the equity curve (src/backtest/metrics.ts); null without variance */
+  sharpe: number | null;
+  sortino: number | null;
+  trades: number;
+  wins: number;
+  losses: number;
+  win_rate_pct: number | null;
+  /** gross profit / gross loss; null without a losing trade */
+  profit_factor: number | null;
+  average_trade_pnl: number | null;
+  average_trade_pct: number | null;
+  /** share of decision times with at least one open position */
+  exposure_pct: number;
+  /** trading fees paid */
+  fees: number;
+  /** funding paid (+) or received (−) */
+  funding: number;
+  liquidations: number;
+  /** isolated margin lost to liquidations */
+  liquidation_losses: number;
+  /** closes by the emergency stop, the liquidation buffer or an exchange stop order */
+  protective_exits: number;
+  decisions: number;
+  /** decisions the provider could not make validly (safe hold/wait instead) */
+  fallbacks: number;
+  rejections: number;
+  model_tokens_in: number;
+  model_tokens_out: number;
+  /** model_tokens × llm.price_input_per_mtok / price_output_per_mtok, USD */
+  estimated_cost_usd: number;
+}
+
+/** One row of the comparison table: the policy under test, the baseline policy, buy-and-hold of each pair. */
+export interface ComparisonRow {
+  label: string;
+  kind: 'policy' | 'baseline' | 'buy_and_hold';
+  /** the pair of a buy-and-hold row; null otherwise */
+  pair: string | null;
+  final_equity: number;
+  total_return_pct: number;
+  max_drawdown_pct: number;
+  sharpe: number | null;
+  sortino: number | null;
+  trades: number;
+  win_rate_pct: number | null;
+  profit_factor: number | null;
+}
+
+/** What the look-ahead check compared and found (null in a result when the check was not asked for). */
+export interface LookaheadReport {
+  /** pair-cycles rerun with the future corrupted */
+  samples: number;
+  /** how the future was corrupted */
+  corruption: string;
+  passed: boolean;
+  mismatches: LookaheadMismatch[];
+}
+
+export interface LookaheadMismatch {
+  pair: string;
+  time: number;
+  /** `decision`: the decision or its orders changed; `input`: what the provider was given changed */
+  kind: 'decision' | 'input';
+  /** the first differing field, e.g. `events[0].context.snapshot.timeframes.1d.close` */
+  path: string;
+  original: string;
+  rerun: string;
+}
+
+/** Cycle counters of one pair (see CycleCounters in src/core/cycle.ts; token counts are in the metrics). */
+export interface PairCounters {
+  pair: string;
+  cycles: number;
+  decisions: number;
+  entries: number;
+  exits: number;
+  adjustments: number;
+  holds: number;
+  waits: number;
+  rejections: number;
+  protective_exits: number;
+  external_closes: number;
+  execution_failures: number;
+  fallbacks: number;
+}
+
+export interface BacktestResult {
+  format: typeof RESULT_FORMAT;
+  /** `bt-` + a hash of the effective config, pairs, range and policy id: owner of the run's client order ids */
+  run_id: string;
+  policy: { name: string; id: string };
+  range: {
+    /** first and last decision time (main-timeframe close times) */
+    from: number;
+    to: number;
+    main_timeframe: string;
+    /** informative timeframes in the snapshots */
+    informative_timeframes: string[];
+    pairs: string[];
+    /** decision times */
+    steps: number;
+    /** pair-cycles run (steps × pairs, less skipped ones) */
+    candle_steps: number;
+    /** pair-cycles skipped because the pair's candle closing then is missing from the data */
+    skipped_steps: number;
+  };
+  /** the effective configuration, secrets masked */
+  config: Config;
+  metrics: BacktestMetrics;
+  comparison: ComparisonRow[];
+  counters: PairCounters[];
+  lookahead: LookaheadReport | null;
+  trades: TradeRow[];
+  orders: OrderRow[];
+  equity: EquityPoint[];
+  decisions: DecisionRow[];
+}

@@ -1,0 +1,351 @@
+/**
+ * `llm-trader backtest`: runs the live decision cycle over recorded candles (src/backtest/engine.ts) and writes
+ * `<out>/result.json` (documented in src/backtest/result.ts), `<out>/llm_decisions.jsonl` (every decision in the
+ * journal's format, replayable with `--policy replay:<that file>`) and the HTML report; prints the comparison table.
+ *
+ * Defaults (no --config: the documented defaults of config/paper.json): --data = replay.data, --pairs = pairs,
+ * --policy = llm.provider (replay: llm.replay_file), --out = <data_dir>/backtests/<run id>, --report =
+ * <out>/report.html. Times are UTC: a date (2025-06-01) is its midnight; a number is Unix ms.
+ *
+ * Exit codes: 0 done; 1 the run failed or the look-ahead check found a leak; 2 bad usage, config or data folder.
+ */
+import { closeSync, existsSync, mkdirSync, openSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import cliProgress from 'cli-progress';
+import type { Command } from 'commander';
+import type { BacktestResult } from '../../backtest/result';
+import { ConfigSchema, formatPath, type Config } from '../../core/config';
+import { closedCount } from '../../core/timeframe';
+import type { Candle } from '../../core/types';
+import { RecordedMarketSource, csvRecordedData } from '../../exchange/market-source';
+import { listDataFiles } from '../../store/data-files';
+import { OperatorError } from '../../worker/errors';
+import { addConfigOption, checkPairs, formatTable, readConfig } from './shared';
+
+interface BacktestCliOptions {
+  config?: string;
+  data?: string;
+  pairs?: string[];
+  from?: string;
+  to?: string;
+  policy?: string;
+  out?: string;
+  report?: string;
+  llmBaseUrl?: string;
+  cache: boolean;
+  checkLookahead?: boolean;
+  lookaheadSamples: string;
+}
+
+/** Pair-cycles rerun by `--check-lookahead` unless `--lookahead-samples` says otherwise. */
+export const DEFAULT_LOOKAHEAD_SAMPLES = 50;
+
+/** Adds the `backtest` command to `program`. */
+export function registerBacktest(program: Command): void {
+  addConfigOption(
+    program
+      .command('backtest')
+      .description(
+        'run the live decision cycle over recorded candles: result.json, an HTML report, and the policy beside ' +
+          'buy-and-hold and the baseline',
+      ),
+  )
+    .option('--data <dir>', 'folder of recorded candles and funding (default: config replay.data)')
+    .option('--pairs <pairs...>', 'pairs to trade, e.g. BTC/USDT:USDT ETH/USDT:USDT (default: config pairs)')
+    .option('--from <time>', 'first decision time, UTC: 2025-06-01, 2025-06-01T12:00 or Unix ms (default: data start)')
+    .option('--to <time>', 'last decision time, UTC (default: data end)')
+    .option('--policy <policy>', 'baseline, openai or replay:<llm_decisions.jsonl> (default: config llm.provider)')
+    .option('--out <dir>', 'output folder (default: <data_dir>/backtests/<run id>)')
+    .option('--report <file>', 'HTML report (default: <out>/report.html)')
+    .option('--llm-base-url <url>', 'OpenAI-compatible endpoint for --policy openai (overrides llm.api_base)')
+    .option('--no-cache', 'ask the model for every decision (bypass the decision cache)')
+    .option('--check-lookahead', 'rerun sampled decisions with the future corrupted; exit 1 if any changes')
+    .option('--lookahead-samples <n>', 'pair-cycles the look-ahead check reruns', String(DEFAULT_LOOKAHEAD_SAMPLES))
+    .action(async (opts: BacktestCliOptions, command: Command) => {
+      await backtest(opts, command);
+    });
+}
+
+function usage(command: Command, message: string): never {
+  return command.error(`backtest: ${message}`, { exitCode: 2, code: 'llm-trader.backtest-usage' });
+}
+
+/**
+ * A time option: Unix ms (digits), a date (`2025-06-01`, UTC midnight) or an ISO date-time (UTC unless it names a
+ * zone). Null when the text is none of these.
+ */
+export function parseTimeOption(text: string): number | null {
+  const t = text.trim();
+  if (/^\d{10,}$/.test(t)) return Number(t);
+  if (!/^\d{4}-\d{2}-\d{2}/.test(t)) return null;
+  const zoned = /(Z|[+-]\d{2}:?\d{2})$/i.test(t) || /^\d{4}-\d{2}-\d{2}$/.test(t);
+  const ms = Date.parse(zoned ? t : `${t}Z`);
+  return Number.isFinite(ms) ? ms : null;
+}
+
+/** The folder holding the data files: `dir`, or `dir/<exchange>` when only that one has them (e.g. ../shared/data). */
+async function dataFolder(command: Command, dir: string, exchange: string): Promise<string> {
+  const abs = resolve(dir);
+  if (!existsSync(abs) || !statSync(abs).isDirectory()) {
+    usage(
+      command,
+      `--data ${abs} is not a folder; pass the folder of the candle files, e.g. ../shared/data/binanceusdm`,
+    );
+  }
+  if ((await listDataFiles(abs)).files.length > 0) return abs;
+  const nested = join(abs, exchange);
+  if (existsSync(nested) && (await listDataFiles(nested)).files.length > 0) return nested;
+  return usage(
+    command,
+    `no candle files in ${abs}; pass the folder that holds files like BTC_USDT_USDT-30m.csv.gz (e.g. ../shared/data/binanceusdm)`,
+  );
+}
+
+/** The effective config: the file's, with the command's overrides, validated again. */
+function effectiveConfig(command: Command, base: Config, opts: BacktestCliOptions, pairs: string[]): Config {
+  const raw = {
+    ...base,
+    pairs,
+    llm: {
+      ...base.llm,
+      ...(opts.llmBaseUrl !== undefined ? { api_base: opts.llmBaseUrl } : {}),
+      cache: base.llm.cache && opts.cache,
+    },
+  };
+  const parsed = ConfigSchema.safeParse(raw);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((i) => `${formatPath(i.path)} ${i.message}`).join('; ');
+    usage(command, `invalid settings: ${problems}${opts.llmBaseUrl !== undefined ? ' (check --llm-base-url)' : ''}`);
+  }
+  return parsed.data;
+}
+
+type PolicySpec = { kind: 'baseline' } | { kind: 'openai' } | { kind: 'replay'; file: string };
+
+function parsePolicy(command: Command, text: string, config: Config): PolicySpec {
+  if (text === 'baseline' || text === 'openai') return { kind: text };
+  if (text === 'replay') {
+    if (!config.llm.replay_file) {
+      usage(command, '--policy replay needs a file: use replay:<llm_decisions.jsonl> or set llm.replay_file');
+    }
+    return { kind: 'replay', file: config.llm.replay_file };
+  }
+  if (text.startsWith('replay:') && text.length > 'replay:'.length) return { kind: 'replay', file: text.slice(7) };
+  return usage(command, `--policy must be baseline, openai or replay:<llm_decisions.jsonl>, got "${text}"`);
+}
+
+/** Appends lines to a file with synchronous writes of about 1 MB (a run's loop never yields to the event loop). */
+class LineWriter {
+  private readonly fd: number;
+  private buffer = '';
+
+  constructor(file: string) {
+    this.fd = openSync(file, 'w');
+  }
+
+  write(line: string): void {
+    this.buffer += `${line}\n`;
+    if (this.buffer.length >= 1 << 20) this.flush();
+  }
+
+  private flush(): void {
+    if (this.buffer.length > 0) writeSync(this.fd, this.buffer);
+    this.buffer = '';
+  }
+
+  close(): void {
+    this.flush();
+    closeSync(this.fd);
+  }
+}
+
+function pct(v: number | null, digits = 2): string {
+  return v === null ? '-' : v.toFixed(digits);
+}
+
+async function backtest(opts: BacktestCliOptions, command: Command): Promise<void> {
+  const base = readConfig(opts);
+  const pairs = checkPairs(command, opts.pairs ?? base.pairs);
+  const config = effectiveConfig(command, base, opts, pairs);
+  const policySpec = parsePolicy(command, opts.policy ?? config.llm.provider, config);
+  const from = opts.from === undefined ? null : parseTimeOption(opts.from);
+  const to = opts.to === undefined ? null : parseTimeOption(opts.to);
+  if (opts.from !== undefined && from === null)
+    usage(command, `--from "${opts.from}" is not a date, ISO time or Unix ms`);
+  if (opts.to !== undefined && to === null) usage(command, `--to "${opts.to}" is not a date, ISO time or Unix ms`);
+  const samples = Number(opts.lookaheadSamples);
+  if (!Number.isInteger(samples) || samples < 1) {
+    usage(command, `--lookahead-samples must be a positive integer, got "${opts.lookaheadSamples}"`);
+  }
+  const dir = await dataFolder(command, opts.data ?? config.replay.data, config.exchange.name);
+
+  const [engine, policies, { renderReport }, journal] = await Promise.all([
+    import('../../backtest/engine'),
+    import('../../backtest/policy'),
+    import('../../backtest/report'),
+    import('../../store/journal'),
+  ]);
+  const market = new RecordedMarketSource(csvRecordedData(dir));
+  let closeCache: () => void = () => undefined;
+  let policy;
+  try {
+    if (policySpec.kind === 'baseline') policy = policies.baselinePolicy();
+    else if (policySpec.kind === 'replay') policy = await policies.replayPolicy(policySpec.file);
+    else {
+      let cache = null;
+      if (config.llm.cache) {
+        const { DecisionCache } = await import('../../llm/decision-cache');
+        cache = DecisionCache.open(join(config.data_dir, 'decision-cache.sqlite'));
+        const opened = cache;
+        closeCache = () => opened.close();
+      }
+      policy = await policies.openaiPolicy(config.llm, cache);
+    }
+  } catch (err) {
+    throw new OperatorError(`backtest: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
+
+  try {
+    const options = { config, market, pairs, from, to, policy };
+    let plan;
+    try {
+      plan = await engine.planBacktest(options);
+    } catch (err) {
+      // a pair without data or a range outside it: the command line asks for something the data cannot give
+      const message = err instanceof Error ? err.message : String(err);
+      command.error(message.startsWith('backtest:') ? message : `backtest: ${message}`, {
+        exitCode: 2,
+        code: 'llm-trader.backtest-data',
+      });
+    }
+    const out = resolve(opts.out ?? join(config.data_dir, 'backtests', plan.runId));
+    const reportFile = resolve(opts.report ?? join(out, 'report.html'));
+    mkdirSync(out, { recursive: true });
+    mkdirSync(dirname(reportFile), { recursive: true });
+    const log = new LineWriter(join(out, journal.DECISIONS_LOG_FILE));
+
+    const bar = process.stderr.isTTY
+      ? new cliProgress.SingleBar(
+          {
+            format: 'backtest [{bar}] {percentage}% | {value}/{total} decision times | ETA {eta_formatted}',
+            stream: process.stderr,
+            hideCursor: true,
+          },
+          cliProgress.Presets.shades_classic,
+        )
+      : null;
+    const started = performance.now();
+    let run;
+    try {
+      bar?.start(plan.times.length, 0);
+      run = await engine.runBacktest(
+        {
+          ...options,
+          lookaheadSamples: opts.checkLookahead ? samples : 0,
+          onProgress: ({ done }) => bar?.update(done),
+          onDecision: (pair, event, runId) => {
+            log.write(
+              JSON.stringify(
+                journal.decisionLine({
+                  owner: engine.orderOwner(runId, pair),
+                  pair,
+                  record: event.record,
+                  result: event.result,
+                  verdict: event.verdict,
+                  context: event.context ? journal.journalContext(event.context) : null,
+                  clientOrderId: event.clientOrderId,
+                }),
+              ),
+            );
+          },
+        },
+        plan,
+      );
+    } catch (err) {
+      throw new OperatorError(err instanceof Error ? err.message : String(err), { cause: err });
+    } finally {
+      bar?.stop();
+      log.close();
+    }
+    const seconds = (performance.now() - started) / 1000;
+    const { result, cacheHits } = run;
+
+    writeFileSync(join(out, 'result.json'), engine.resultJson(result));
+    const candles: Record<string, readonly Candle[]> = {};
+    for (const pair of plan.pairs) {
+      const main = plan.runtimes.get(pair)!.cache.timeframes[0]!;
+      const first = closedCount(main.candles, main.timeframeMs, result.range.from) - 1;
+      const last = closedCount(main.candles, main.timeframeMs, result.range.to);
+      candles[pair] = main.candles.slice(Math.max(0, first), last);
+    }
+    writeFileSync(reportFile, renderReport(result, candles));
+
+    printSummary(result, { seconds, cacheHits, out, reportFile });
+    const la = result.lookahead;
+    if (la && !la.passed) {
+      for (const m of la.mismatches) {
+        console.error(
+          `look-ahead: ${m.pair} ${new Date(m.time).toISOString()}: ${m.kind} changed at ${m.path}: ${m.original} -> ${m.rerun}`,
+        );
+      }
+      throw new OperatorError(
+        `backtest: the look-ahead check failed: ${la.mismatches.length} of ${la.samples} pair-cycles changed when the ` +
+          'candles after their decision time were corrupted (details above and in result.json "lookahead"); the ' +
+          'policy or the data path reads data from after the decision time',
+      );
+    }
+  } finally {
+    closeCache();
+  }
+}
+
+function printSummary(
+  result: BacktestResult,
+  run: { seconds: number; cacheHits: number; out: string; reportFile: string },
+): void {
+  const m = result.metrics;
+  const rows = result.comparison.map((r) => [
+    r.label,
+    pct(r.total_return_pct),
+    pct(r.max_drawdown_pct),
+    pct(r.sharpe),
+    pct(r.sortino),
+    String(r.trades),
+    pct(r.win_rate_pct, 1),
+    pct(r.profit_factor),
+    r.final_equity.toFixed(2),
+  ]);
+  console.log(
+    formatTable(
+      ['run', 'return %', 'max DD %', 'Sharpe', 'Sortino', 'trades', 'win %', 'PF', 'final equity'],
+      rows,
+      [1, 2, 3, 4, 5, 6, 7, 8],
+    ),
+  );
+  console.log(
+    `\npolicy ${result.policy.name}: ${m.trades} trades, average ${pct(m.average_trade_pnl)} USDT, exposure ` +
+      `${m.exposure_pct.toFixed(1)} %, fees ${m.fees.toFixed(2)} USDT, funding ${m.funding.toFixed(2)} USDT, ` +
+      `${m.liquidations} liquidations, ${m.protective_exits} protective exits`,
+  );
+  console.log(
+    `decisions ${m.decisions} (${m.fallbacks} fallbacks, ${m.rejections} rejected by the risk gate, ${run.cacheHits} ` +
+      `from the decision cache); model tokens ${m.model_tokens_in} in / ${m.model_tokens_out} out, estimated cost ` +
+      `${m.estimated_cost_usd.toFixed(4)} USD`,
+  );
+  if (result.lookahead) {
+    console.log(
+      `look-ahead check: ${result.lookahead.passed ? 'passed' : 'FAILED'} (${result.lookahead.samples} pair-cycles rerun ` +
+        `with ${result.lookahead.corruption})`,
+    );
+  }
+  const runs = [
+    `the ${result.policy.name} run`,
+    ...(result.comparison.some((r) => r.kind === 'baseline') ? ['the baseline run'] : []),
+    ...(result.lookahead ? ['the look-ahead check'] : []),
+  ];
+  console.log(
+    `${result.range.candle_steps} pair-cycles (${result.range.steps} decision times x ${result.range.pairs.length} ` +
+      `pairs); the backtest took ${run.seconds.toFixed(2)} s (${runs.join(', ')})`,
+  );
+  console.log(`wrote ${join(run.out, 'result.json')}, ${join(run.out, 'llm_decisions.jsonl')} and ${run.reportFile}`);
+}

@@ -1,0 +1,234 @@
+/**
+ * `llm-trader backtest` end to end, as a user runs it: the real command in a child process, the recorded data of
+ * ../shared/data, and for the model a scripted OpenAI-compatible server reached through --llm-base-url.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { BacktestResult } from '../../src/backtest/result';
+import { repoRoot, runCli } from '../helpers/cli';
+import { DEFAULT_USAGE, startScriptedServer, type ScriptedServer } from '../helpers/scripted-openai-server';
+
+const BTC = 'BTC/USDT:USDT';
+const DAY_MS = 24 * 3_600_000;
+const MAIN_MS = 30 * 60_000;
+/** three days into the data (indicators warmed up), then four decision times */
+const FROM = Date.UTC(2025, 4, 22, 0, 30) + 3 * DAY_MS;
+const TO = FROM + 3 * MAIN_MS;
+
+/** The CLI in a child process without blocking this one (the scripted server runs in this process). */
+function runCliAsync(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [join(repoRoot, 'bin/llm-trader.js'), ...args], {
+      cwd: repoRoot,
+      env: { ...process.env, OPENAI_API_KEY: '' },
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ status: code ?? -1, stdout, stderr }));
+  });
+}
+
+const readResult = (dir: string): { text: string; result: BacktestResult } => {
+  const text = readFileSync(join(dir, 'result.json'), 'utf8');
+  return { text, result: JSON.parse(text) as BacktestResult };
+};
+
+describe('llm-trader backtest', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'backtest-cli-'));
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  test('baseline with the documented defaults: result.json, decision log, report and the comparison table', () => {
+    const out = join(dir, 'baseline');
+    const res = runCli([
+      'backtest',
+      '--data',
+      '../shared/data',
+      '--pairs',
+      BTC,
+      '--policy',
+      'baseline',
+      '--from',
+      '2025-05-25',
+      '--to',
+      '2025-06-05',
+      '--out',
+      out,
+    ]);
+    assert.equal(res.status, 0, res.stderr);
+    assert.match(res.stdout, /policy baseline/);
+    assert.match(res.stdout, /buy-and-hold BTC\/USDT:USDT/);
+    // 2025-05-25 00:00 to 2025-06-05 00:00 inclusive: 11 days x 48 closes + 1 = 529 decision times
+    assert.match(res.stdout, /529 pair-cycles \(529 decision times x 1 pairs\); the backtest took \d+\.\d\d s/);
+    const { result } = readResult(out);
+    assert.equal(result.range.from, Date.UTC(2025, 4, 25));
+    assert.equal(result.range.to, Date.UTC(2025, 5, 5));
+    assert.equal(result.config.llm.api_key, '');
+    assert.ok(existsSync(join(out, 'report.html')));
+    const lines = readFileSync(join(out, 'llm_decisions.jsonl'), 'utf8').trim().split('\n');
+    assert.equal(lines.length, result.decisions.length);
+    assert.equal((JSON.parse(lines[0]!) as { pair: string }).pair, BTC);
+  });
+
+  test('bad usage exits 2 and says what to pass', () => {
+    const policy = runCli(['backtest', '--data', '../shared/data', '--pairs', BTC, '--policy', 'gpt']);
+    assert.equal(policy.status, 2);
+    assert.match(policy.stderr, /--policy must be baseline, openai or replay:<llm_decisions.jsonl>, got "gpt"/);
+    const range = runCli(['backtest', '--data', '../shared/data', '--pairs', BTC, '--from', '2024-01-01']);
+    assert.equal(range.status, 2);
+    assert.match(range.stderr, /before the data; the data of every pair covers 2025-05-22T00:30/);
+    const data = runCli(['backtest', '--data', join(dir, 'nowhere'), '--pairs', BTC]);
+    assert.equal(data.status, 2);
+    assert.match(data.stderr, /is not a folder/);
+  });
+
+  describe('--policy openai against a scripted OpenAI-compatible server', () => {
+    let server: ScriptedServer;
+    let config: string;
+    before(async () => {
+      server = await startScriptedServer();
+      config = join(dir, 'openai.json');
+      // llm.api_base stays the default (api.openai.com): --llm-base-url must override it
+      writeFileSync(
+        config,
+        JSON.stringify({
+          data_dir: join(dir, 'user_data'),
+          llm: { model: 'scripted-model', retry_times: 0, timeout: 20 },
+        }),
+      );
+    });
+    after(async () => server?.close());
+
+    const args = (out: string, extra: string[] = []) => [
+      'backtest',
+      '--config',
+      config,
+      '--data',
+      '../shared/data/binanceusdm',
+      '--pairs',
+      BTC,
+      '--from',
+      String(FROM),
+      '--to',
+      String(TO),
+      '--policy',
+      'openai',
+      '--llm-base-url',
+      server.url,
+      '--out',
+      out,
+      ...extra,
+    ];
+
+    test('asks the model once per decision, then a rerun is served by the decision cache: 0 requests, same result', async () => {
+      const reason = 'Breakout above the 1h range with rising volume; invalidated below support.';
+      server.push(
+        {
+          reply: 'tool_calls',
+          calls: [
+            {
+              name: 'signal_entry_long',
+              arguments: {
+                pair: BTC,
+                leverage: 3,
+                stake_amount: null,
+                confidence_score: 80,
+                key_support: 100_000,
+                key_resistance: 130_000,
+                rsi_value: 55,
+                trend_strength: 'medium',
+                reason,
+              },
+            },
+          ],
+        },
+        {
+          reply: 'tool_calls',
+          calls: [
+            {
+              name: 'signal_exit',
+              arguments: { pair: BTC, confidence_score: 70, rsi_value: 60, trade_score: 60, reason: 'Target reached.' },
+            },
+          ],
+        },
+        {
+          reply: 'tool_calls',
+          calls: [
+            { name: 'signal_wait', arguments: { pair: BTC, confidence_score: 40, rsi_value: 58, reason: 'No setup.' } },
+          ],
+        },
+      );
+      const first = await runCliAsync(args(join(dir, 'openai-1')));
+      assert.equal(first.status, 0, first.stderr);
+      // four decision times: three decisions, then the end of the run (no decision asked)
+      assert.equal(server.requests.length, 3);
+      assert.equal(server.remaining(), 0);
+      const body = server.requests[0]!.body as {
+        model: string;
+        messages: { role: string; content: string }[];
+        tools: unknown[];
+      };
+      assert.equal(body.model, 'scripted-model');
+      assert.equal(body.messages[0]!.role, 'system');
+      assert.match(body.messages[1]!.content, /BTC\/USDT:USDT/);
+      assert.ok(body.tools.length === 3);
+      const { text, result } = readResult(join(dir, 'openai-1'));
+      assert.deepEqual(
+        result.decisions.map((d) => [d.tool, d.source, d.outcome]),
+        [
+          ['signal_entry_long', 'openai', 'executed'],
+          ['signal_exit', 'openai', 'executed'],
+          ['signal_wait', 'openai', 'none'],
+        ],
+      );
+      assert.equal(result.trades.length, 1);
+      assert.equal(result.trades[0]!.entry_reason, reason);
+      assert.equal(result.trades[0]!.leverage, 3);
+      assert.equal(result.config.llm.api_base, server.url);
+      // tokens: 3 requests x the scripted usage; cost at the default prices (0.4 and 1.6 USD per million)
+      assert.equal(result.metrics.model_tokens_in, 3 * DEFAULT_USAGE.prompt_tokens);
+      assert.equal(result.metrics.model_tokens_out, 3 * DEFAULT_USAGE.completion_tokens);
+      const cost = (300 / 1e6) * 0.4 + (30 / 1e6) * 1.6;
+      assert.ok(Math.abs(result.metrics.estimated_cost_usd - cost) < 1e-12);
+      assert.ok(result.comparison.some((r) => r.kind === 'baseline'));
+      const log = readFileSync(join(dir, 'openai-1', 'llm_decisions.jsonl'), 'utf8')
+        .trim()
+        .split('\n');
+      assert.equal(log.length, 3);
+      assert.equal(
+        (JSON.parse(log[0]!) as { market_context: { messages: unknown[] } }).market_context.messages.length,
+        2,
+      );
+
+      const second = await runCliAsync(args(join(dir, 'openai-2')));
+      assert.equal(second.status, 0, second.stderr);
+      assert.equal(server.requests.length, 3, 'the rerun asked the model again');
+      assert.match(second.stdout, /3 from the decision cache/);
+      assert.ok(readResult(join(dir, 'openai-2')).text === text, 'the cached rerun gave another result.json');
+
+      const checked = await runCliAsync(args(join(dir, 'openai-3'), ['--check-lookahead', '--lookahead-samples', '4']));
+      assert.equal(checked.status, 0, checked.stderr);
+      assert.equal(server.requests.length, 3, 'the look-ahead check asked the model');
+      assert.equal(readResult(join(dir, 'openai-3')).result.lookahead?.passed, true);
+      assert.match(checked.stdout, /look-ahead check: passed/);
+    });
+
+    test('--no-cache asks the model again', async () => {
+      // the script is exhausted: the server answers 400, so the run fails, which shows the request was made
+      const before = server.requests.length;
+      const res = await runCliAsync(args(join(dir, 'openai-4'), ['--no-cache']));
+      assert.equal(res.status, 1);
+      assert.ok(server.requests.length > before);
+      assert.match(res.stderr, /backtest stopped at BTC\/USDT:USDT/);
+    });
+  });
+});
