@@ -121,10 +121,14 @@ export async function startDevServer(
     env = await createLocal;
   } catch (err) {
     const cli = executable.type === 'existing-path' ? executable.path : 'the downloaded Temporal CLI';
-    const reason = (err as Error).message.split(':')[0] ?? String(err);
+    const message = err instanceof Error ? err.message : String(err);
+    const downloadFailed = executable.type === 'cached-download' && /download/i.test(message);
+    const reason = downloadFailed
+      ? 'the Temporal CLI could not be downloaded (no network?).'
+      : `${message.split(':')[0] ?? message}: is the port taken, or the binary not the Temporal CLI?`;
     throw new OperatorError(
-      `could not start a Temporal dev server at ${settings.address} with ${cli} (${reason}): is the port taken, or ` +
-        `the binary not the Temporal CLI? Set TEMPORAL_CLI_PATH, or start a server yourself (\`temporal server ` +
+      `could not start a Temporal dev server at ${settings.address} with ${cli}: ${reason} ` +
+        `Set TEMPORAL_CLI_PATH to a Temporal CLI, or start a server yourself (\`temporal server ` +
         `start-dev --port ${port}\`) and run dev again`,
       { cause: err },
     );
