@@ -21,6 +21,7 @@ import { checkRisk, type MarketLimits } from '../core/risk';
 import { buildSnapshot, snapshotAt, type SnapshotOptions } from '../core/snapshot';
 import { timeframeMs } from '../core/timeframe';
 import { CONFIGURATION_ERROR, MARKET_DATA_UNAVAILABLE } from '../core/error-types';
+import { stopOrderId } from '../core/ids';
 import { reviewTrade, reflectOnTrade, evaluateTrade, rewardForTrade } from '../core/learning';
 import { buildDecisionContext } from '../llm/context-builder';
 import type { DecisionProvider, ProviderDecision } from '../llm/provider';
@@ -301,11 +302,6 @@ export function createActivities(deps: ActivityDeps): Activities {
       });
     },
   };
-}
-
-/** The client order id of the protective stop placed with a trade's entry. */
-export function stopOrderId(tradeId: string): string {
-  return `${tradeId}s`;
 }
 
 /** Funding paid (+) or received (-) on `pair` with `from < time <= to`, from the paper account. */

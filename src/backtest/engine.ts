@@ -42,7 +42,8 @@ import {
   type MarketView,
   type PairState,
 } from '../core/cycle';
-import { shortHash } from '../core/ids';
+import { shortHash, stopOrderId } from '../core/ids';
+import { tradeRow } from '../core/trade-row';
 import type { DecisionRecord as WarningRecord } from '../core/learning/warnings';
 import { checkRisk, type MarketLimits } from '../core/risk';
 import {
@@ -93,7 +94,6 @@ import {
   type LookaheadReport,
   type OrderRow,
   type PairCounters,
-  type TradeRow,
 } from './result';
 
 /** Decisions of a pair kept for the learning context's warnings (as the journal's window). */
@@ -204,11 +204,6 @@ export interface Simulation {
 const NO_FUNDING: readonly FundingEvent[] = Object.freeze([]);
 const ENTRY_TOOLS: readonly ToolName[] = Object.freeze(allowedTools(false));
 const POSITION_TOOLS: readonly ToolName[] = Object.freeze(allowedTools(true));
-
-/** The client order id of the protective stop placed with a trade's entry (as src/activities/index.ts). */
-export function stopOrderId(tradeId: string): string {
-  return `${tradeId}s`;
-}
 
 /** Snapshot options: the live ones for prompts; for the light context a tail of 1 (the baseline reads no tail). */
 export function snapshotOptionsFor(config: Config, context: 'light' | 'prompt'): SnapshotOptions {
@@ -767,36 +762,6 @@ export async function simulate(input: {
     candleSteps,
     skippedSteps,
     captures,
-  };
-}
-
-function tradeRow(t: ClosedTrade): TradeRow {
-  return {
-    trade_id: t.tradeId,
-    pair: t.pair,
-    side: t.side,
-    entry_time: t.entryTime,
-    exit_time: t.exitTime,
-    entry_price: t.entryPrice,
-    exit_price: t.exitPrice,
-    quantity: t.quantity,
-    leverage: t.leverage,
-    margin: t.margin,
-    notional: t.notional,
-    pnl: t.pnl,
-    pnl_pct: t.pnlPct,
-    fees: t.fees,
-    funding: t.funding,
-    exit_reason: t.exitReason,
-    mfe_pct: t.mfePct,
-    mae_pct: t.maePct,
-    holds: t.holds,
-    adjustments: t.adjustments,
-    entry_confidence: t.entryConfidence,
-    entry_reason: t.entryReason,
-    exit_text: t.exitText,
-    trade_score: t.tradeScore,
-    client_order_ids: t.clientOrderIds.slice(),
   };
 }
 

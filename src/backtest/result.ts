@@ -9,53 +9,12 @@
  */
 import type { Config } from '../core/config';
 import type { CloseReason, Side, ToolName } from '../core/types';
+import type { TradeRow } from '../core/trade-row';
 
 export const RESULT_FORMAT = 'llm-trader backtest result v1';
 
-/** One closed trade. Every position still open at the last decision time is closed there (`force_exit`). */
-export interface TradeRow {
-  /** the client order id of the entry */
-  trade_id: string;
-  pair: string;
-  side: Side;
-  /** decision time of the entry */
-  entry_time: number;
-  /** decision time of the exit, or the close time of the candle in which a stop or liquidation triggered */
-  exit_time: number;
-  /** average entry price (fills, after slippage) */
-  entry_price: number;
-  exit_price: number;
-  /** largest quantity held, base units */
-  quantity: number;
-  leverage: number;
-  /** largest isolated margin allocated */
-  margin: number;
-  /** largest quantity × average entry price */
-  notional: number;
-  /** net PnL after fees and funding */
-  pnl: number;
-  /** pnl as a percent of `margin` */
-  pnl_pct: number;
-  fees: number;
-  /** funding paid (+) or received (−) */
-  funding: number;
-  /** model, emergency_stop, liquidation_buffer, force_exit, stop, liquidation, external */
-  exit_reason: CloseReason;
-  /** maximum favourable / adverse excursion, leveraged percent of margin */
-  mfe_pct: number;
-  mae_pct: number;
-  holds: number;
-  adjustments: number;
-  entry_confidence: number;
-  /** the model's reason for the entry */
-  entry_reason: string;
-  /** why it closed (the model's exit reason, or what the protective rule or exchange did) */
-  exit_text: string;
-  /** the model's self-rating from signal_exit; null when closed without the model */
-  trade_score: number | null;
-  /** every order of the trade (entry first) */
-  client_order_ids: string[];
-}
+/** One closed trade (see src/core/trade-row.ts). Every position still open at the last decision time is closed there (`force_exit`). */
+export type { TradeRow };
 
 /** One order the risk gate approved, with what the paper exchange made of it. */
 export interface OrderRow {

@@ -29,3 +29,8 @@ export function clientOrderId(ownerId: string, closeTime: number, index: number)
     throw new Error(`clientOrderId: index must be 0..35, got ${index}`);
   return `lt${shortHash(ownerId)}${closeTime.toString(36)}${index.toString(36)}`;
 }
+
+/** The client order id of the protective stop placed with a trade's entry (`tradeId` = the entry's client order id). */
+export function stopOrderId(tradeId: string): string {
+  return `${tradeId}s`;
+}

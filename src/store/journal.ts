@@ -68,6 +68,7 @@ import { buildLearningContext, type LearningContext } from '../llm/context-build
 import type { ProviderDecision } from '../llm/provider';
 import { appendJsonLine } from './jsonl';
 import { Redactor } from './redactor';
+import { tradeRow } from '../core/trade-row';
 
 // ---------------------------------------------------------------------------------------------
 // Files
@@ -654,32 +655,10 @@ export class Journal {
     const rf = this.redactor.redactDeep(reflection);
     const ev = this.redactor.redactDeep(evaluation);
     const line = tradeLine(t, rv, rf, ev, reward.reward);
+    const { client_order_ids: clientOrderIds, ...row } = tradeRow(t);
     const tradeParams = {
-      trade_id: t.tradeId,
-      pair: t.pair,
-      side: t.side,
-      entry_time: t.entryTime,
-      exit_time: t.exitTime,
-      entry_price: t.entryPrice,
-      exit_price: t.exitPrice,
-      quantity: t.quantity,
-      leverage: t.leverage,
-      margin: t.margin,
-      notional: t.notional,
-      pnl: t.pnl,
-      pnl_pct: t.pnlPct,
-      fees: t.fees,
-      funding: t.funding,
-      exit_reason: t.exitReason,
-      mfe_pct: t.mfePct,
-      mae_pct: t.maePct,
-      holds: t.holds,
-      adjustments: t.adjustments,
-      entry_reason: t.entryReason,
-      exit_text: t.exitText,
-      trade_score: t.tradeScore,
-      entry_confidence: t.entryConfidence,
-      client_order_ids_json: JSON.stringify(t.clientOrderIds),
+      ...row,
+      client_order_ids_json: JSON.stringify(clientOrderIds),
       grade: ev.grade,
       score: ev.total,
       reward: reward.reward,
