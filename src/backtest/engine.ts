@@ -47,11 +47,13 @@ import { tradeRow } from '../core/trade-row';
 import type { DecisionRecord as WarningRecord } from '../core/learning/warnings';
 import { checkRisk, type MarketLimits } from '../core/risk';
 import {
-  snapshotAt,
+  mainSnapshotAt,
+  timeframeSnapshotAt,
   upperBoundByTime,
   type FundingEvent,
   type PairSeriesCache,
   type SnapshotOptions,
+  type TimeframeSeries,
 } from '../core/snapshot';
 import { closedCount, timeframeMs } from '../core/timeframe';
 import { allowedTools } from '../core/tools';
@@ -277,32 +279,42 @@ export class ClosedCandleCursor {
   private count = 0;
   private asOf = -Infinity;
 
+  /**
+   * @param time the candles' open times, ascending (a series' `time`)
+   * @param ms the timeframe's length
+   */
   constructor(
-    readonly candles: readonly Candle[],
+    readonly time: Float64Array,
     readonly ms: number,
   ) {}
 
   /** Number of leading candles closed at `asOf` (close time <= asOf). */
   closedAt(asOf: number): number {
+    const time = this.time;
+    const lastOpen = asOf - this.ms;
+    let c = this.count;
     if (asOf < this.asOf || this.asOf === -Infinity) {
-      this.count = closedCount(this.candles, this.ms, asOf);
+      // binary search: the first open time after lastOpen
+      let lo = 0;
+      let hi = time.length;
+      while (lo < hi) {
+        const mid = (lo + hi) >>> 1;
+        if (time[mid]! <= lastOpen) lo = mid + 1;
+        else hi = mid;
+      }
+      c = lo;
     } else {
-      const lastOpen = asOf - this.ms;
-      const candles = this.candles;
-      let c = this.count;
-      while (c < candles.length && candles[c]!.time <= lastOpen) c++;
-      this.count = c;
+      while (c < time.length && time[c]! <= lastOpen) c++;
     }
+    this.count = c;
     this.asOf = asOf;
-    return this.count;
+    return c;
   }
 }
 
 /** One informative timeframe of a pair, with the snapshot of its last closed candle kept between cycles. */
 interface InformativeMemo {
-  timeframe: string;
-  /** the timeframe alone, as a one-timeframe cache for `snapshotAt` */
-  alone: PairSeriesCache;
+  series: TimeframeSeries;
   cursor: ClosedCandleCursor;
   /** closed candles counted when `snapshot` was built; -1 before the first */
   count: number;
@@ -311,24 +323,19 @@ interface InformativeMemo {
 
 /** Per pair and session: the cursor over the main candles and the informative timeframes' snapshots. */
 interface PairMemo {
-  /** the pair's cache restricted to its main timeframe (funding included) */
-  main: PairSeriesCache;
+  cache: PairSeriesCache;
   cursor: ClosedCandleCursor;
   informative: InformativeMemo[];
-  /** the session's snapshot options without raw candles (informative timeframes carry none) */
-  informativeOptions: SnapshotOptions;
 }
 
-function pairMemo(cache: PairSeriesCache, opts: SnapshotOptions): PairMemo {
+function pairMemo(cache: PairSeriesCache): PairMemo {
   const [main, ...informative] = cache.timeframes;
   return {
-    informativeOptions: { tailLength: opts.tailLength, rawCandles: 0 },
-    main: { ...cache, timeframes: [main!] },
-    cursor: new ClosedCandleCursor(main!.candles, main!.timeframeMs),
+    cache,
+    cursor: new ClosedCandleCursor(main!.time, main!.timeframeMs),
     informative: informative.map((series) => ({
-      timeframe: series.timeframe,
-      alone: { pair: cache.pair, mainTimeframe: series.timeframe, timeframes: [series], funding: NO_FUNDING },
-      cursor: new ClosedCandleCursor(series.candles, series.timeframeMs),
+      series,
+      cursor: new ClosedCandleCursor(series.time, series.timeframeMs),
       count: -1,
       snapshot: null,
     })),
@@ -336,22 +343,22 @@ function pairMemo(cache: PairSeriesCache, opts: SnapshotOptions): PairMemo {
 }
 
 /**
- * `snapshotAt(cache, asOf, opts)` with the informative timeframes kept between calls: an informative timeframe's
- * snapshot is rebuilt only when a new candle of it has closed (every 2nd, 8th, 48th 30m step for 1h, 4h, 1d) and is
- * shared by the snapshots until then (snapshots are read-only everywhere; freezing them cost 4 % of a backtest).
- * Equal, field for field and in key order, to `snapshotAt` of the whole cache (tested).
+ * `snapshotAt(cache, asOf, opts)` for the `mainCount` main candles closed at `asOf` (the pair's cursor), with the
+ * informative timeframes kept between calls: an informative timeframe's snapshot is rebuilt only when a new candle
+ * of it has closed (every 2nd, 8th, 48th 30m step for 1h, 4h, 1d) and is shared by the snapshots until then
+ * (snapshots are read-only everywhere; freezing them cost 4 % of a backtest). Equal, field for field and in key
+ * order, to `snapshotAt` of the whole cache (tested).
  */
-function memoSnapshotAt(memo: PairMemo, asOf: number, opts: SnapshotOptions): MarketSnapshot {
-  const snapshot = snapshotAt(memo.main, asOf, opts);
-  const informativeOpts = memo.informativeOptions;
+function memoSnapshotAt(memo: PairMemo, mainCount: number, opts: SnapshotOptions): MarketSnapshot {
+  const snapshot = mainSnapshotAt(memo.cache, mainCount, opts);
   for (const inf of memo.informative) {
     const count = inf.cursor.closedAt(snapshot.asOf);
     if (count === 0) continue;
     if (count !== inf.count || inf.snapshot === null) {
       inf.count = count;
-      inf.snapshot = snapshotAt(inf.alone, snapshot.asOf, informativeOpts).timeframes[inf.timeframe]!;
+      inf.snapshot = timeframeSnapshotAt(inf.series, count, opts.tailLength, 0);
     }
-    snapshot.timeframes[inf.timeframe] = inf.snapshot;
+    snapshot.timeframes[inf.series.timeframe] = inf.snapshot;
   }
   return snapshot;
 }
@@ -366,7 +373,7 @@ export function createSession(env: SessionEnv): Session {
     if (!memo) {
       const rt = env.pairs.get(pair);
       if (!rt) throw new Error(`backtest: no data loaded for ${pair}`);
-      memos.set(pair, (memo = pairMemo(rt.cache, snapshotOptions)));
+      memos.set(pair, (memo = pairMemo(rt.cache)));
     }
     return memo;
   };
@@ -382,7 +389,7 @@ export function createSession(env: SessionEnv): Session {
       if (n === 0 || candles[n - 1]!.time + ms !== asOf) {
         throw new Error(`backtest: no ${main.timeframe} candle of ${pair} closes at ${iso(asOf)} in the data`);
       }
-      const snapshot = memoSnapshotAt(memo, asOf, snapshotOptions);
+      const snapshot = memoSnapshotAt(memo, n, snapshotOptions);
       const from = since ?? asOf - ms;
       let k = n;
       while (k > 0 && candles[k - 1]!.time + ms > from) k--;
@@ -493,7 +500,7 @@ export function createSession(env: SessionEnv): Session {
     lastAccount: () => lastAccount,
     closesAt(pair, asOf) {
       const memo = memoOf(pair);
-      const main = memo.main.timeframes[0]!;
+      const main = memo.cache.timeframes[0]!;
       const n = memo.cursor.closedAt(asOf);
       return n > 0 && main.candles[n - 1]!.time + main.timeframeMs === asOf;
     },

@@ -184,6 +184,30 @@ export function emptyCounters(): CycleCounters {
   };
 }
 
+/**
+ * A copy of `c`, field by field (an object spread of the counters was 5 % of a backtest's time). Every field of
+ * {@link CycleCounters} must be listed: the type checker rejects a missing one.
+ */
+function copyCounters(c: CycleCounters): CycleCounters {
+  return {
+    cycles: c.cycles,
+    decisions: c.decisions,
+    entries: c.entries,
+    exits: c.exits,
+    adjustments: c.adjustments,
+    holds: c.holds,
+    waits: c.waits,
+    rejections: c.rejections,
+    protectiveExits: c.protectiveExits,
+    externalCloses: c.externalCloses,
+    executionFailures: c.executionFailures,
+    failedCycles: c.failedCycles,
+    fallbacks: c.fallbacks,
+    tokensIn: c.tokensIn,
+    tokensOut: c.tokensOut,
+  };
+}
+
 export function initialPairState(pair: string): PairState {
   return {
     pair,
@@ -217,7 +241,8 @@ export async function runCycle(
   settings: CycleSettings,
 ): Promise<CycleResult> {
   const events: CycleEvent[] = [];
-  const counters = { ...input.counters, cycles: input.counters.cycles + 1 };
+  const counters = copyCounters(input.counters);
+  counters.cycles += 1;
   let position = input.position;
   let lastStopOutTime = input.lastStopOutTime;
   const records: DecisionRecord[] = [];

@@ -1,7 +1,9 @@
 /**
  * Technical indicators per timeframe, computed once over a candle array with the `technicalindicators` library and
- * aligned to the candles: every series has one entry per candle, `null` while the indicator is warming up (or when
- * it is undefined, e.g. a 0/0 ratio), never 0 or NaN in place of a missing value.
+ * aligned to the candles: every series has one entry per candle. A series is stored as a Float64Array (8 bytes a
+ * value, nothing for the garbage collector to trace) in which NaN marks a missing value: the indicator is warming up,
+ * or undefined (e.g. a 0/0 ratio). Every reader outside this module gets `null` for it ({@link indicatorsAt},
+ * {@link valueAt}, the snapshot tails): never 0 or NaN in place of a missing value.
  *
  * All indicators are causal: the value at index i depends only on candles[0..i]. So values computed once over a whole
  * history equal values computed over any prefix ending at i (given the same first candle), which lets the backtest
@@ -33,8 +35,11 @@
 import { ADX, ATR, AverageGain, AverageLoss, BollingerBands, EMA, MACD, MFI, OBV } from 'technicalindicators';
 import type { Candle, IndicatorValues } from './types';
 
-/** One series per indicator, each `candles.length` long and aligned to the candles; `null` = not computable yet. */
-export type IndicatorSeries = { readonly [K in keyof IndicatorValues]: (number | null)[] } & {
+/**
+ * One series per indicator, each `candles.length` long and aligned to the candles; NaN = not computable (yet). Read
+ * values with {@link valueAt} or {@link indicatorsAt}, which turn NaN into `null`.
+ */
+export type IndicatorSeries = { readonly [K in keyof IndicatorValues]: Float64Array } & {
   /** number of candles the series were computed over (= length of every series) */
   readonly length: number;
 };
@@ -60,27 +65,43 @@ export const INDICATOR_NAMES: readonly (keyof IndicatorValues)[] = [
 /** Identity formatter: keeps full precision even if someone set the library's global `precision` config. */
 const raw = (v: number): number => v;
 
-/** A finite number, or null for undefined/NaN/±Infinity. */
-function finiteOrNull(v: number | undefined): number | null {
-  return v !== undefined && Number.isFinite(v) ? v : null;
+/** A finite number, or NaN (missing) for undefined/NaN/±Infinity. */
+function finiteOrNaN(v: number | undefined): number {
+  return v !== undefined && Number.isFinite(v) ? v : NaN;
+}
+
+/** The value at `i` of a series, `null` when it is missing (NaN) or `i` is outside the series. */
+export function valueAt(series: Float64Array, i: number): number | null {
+  const v = series[i];
+  return v === undefined || Number.isNaN(v) ? null : v;
+}
+
+/** The values of `series` in [start, end) as numbers, `null` for a missing one (a snapshot tail). */
+export function valuesBetween(series: Float64Array, start: number, end: number): (number | null)[] {
+  const out = new Array<number | null>(end - start);
+  for (let i = start; i < end; i++) {
+    const v = series[i]!;
+    out[i - start] = Number.isNaN(v) ? null : v;
+  }
+  return out;
 }
 
 /**
  * Right-aligns a library output (which omits the warm-up entries) to `n` candles: the last output value belongs to
  * the last candle. Throws if the library returned more values than candles (an alignment bug, not bad data).
  */
-function alignRight(values: readonly (number | undefined)[], n: number, name: string): (number | null)[] {
+function alignRight(values: readonly (number | undefined)[], n: number, name: string): Float64Array {
   const offset = n - values.length;
   if (offset < 0) throw new Error(`${name}: library returned ${values.length} values for ${n} candles`);
-  const out = new Array<number | null>(n).fill(null);
-  for (let k = 0; k < values.length; k++) out[offset + k] = finiteOrNull(values[k]);
+  const out = new Float64Array(n).fill(NaN);
+  for (let k = 0; k < values.length; k++) out[offset + k] = finiteOrNaN(values[k]);
   return out;
 }
 
 /**
  * Computes every indicator over `candles` (sorted by open time, oldest first; typically closed candles only).
  * Each returned series has `candles.length` entries; see the module comment for warm-up lengths. With fewer candles
- * than an indicator needs, that series is all `null`. O(n) per indicator.
+ * than an indicator needs, that series is all missing (NaN). O(n) per indicator.
  */
 export function computeIndicatorSeries(candles: readonly Candle[]): IndicatorSeries {
   const n = candles.length;
@@ -96,17 +117,17 @@ export function computeIndicatorSeries(candles: readonly Candle[]): IndicatorSer
     volume[i] = c.volume;
   }
 
-  const ema = (period: number): (number | null)[] =>
+  const ema = (period: number): Float64Array =>
     alignRight(EMA.calculate({ period, values: close, format: raw }), n, `EMA ${period}`);
 
   // RSI from the library's Wilder averages (its RSI class rounds to 2 decimals). Both averages start at candle 14.
   const avgGain = alignRight(AverageGain.calculate({ period: 14, values: close, format: raw }), n, 'RSI gains');
   const avgLoss = alignRight(AverageLoss.calculate({ period: 14, values: close, format: raw }), n, 'RSI losses');
-  const rsi14 = new Array<number | null>(n).fill(null);
+  const rsi14 = new Float64Array(n).fill(NaN);
   for (let i = 0; i < n; i++) {
-    const g = avgGain[i];
-    const l = avgLoss[i];
-    if (g == null || l == null) continue;
+    const g = avgGain[i]!;
+    const l = avgLoss[i]!;
+    if (Number.isNaN(g) || Number.isNaN(l)) continue;
     rsi14[i] = l === 0 ? 100 : 100 - 100 / (1 + g / l);
   }
 
@@ -129,13 +150,9 @@ export function computeIndicatorSeries(candles: readonly Candle[]): IndicatorSer
     n,
     'MACD signal',
   );
-  // The library's histogram is MACD - signal; recompute from the aligned values so a missing signal gives null.
-  const macdHist = new Array<number | null>(n).fill(null);
-  for (let i = 0; i < n; i++) {
-    const m = macd[i];
-    const s = macdSignal[i];
-    if (m != null && s != null) macdHist[i] = m - s;
-  }
+  // The library's histogram is MACD - signal; recompute from the aligned values so a missing signal gives NaN.
+  const macdHist = new Float64Array(n);
+  for (let i = 0; i < n; i++) macdHist[i] = macd[i]! - macdSignal[i]!;
 
   const bb = BollingerBands.calculate({ period: 20, stdDev: 2, values: close, format: raw });
   const adx = ADX.calculate({ period: 14, high, low, close, format: raw });
@@ -185,19 +202,19 @@ export function indicatorsAt(series: IndicatorSeries, i: number): IndicatorValue
     throw new RangeError(`indicator index ${i} is out of range: the series cover ${series.length} candles`);
   }
   return {
-    ema20: series.ema20[i] ?? null,
-    ema50: series.ema50[i] ?? null,
-    ema100: series.ema100[i] ?? null,
-    rsi14: series.rsi14[i] ?? null,
-    macd: series.macd[i] ?? null,
-    macdSignal: series.macdSignal[i] ?? null,
-    macdHist: series.macdHist[i] ?? null,
-    bbUpper: series.bbUpper[i] ?? null,
-    bbMiddle: series.bbMiddle[i] ?? null,
-    bbLower: series.bbLower[i] ?? null,
-    atr14: series.atr14[i] ?? null,
-    adx14: series.adx14[i] ?? null,
-    mfi14: series.mfi14[i] ?? null,
-    obv: series.obv[i] ?? null,
+    ema20: valueAt(series.ema20, i),
+    ema50: valueAt(series.ema50, i),
+    ema100: valueAt(series.ema100, i),
+    rsi14: valueAt(series.rsi14, i),
+    macd: valueAt(series.macd, i),
+    macdSignal: valueAt(series.macdSignal, i),
+    macdHist: valueAt(series.macdHist, i),
+    bbUpper: valueAt(series.bbUpper, i),
+    bbMiddle: valueAt(series.bbMiddle, i),
+    bbLower: valueAt(series.bbLower, i),
+    atr14: valueAt(series.atr14, i),
+    adx14: valueAt(series.adx14, i),
+    mfi14: valueAt(series.mfi14, i),
+    obv: valueAt(series.obv, i),
   };
 }

@@ -12,7 +12,7 @@
  * Either way a snapshot never contains a candle (or an indicator value derived from one) whose close time is after
  * the snapshot's time.
  */
-import { computeIndicatorSeries, indicatorsAt, type IndicatorSeries } from './indicators';
+import { computeIndicatorSeries, indicatorsAt, valuesBetween, type IndicatorSeries } from './indicators';
 import { candleOpenTime, closedCount, timeframeMs } from './timeframe';
 import type { Candle, FundingInfo, MarketSnapshot, SeriesTails, TimeframeSnapshot } from './types';
 
@@ -47,10 +47,13 @@ export interface SnapshotInput extends SnapshotOptions {
 export interface TimeframeSeries {
   timeframe: string;
   timeframeMs: number;
-  /** frozen copies of the input candles, oldest first */
+  /** the input candles, frozen (frozen inputs are shared, others copied), oldest first */
   candles: readonly Candle[];
-  close: readonly number[];
-  volume: readonly number[];
+  /** the candles' open times (for searches that should not visit every candle object) */
+  time: Float64Array;
+  close: Float64Array;
+  volume: Float64Array;
+  /** NaN = missing; see indicators.ts */
   indicators: IndicatorSeries;
 }
 
@@ -65,15 +68,17 @@ export interface PairSeriesCache {
 }
 
 /**
- * Copies `candles` (frozen), extracts closes and volumes and computes every indicator series once.
+ * Freezes `candles` (an already frozen candle is shared, not copied: the recorded market source freezes what it
+ * loads, so a backtest holds each candle once), extracts closes and volumes and computes every indicator series once.
  * @throws Error when the candles are not strictly increasing in time or not aligned to the `timeframe` grid.
  */
 export function buildTimeframeSeries(timeframe: string, candles: readonly Candle[]): TimeframeSeries {
   const ms = timeframeMs(timeframe);
   const n = candles.length;
   const copies = new Array<Candle>(n);
-  const close = new Array<number>(n);
-  const volume = new Array<number>(n);
+  const time = new Float64Array(n);
+  const close = new Float64Array(n);
+  const volume = new Float64Array(n);
   let prevTime = Number.NEGATIVE_INFINITY;
   for (let i = 0; i < n; i++) {
     const c = candles[i]!;
@@ -88,18 +93,22 @@ export function buildTimeframeSeries(timeframe: string, candles: readonly Candle
       );
     }
     prevTime = c.time;
-    copies[i] = Object.freeze({
-      time: c.time,
-      open: c.open,
-      high: c.high,
-      low: c.low,
-      close: c.close,
-      volume: c.volume,
-    });
+    copies[i] = Object.isFrozen(c)
+      ? c
+      : Object.freeze({ time: c.time, open: c.open, high: c.high, low: c.low, close: c.close, volume: c.volume });
+    time[i] = c.time;
     close[i] = c.close;
     volume[i] = c.volume;
   }
-  return { timeframe, timeframeMs: ms, candles: copies, close, volume, indicators: computeIndicatorSeries(copies) };
+  return {
+    timeframe,
+    timeframeMs: ms,
+    candles: copies,
+    time,
+    close,
+    volume,
+    indicators: computeIndicatorSeries(copies),
+  };
 }
 
 /**
@@ -154,14 +163,32 @@ export function snapshotAt(cache: PairSeriesCache, asOf: number, opts: SnapshotO
   const main = cache.timeframes[0]!;
   const mainCount = closedCount(main.candles, main.timeframeMs, asOf);
   if (mainCount === 0) throw noClosedCandle(cache.pair, main.timeframe, asOf, main.candles);
+  const snapshot = mainSnapshotAt(cache, mainCount, opts);
+  for (let k = 1; k < cache.timeframes.length; k++) {
+    const tf = cache.timeframes[k]!;
+    const count = closedCount(tf.candles, tf.timeframeMs, snapshot.asOf);
+    if (count > 0) snapshot.timeframes[tf.timeframe] = timeframeSnapshot(tf, count - 1, opts.tailLength, 0);
+  }
+  return snapshot;
+}
+
+/**
+ * The snapshot after the first `mainCount` main-timeframe candles of `cache` have closed, with the main timeframe
+ * and funding only: for a caller that tracks the closed count itself (a backtest walking forward) and adds the
+ * informative timeframes (`timeframes[tf] = timeframeSnapshotAt(series, count, ...)`) in `cache` order, as
+ * {@link snapshotAt} does. `opts` must be valid (see {@link snapshotAt}, which checks them).
+ * @throws RangeError when `mainCount` is not in 1..(number of main candles)
+ */
+export function mainSnapshotAt(cache: PairSeriesCache, mainCount: number, opts: SnapshotOptions): MarketSnapshot {
+  const main = cache.timeframes[0]!;
+  if (!(mainCount >= 1 && mainCount <= main.candles.length)) {
+    throw new RangeError(
+      `${cache.pair}: ${mainCount} closed ${main.timeframe} candles asked for, ${main.candles.length} recorded`,
+    );
+  }
   const snapshotTime = main.candles[mainCount - 1]!.time + main.timeframeMs;
   const timeframes: Record<string, TimeframeSnapshot> = {};
   timeframes[main.timeframe] = timeframeSnapshot(main, mainCount - 1, opts.tailLength, opts.rawCandles);
-  for (let k = 1; k < cache.timeframes.length; k++) {
-    const tf = cache.timeframes[k]!;
-    const count = closedCount(tf.candles, tf.timeframeMs, snapshotTime);
-    if (count > 0) timeframes[tf.timeframe] = timeframeSnapshot(tf, count - 1, opts.tailLength, 0);
-  }
   return {
     pair: cache.pair,
     asOf: snapshotTime,
@@ -170,6 +197,19 @@ export function snapshotAt(cache: PairSeriesCache, asOf: number, opts: SnapshotO
     timeframes,
     funding: fundingAt(cache.funding, snapshotTime),
   };
+}
+
+/**
+ * The snapshot of one timeframe after its first `count` candles (>= 1) have closed, with `rawCandles` raw candles
+ * (informative timeframes get 0).
+ */
+export function timeframeSnapshotAt(
+  series: TimeframeSeries,
+  count: number,
+  tailLength: number,
+  rawCandles: number,
+): TimeframeSnapshot {
+  return timeframeSnapshot(series, count - 1, tailLength, rawCandles);
 }
 
 /**
@@ -220,14 +260,14 @@ function timeframeSnapshot(
   const start = end > tailLength ? end - tailLength : 0;
   const ind = series.indicators;
   const tails: SeriesTails = {
-    close: series.close.slice(start, end),
-    volume: series.volume.slice(start, end),
-    rsi14: ind.rsi14.slice(start, end),
-    macd: ind.macd.slice(start, end),
-    macdHist: ind.macdHist.slice(start, end),
-    ema20: ind.ema20.slice(start, end),
-    ema50: ind.ema50.slice(start, end),
-    adx14: ind.adx14.slice(start, end),
+    close: numbersBetween(series.close, start, end),
+    volume: numbersBetween(series.volume, start, end),
+    rsi14: valuesBetween(ind.rsi14, start, end),
+    macd: valuesBetween(ind.macd, start, end),
+    macdHist: valuesBetween(ind.macdHist, start, end),
+    ema20: valuesBetween(ind.ema20, start, end),
+    ema50: valuesBetween(ind.ema50, start, end),
+    adx14: valuesBetween(ind.adx14, start, end),
   };
   const close = series.close[last]!;
   const prev = last > 0 ? series.close[last - 1]! : 0;
@@ -240,6 +280,13 @@ function timeframeSnapshot(
     tails,
     candles: rawCount > 0 ? series.candles.slice(end > rawCount ? end - rawCount : 0, end) : [],
   };
+}
+
+/** `values[start..end)` as an array (closes and volumes are never missing). */
+function numbersBetween(values: Float64Array, start: number, end: number): number[] {
+  const out = new Array<number>(end - start);
+  for (let i = start; i < end; i++) out[i - start] = values[i]!;
+  return out;
 }
 
 /** The timeframes of `candles`, main first; validates that the main one is present and every key parses. */
