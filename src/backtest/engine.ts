@@ -207,10 +207,10 @@ const NO_FUNDING: readonly FundingEvent[] = Object.freeze([]);
 const ENTRY_TOOLS: readonly ToolName[] = Object.freeze(allowedTools(false));
 const POSITION_TOOLS: readonly ToolName[] = Object.freeze(allowedTools(true));
 
-/** Snapshot options: the live ones for prompts; for the light context a tail of 1 (the baseline reads no tail). */
+/** Snapshot options: the live ones for prompts; for the light context no tails (the baseline reads none). */
 export function snapshotOptionsFor(config: Config, context: 'light' | 'prompt'): SnapshotOptions {
   return {
-    tailLength: context === 'light' ? 1 : Math.max(1, config.context.indicator_history_points),
+    tailLength: context === 'light' ? 0 : Math.max(1, config.context.indicator_history_points),
     rawCandles: config.context.raw_kline_history_points,
   };
 }
@@ -579,10 +579,14 @@ export function settingsFor(config: Config): CycleSettings {
   };
 }
 
+/** The decision's arguments other than `pair` and `reason` (which the row has already), in their order. */
 function decisionArgs(result: DecisionResult | null): Record<string, unknown> | null {
   if (!result) return null;
-  const { pair: _pair, reason: _reason, ...rest } = result.decision.args;
-  return rest;
+  // every tool's arguments are a plain object of JSON values (tools.ts); read them by key
+  const args = result.decision.args as unknown as Readonly<Record<string, unknown>>;
+  const out: Record<string, unknown> = {};
+  for (const key in args) if (key !== 'pair' && key !== 'reason') out[key] = args[key];
+  return out;
 }
 
 function decisionRow(

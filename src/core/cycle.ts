@@ -450,12 +450,37 @@ export async function runCycle(
   return finish();
 
   function finish(): CycleResult {
-    const recentDecisions = [...input.recentDecisions, ...records].slice(-settings.maxRecentDecisions);
-    return {
-      state: { pair: input.pair, position, recentDecisions, lastCycleAsOf: asOf, lastStopOutTime, counters },
-      events,
-    };
+    return cycleResult(input, settings, { position, records, asOf, lastStopOutTime, counters }, events);
   }
+}
+
+/** The new state after a cycle (decisions appended to the recent ones, capped) and the cycle's events. */
+function cycleResult(
+  input: PairState,
+  settings: CycleSettings,
+  out: {
+    position: PositionState | null;
+    records: DecisionRecord[];
+    asOf: number;
+    lastStopOutTime: number | null;
+    counters: CycleCounters;
+  },
+  events: CycleEvent[],
+): CycleResult {
+  const recentDecisions = input.recentDecisions.concat(out.records);
+  const excess = recentDecisions.length - settings.maxRecentDecisions;
+  if (excess > 0) recentDecisions.splice(0, excess);
+  return {
+    state: {
+      pair: input.pair,
+      position: out.position,
+      recentDecisions,
+      lastCycleAsOf: out.asOf,
+      lastStopOutTime: out.lastStopOutTime,
+      counters: out.counters,
+    },
+    events,
+  };
 }
 
 /** The main timeframe's state in a snapshot, as recorded at entry to tell the model how the market changed since. */

@@ -23,7 +23,10 @@ export interface FundingEvent {
 }
 
 export interface SnapshotOptions {
-  /** number of entries in each series tail (close, volume, rsi14, ...); integer >= 1 */
+  /**
+   * number of entries in each series tail (close, volume, rsi14, ...); integer >= 0. 0: no tails (every tail is one
+   * shared, frozen empty array), for a reader that needs none, such as the baseline policy in a backtest.
+   */
   tailLength: number;
   /** number of raw candles of the MAIN timeframe to include (integer >= 0); informative timeframes get none */
   rawCandles: number;
@@ -249,6 +252,20 @@ export function buildSnapshot(input: SnapshotInput): MarketSnapshot {
   };
 }
 
+const EMPTY_TAIL = Object.freeze([]) as unknown as number[];
+
+/** The tails of a snapshot built with `tailLength` 0. */
+const NO_TAILS: SeriesTails = Object.freeze({
+  close: EMPTY_TAIL,
+  volume: EMPTY_TAIL,
+  rsi14: EMPTY_TAIL,
+  macd: EMPTY_TAIL,
+  macdHist: EMPTY_TAIL,
+  ema20: EMPTY_TAIL,
+  ema50: EMPTY_TAIL,
+  adx14: EMPTY_TAIL,
+});
+
 /** Snapshot of one timeframe at candle index `last` (the last closed candle). O(tailLength + rawCount). */
 function timeframeSnapshot(
   series: TimeframeSeries,
@@ -259,16 +276,19 @@ function timeframeSnapshot(
   const end = last + 1;
   const start = end > tailLength ? end - tailLength : 0;
   const ind = series.indicators;
-  const tails: SeriesTails = {
-    close: numbersBetween(series.close, start, end),
-    volume: numbersBetween(series.volume, start, end),
-    rsi14: valuesBetween(ind.rsi14, start, end),
-    macd: valuesBetween(ind.macd, start, end),
-    macdHist: valuesBetween(ind.macdHist, start, end),
-    ema20: valuesBetween(ind.ema20, start, end),
-    ema50: valuesBetween(ind.ema50, start, end),
-    adx14: valuesBetween(ind.adx14, start, end),
-  };
+  const tails: SeriesTails =
+    tailLength === 0
+      ? NO_TAILS
+      : {
+          close: numbersBetween(series.close, start, end),
+          volume: numbersBetween(series.volume, start, end),
+          rsi14: valuesBetween(ind.rsi14, start, end),
+          macd: valuesBetween(ind.macd, start, end),
+          macdHist: valuesBetween(ind.macdHist, start, end),
+          ema20: valuesBetween(ind.ema20, start, end),
+          ema50: valuesBetween(ind.ema50, start, end),
+          adx14: valuesBetween(ind.adx14, start, end),
+        };
   const close = series.close[last]!;
   const prev = last > 0 ? series.close[last - 1]! : 0;
   return {
@@ -306,8 +326,8 @@ function orderedTimeframes(
 }
 
 function checkOptions(opts: SnapshotOptions): void {
-  if (!Number.isInteger(opts.tailLength) || opts.tailLength < 1) {
-    throw new Error(`snapshot tailLength must be an integer >= 1, got ${opts.tailLength}`);
+  if (!Number.isInteger(opts.tailLength) || opts.tailLength < 0) {
+    throw new Error(`snapshot tailLength must be an integer >= 0, got ${opts.tailLength}`);
   }
   if (!Number.isInteger(opts.rawCandles) || opts.rawCandles < 0) {
     throw new Error(`snapshot rawCandles must be an integer >= 0, got ${opts.rawCandles}`);

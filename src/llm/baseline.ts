@@ -12,7 +12,14 @@
  * - In a position: exit when EMA20 crosses against the position, or on a chandelier stop (close beyond the best price
  *   since entry by 3 x ATR); take half off once when the leveraged PnL reaches +30 %; otherwise hold.
  */
-import type { Decision, DecisionResult, IndicatorValues, MarketSnapshot, PositionState, TimeframeSnapshot } from '../core/types';
+import type {
+  Decision,
+  DecisionResult,
+  IndicatorValues,
+  MarketSnapshot,
+  PositionState,
+  TimeframeSnapshot,
+} from '../core/types';
 import type { DecisionContext } from '../core/context-types';
 import type { DecisionProvider } from './provider';
 
@@ -63,32 +70,56 @@ function trendDirection(ind: IndicatorValues, close: number): 'up' | 'down' | nu
   return null;
 }
 
+function wait(pair: string, rsi: number | null, reason: string): Decision {
+  return { tool: 'signal_wait', args: { pair, confidence_score: 50, rsi_value: round(rsi ?? 50, 1), reason } };
+}
+
+function exit(pair: string, rsi: number, pnl: number, reason: string): Decision {
+  return {
+    tool: 'signal_exit',
+    args: {
+      pair,
+      confidence_score: 75,
+      rsi_value: rsi,
+      // self-rating follows the outcome: 50 at break-even, +/-1 per leveraged % (clamped)
+      trade_score: Math.max(0, Math.min(100, Math.round(50 + pnl))),
+      reason,
+    },
+  };
+}
+
 function entryDecision(snapshot: MarketSnapshot, main: TimeframeSnapshot): Decision {
   const ind = main.indicators;
   const price = snapshot.price;
   const { support, resistance } = levels(main, price);
   const rsi = ind.rsi14;
-  const waitArgs = (reason: string): Decision => ({
-    tool: 'signal_wait',
-    args: { pair: snapshot.pair, confidence_score: 50, rsi_value: round(rsi ?? 50, 1), reason },
-  });
 
   const direction = trendDirection(ind, main.close);
   const { adx14: adx, macdHist, atr14: atr } = ind;
   if (direction === null || adx === null || rsi === null || macdHist === null || atr === null) {
-    return waitArgs(
+    return wait(
+      snapshot.pair,
+      rsi,
       `No clear trend: EMA20 ${fmt(ind.ema20, 2)} vs EMA50 ${fmt(ind.ema50, 2)}, close ${main.close}, ADX ${fmt(adx)}.`,
     );
   }
-  if (adx < ADX_MIN) return waitArgs(`Trend too weak: ADX ${fmt(adx)} < ${ADX_MIN}.`);
+  if (adx < ADX_MIN) return wait(snapshot.pair, rsi, `Trend too weak: ADX ${fmt(adx)} < ${ADX_MIN}.`);
   const htf = higherTimeframe(snapshot);
   const htfDirection = htf ? trendDirection(htf.indicators, htf.close) : null;
   if (htf && htfDirection !== direction) {
-    return waitArgs(`${htf.timeframe} trend (${htfDirection ?? 'none'}) does not confirm the ${main.timeframe} ${direction}trend.`);
+    return wait(
+      snapshot.pair,
+      rsi,
+      `${htf.timeframe} trend (${htfDirection ?? 'none'}) does not confirm the ${main.timeframe} ${direction}trend.`,
+    );
   }
   const momentumOk = direction === 'up' ? rsi > 50 && rsi < 70 && macdHist > 0 : rsi > 30 && rsi < 50 && macdHist < 0;
   if (!momentumOk) {
-    return waitArgs(`Momentum does not confirm the ${direction}trend: RSI ${fmt(rsi)}, MACD histogram ${fmt(macdHist, 4)}.`);
+    return wait(
+      snapshot.pair,
+      rsi,
+      `Momentum does not confirm the ${direction}trend: RSI ${fmt(rsi)}, MACD histogram ${fmt(macdHist, 4)}.`,
+    );
   }
   const leverage = Math.max(1, Math.min(MAX_BASELINE_LEVERAGE, Math.floor(TARGET_LOSS_AT_2ATR / ((2 * atr) / price))));
   const confidence = Math.min(90, Math.round(60 + 2 * (adx - ADX_MIN)));
@@ -116,26 +147,24 @@ function positionDecision(snapshot: MarketSnapshot, main: TimeframeSnapshot, pos
   const rsi = round(ind.rsi14 ?? 50, 1);
   const pnl = position.lastPnlPct;
   const long = position.side === 'long';
-  const exit = (reason: string): Decision => ({
-    tool: 'signal_exit',
-    args: {
-      pair: snapshot.pair,
-      confidence_score: 75,
-      rsi_value: rsi,
-      // self-rating follows the outcome: 50 at break-even, +/-1 per leveraged % (clamped)
-      trade_score: Math.max(0, Math.min(100, Math.round(50 + pnl))),
-      reason,
-    },
-  });
-
   const { ema20, ema50, atr14: atr } = ind;
   if (ema20 !== null && ema50 !== null && (long ? ema20 < ema50 : ema20 > ema50)) {
-    return exit(`Trend turned against the ${position.side}: EMA20 ${ema20.toFixed(2)} crossed EMA50 ${ema50.toFixed(2)}. PnL ${pnl.toFixed(1)}%.`);
+    return exit(
+      snapshot.pair,
+      rsi,
+      pnl,
+      `Trend turned against the ${position.side}: EMA20 ${ema20.toFixed(2)} crossed EMA50 ${ema50.toFixed(2)}. PnL ${pnl.toFixed(1)}%.`,
+    );
   }
   if (atr !== null) {
     const stop = long ? position.highestPrice - CHANDELIER_ATR * atr : position.lowestPrice + CHANDELIER_ATR * atr;
     if (long ? price < stop : price > stop) {
-      return exit(`Chandelier stop: price ${price} beyond ${stop.toFixed(priceDigits(price))} (${CHANDELIER_ATR} ATR from the best price). PnL ${pnl.toFixed(1)}%.`);
+      return exit(
+        snapshot.pair,
+        rsi,
+        pnl,
+        `Chandelier stop: price ${price} beyond ${stop.toFixed(priceDigits(price))} (${CHANDELIER_ATR} ATR from the best price). PnL ${pnl.toFixed(1)}%.`,
+      );
     }
   }
   const { support, resistance } = levels(main, price);

@@ -123,8 +123,12 @@ describe('snapshot contents at a hand-checked time', () => {
 
   test('invalid options are rejected', () => {
     assert.throws(
-      () => snapshotAt(cache, asOf, { tailLength: 0, rawCandles: 5 }),
-      /tailLength must be an integer >= 1/,
+      () => snapshotAt(cache, asOf, { tailLength: -1, rawCandles: 5 }),
+      /tailLength must be an integer >= 0/,
+    );
+    assert.throws(
+      () => snapshotAt(cache, asOf, { tailLength: 1.5, rawCandles: 5 }),
+      /tailLength must be an integer >= 0/,
     );
     assert.throws(
       () => snapshotAt(cache, asOf, { tailLength: 5, rawCandles: -1 }),
@@ -139,6 +143,20 @@ describe('snapshot contents at a hand-checked time', () => {
     }, TypeError);
     a.timeframes['30m']!.tails.close[0] = -1;
     assert.deepStrictEqual(snapshotAt(cache, asOf, opts), s);
+  });
+
+  test('tailLength 0: every tail is empty (and frozen); everything else as with tails', () => {
+    const bare = snapshotAt(cache, asOf, { tailLength: 0, rawCandles: 5 });
+    for (const [tf, snap] of Object.entries(bare.timeframes)) {
+      for (const [name, tail] of Object.entries(snap.tails)) {
+        assert.deepEqual(tail, [], `${tf} ${name}`);
+        assert.throws(() => (tail as number[]).push(1), TypeError);
+      }
+      const { tails: _bareTails, ...restBare } = snap;
+      const { tails: _tails, ...rest } = s.timeframes[tf]!;
+      assert.deepStrictEqual(restBare, rest, tf);
+    }
+    assert.deepStrictEqual({ ...bare, timeframes: null }, { ...s, timeframes: null });
   });
 });
 
