@@ -74,7 +74,7 @@ export interface DecisionRow {
   tokens_in: number;
   tokens_out: number;
   /** validation problems on the way (repair round, fallback cause); empty for a clean answer */
-  problems: string[];
+  problems: readonly string[];
 }
 
 /** The account after every pair's cycle at a decision time, positions marked to the last close. */
