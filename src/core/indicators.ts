@@ -1,9 +1,10 @@
 /**
  * Technical indicators per timeframe, computed once over a candle array with the `technicalindicators` library and
- * aligned to the candles: every series has one entry per candle. A series is stored as a Float64Array (8 bytes a
- * value, nothing for the garbage collector to trace) in which NaN marks a missing value: the indicator is warming up,
+ * aligned to the candles: every series has one entry per candle. The series are stored together in one Float64Array,
+ * row by row (the 14 values of a candle side by side: one or two cache lines to read a candle's indicators, 8 bytes
+ * a value, nothing for the garbage collector to trace), and NaN marks a missing value: the indicator is warming up,
  * or undefined (e.g. a 0/0 ratio). Every reader outside this module gets `null` for it ({@link indicatorsAt},
- * {@link valueAt}, the snapshot tails): never 0 or NaN in place of a missing value.
+ * {@link valuesBetween}): never 0 or NaN in place of a missing value.
  *
  * All indicators are causal: the value at index i depends only on candles[0..i]. So values computed once over a whole
  * history equal values computed over any prefix ending at i (given the same first candle), which lets the backtest
@@ -36,16 +37,24 @@ import { ADX, ATR, AverageGain, AverageLoss, BollingerBands, EMA, MACD, MFI, OBV
 import type { Candle, IndicatorValues } from './types';
 
 /**
- * One series per indicator, each `candles.length` long and aligned to the candles; NaN = not computable (yet). Read
- * values with {@link valueAt} or {@link indicatorsAt}, which turn NaN into `null`.
+ * Every indicator series over `length` candles, aligned to the candles. Read values with {@link indicatorsAt} or
+ * {@link valuesBetween}, which turn missing values into `null`.
  */
-export type IndicatorSeries = { readonly [K in keyof IndicatorValues]: Float64Array } & {
-  /** number of candles the series were computed over (= length of every series) */
+export interface IndicatorSeries {
+  /** number of candles the series were computed over */
   readonly length: number;
-};
+  /**
+   * row-major: the value of indicator k (in {@link INDICATOR_NAMES} order) at candle i is
+   * `values[i * INDICATOR_NAMES.length + k]`; NaN = missing
+   */
+  readonly values: Float64Array;
+}
+
+/** The name of one indicator series. */
+export type IndicatorName = keyof IndicatorValues;
 
 /** Names of every indicator, in the order of {@link IndicatorValues}. */
-export const INDICATOR_NAMES: readonly (keyof IndicatorValues)[] = [
+export const INDICATOR_NAMES: readonly IndicatorName[] = [
   'ema20',
   'ema50',
   'ema100',
@@ -62,6 +71,9 @@ export const INDICATOR_NAMES: readonly (keyof IndicatorValues)[] = [
   'obv',
 ];
 
+const COUNT = INDICATOR_NAMES.length;
+const COLUMN = new Map(INDICATOR_NAMES.map((name, k) => [name, k]));
+
 /** Identity formatter: keeps full precision even if someone set the library's global `precision` config. */
 const raw = (v: number): number => v;
 
@@ -70,17 +82,21 @@ function finiteOrNaN(v: number | undefined): number {
   return v !== undefined && Number.isFinite(v) ? v : NaN;
 }
 
-/** The value at `i` of a series, `null` when it is missing (NaN) or `i` is outside the series. */
-export function valueAt(series: Float64Array, i: number): number | null {
-  const v = series[i];
-  return v === undefined || Number.isNaN(v) ? null : v;
-}
-
-/** The values of `series` in [start, end) as numbers, `null` for a missing one (a snapshot tail). */
-export function valuesBetween(series: Float64Array, start: number, end: number): (number | null)[] {
+/**
+ * The values of one indicator for candles [start, end) as numbers, `null` for a missing one (a snapshot tail).
+ * `start` and `end` must lie in 0..length.
+ */
+export function valuesBetween(
+  series: IndicatorSeries,
+  name: IndicatorName,
+  start: number,
+  end: number,
+): (number | null)[] {
+  const values = series.values;
+  const k = COLUMN.get(name)!;
   const out = new Array<number | null>(end - start);
   for (let i = start; i < end; i++) {
-    const v = series[i]!;
+    const v = values[i * COUNT + k]!;
     out[i - start] = Number.isNaN(v) ? null : v;
   }
   return out;
@@ -157,8 +173,7 @@ export function computeIndicatorSeries(candles: readonly Candle[]): IndicatorSer
   const bb = BollingerBands.calculate({ period: 20, stdDev: 2, values: close, format: raw });
   const adx = ADX.calculate({ period: 14, high, low, close, format: raw });
 
-  return {
-    length: n,
+  const columns: Record<IndicatorName, Float64Array> = {
     ema20: ema(20),
     ema50: ema(50),
     ema100: ema(100),
@@ -190,6 +205,12 @@ export function computeIndicatorSeries(candles: readonly Candle[]): IndicatorSer
     mfi14: alignRight(MFI.calculate({ period: 14, high, low, close, volume, format: raw }), n, 'MFI'),
     obv: alignRight(OBV.calculate({ close, volume, format: raw }), n, 'OBV'),
   };
+  const values = new Float64Array(n * COUNT);
+  INDICATOR_NAMES.forEach((name, k) => {
+    const column = columns[name];
+    for (let i = 0; i < n; i++) values[i * COUNT + k] = column[i]!;
+  });
+  return { length: n, values };
 }
 
 /**
@@ -201,20 +222,26 @@ export function indicatorsAt(series: IndicatorSeries, i: number): IndicatorValue
   if (!Number.isInteger(i) || i < 0 || i >= series.length) {
     throw new RangeError(`indicator index ${i} is out of range: the series cover ${series.length} candles`);
   }
+  const v = series.values;
+  const o = i * COUNT;
   return {
-    ema20: valueAt(series.ema20, i),
-    ema50: valueAt(series.ema50, i),
-    ema100: valueAt(series.ema100, i),
-    rsi14: valueAt(series.rsi14, i),
-    macd: valueAt(series.macd, i),
-    macdSignal: valueAt(series.macdSignal, i),
-    macdHist: valueAt(series.macdHist, i),
-    bbUpper: valueAt(series.bbUpper, i),
-    bbMiddle: valueAt(series.bbMiddle, i),
-    bbLower: valueAt(series.bbLower, i),
-    atr14: valueAt(series.atr14, i),
-    adx14: valueAt(series.adx14, i),
-    mfi14: valueAt(series.mfi14, i),
-    obv: valueAt(series.obv, i),
+    ema20: orNull(v[o]!),
+    ema50: orNull(v[o + 1]!),
+    ema100: orNull(v[o + 2]!),
+    rsi14: orNull(v[o + 3]!),
+    macd: orNull(v[o + 4]!),
+    macdSignal: orNull(v[o + 5]!),
+    macdHist: orNull(v[o + 6]!),
+    bbUpper: orNull(v[o + 7]!),
+    bbMiddle: orNull(v[o + 8]!),
+    bbLower: orNull(v[o + 9]!),
+    atr14: orNull(v[o + 10]!),
+    adx14: orNull(v[o + 11]!),
+    mfi14: orNull(v[o + 12]!),
+    obv: orNull(v[o + 13]!),
   };
+}
+
+function orNull(v: number): number | null {
+  return Number.isNaN(v) ? null : v;
 }

@@ -189,7 +189,7 @@ export function mainSnapshotAt(cache: PairSeriesCache, mainCount: number, opts: 
       `${cache.pair}: ${mainCount} closed ${main.timeframe} candles asked for, ${main.candles.length} recorded`,
     );
   }
-  const snapshotTime = main.candles[mainCount - 1]!.time + main.timeframeMs;
+  const snapshotTime = main.time[mainCount - 1]! + main.timeframeMs;
   const timeframes: Record<string, TimeframeSnapshot> = {};
   timeframes[main.timeframe] = timeframeSnapshot(main, mainCount - 1, opts.tailLength, opts.rawCandles);
   return {
@@ -282,18 +282,18 @@ function timeframeSnapshot(
       : {
           close: numbersBetween(series.close, start, end),
           volume: numbersBetween(series.volume, start, end),
-          rsi14: valuesBetween(ind.rsi14, start, end),
-          macd: valuesBetween(ind.macd, start, end),
-          macdHist: valuesBetween(ind.macdHist, start, end),
-          ema20: valuesBetween(ind.ema20, start, end),
-          ema50: valuesBetween(ind.ema50, start, end),
-          adx14: valuesBetween(ind.adx14, start, end),
+          rsi14: valuesBetween(ind, 'rsi14', start, end),
+          macd: valuesBetween(ind, 'macd', start, end),
+          macdHist: valuesBetween(ind, 'macdHist', start, end),
+          ema20: valuesBetween(ind, 'ema20', start, end),
+          ema50: valuesBetween(ind, 'ema50', start, end),
+          adx14: valuesBetween(ind, 'adx14', start, end),
         };
   const close = series.close[last]!;
   const prev = last > 0 ? series.close[last - 1]! : 0;
   return {
     timeframe: series.timeframe,
-    lastCandleTime: series.candles[last]!.time,
+    lastCandleTime: series.time[last]!,
     close,
     changePct: prev > 0 ? ((close - prev) / prev) * 100 : null,
     indicators: indicatorsAt(series.indicators, last),

@@ -6,6 +6,7 @@ import {
   indicatorsAt,
   INDICATOR_NAMES,
   valuesBetween,
+  type IndicatorName,
   type IndicatorSeries,
 } from '../../src/core/indicators';
 import type { Candle } from '../../src/core/types';
@@ -168,8 +169,8 @@ function relClose(actual: number | null | undefined, expected: number | null | u
 }
 
 /** A whole series as its readers see it: numbers, `null` where the value is missing. */
-function values(s: IndicatorSeries, name: (typeof INDICATOR_NAMES)[number]): (number | null)[] {
-  return valuesBetween(s[name], 0, s.length);
+function values(s: IndicatorSeries, name: IndicatorName): (number | null)[] {
+  return valuesBetween(s, name, 0, s.length);
 }
 
 function firstNonNull(xs: (number | null)[]): number {
@@ -242,7 +243,7 @@ describe('indicators on real BTC 30m candles match reference computations', () =
       bbLower: bb.lower,
     });
     for (const [name, expected] of Object.entries(ref)) {
-      const got = values(series, name as (typeof INDICATOR_NAMES)[number]);
+      const got = values(series, name as IndicatorName);
       assert.equal(firstNonNull(got), firstNonNull(expected), `${name}: first computable index`);
       for (let i = 0; i < expected.length; i++) {
         if (expected[i] == null) {
@@ -262,8 +263,7 @@ describe('warm-up and alignment', () => {
     // First computable index = warm-up implied by each definition (see the module comment of indicators.ts):
     // EMA n: n-1; RSI/ATR 14: 14 changes need 15 candles -> 14; MACD line: EMA26 -> 25; signal: 9 MACD values -> 33;
     // Bollinger 20: 19; ADX: 14 DX values, first DX at 14 -> 27; MFI (library): 15; OBV: first change at 1.
-    const expected: Record<keyof typeof series, number> = {
-      length: 0,
+    const expected: Record<IndicatorName, number> = {
       ema20: 19,
       ema50: 49,
       ema100: 99,
@@ -309,7 +309,7 @@ describe('warm-up and alignment', () => {
   test('too few candles: all-null series of the right length; no candles: empty series', () => {
     const few = computeIndicatorSeries(btc30m.slice(0, 10));
     for (const name of INDICATOR_NAMES) {
-      assert.equal(few[name].length, 10, name);
+      assert.equal(values(few, name).length, 10, name);
       if (name !== 'obv')
         assert.ok(
           values(few, name).every((v) => v === null),
