@@ -502,7 +502,7 @@ export function createSession(env: SessionEnv): Session {
       const memo = memoOf(pair);
       const main = memo.cache.timeframes[0]!;
       const n = memo.cursor.closedAt(asOf);
-      return n > 0 && main.candles[n - 1]!.time + main.timeframeMs === asOf;
+      return n > 0 && main.time[n - 1]! + main.timeframeMs === asOf;
     },
   };
 }

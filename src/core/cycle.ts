@@ -253,8 +253,10 @@ export async function runCycle(
 
   // 1. Track the open position between cycles: excursions from highs/lows, funding, then reconcile with the exchange.
   if (position) {
-    position = updateExcursions(position, view.candlesSince);
-    if (view.fundingSince !== 0) position = { ...position, funding: position.funding + view.fundingSince };
+    // This cycle's own copy of the position: updated in place until it is handed to a step or an event.
+    const tracked = updateExcursions(position, view.candlesSince);
+    position = tracked === position ? { ...position } : tracked;
+    position.funding += view.fundingSince;
     const onExchange = account.positions.find((p) => p.pair === input.pair);
     const external = account.externalCloses.find((c) => c.pair === input.pair);
     if (external || !onExchange) {
@@ -276,10 +278,7 @@ export async function runCycle(
     }
   }
   if (position) {
-    position = {
-      ...position,
-      lastPnlPct: leveragedReturn(position.side, position.entryPrice, snapshot.price, position.leverage) * 100,
-    };
+    position.lastPnlPct = leveragedReturn(position.side, position.entryPrice, snapshot.price, position.leverage) * 100;
   }
 
   // 2. Protective exits and the operator's force-exit act without the model.
@@ -467,9 +466,14 @@ function cycleResult(
   },
   events: CycleEvent[],
 ): CycleResult {
-  const recentDecisions = input.recentDecisions.concat(out.records);
-  const excess = recentDecisions.length - settings.maxRecentDecisions;
-  if (excess > 0) recentDecisions.splice(0, excess);
+  const previous = input.recentDecisions;
+  const records = out.records;
+  const keep = Math.max(0, Math.min(previous.length, settings.maxRecentDecisions - records.length));
+  const recentDecisions: DecisionRecord[] = [];
+  for (let i = previous.length - keep; i < previous.length; i++) recentDecisions.push(previous[i]!);
+  for (let i = Math.max(0, records.length - settings.maxRecentDecisions); i < records.length; i++) {
+    recentDecisions.push(records[i]!);
+  }
   return {
     state: {
       pair: input.pair,
