@@ -386,13 +386,14 @@ export function createSession(env: SessionEnv): Session {
       const ms = main.timeframeMs;
       const candles = main.candles;
       const n = memo.cursor.closedAt(asOf);
-      if (n === 0 || candles[n - 1]!.time + ms !== asOf) {
+      const time = main.time;
+      if (n === 0 || time[n - 1]! + ms !== asOf) {
         throw new Error(`backtest: no ${main.timeframe} candle of ${pair} closes at ${iso(asOf)} in the data`);
       }
       const snapshot = memoSnapshotAt(memo, n, snapshotOptions);
       const from = since ?? asOf - ms;
       let k = n;
-      while (k > 0 && candles[k - 1]!.time + ms > from) k--;
+      while (k > 0 && time[k - 1]! + ms > from) k--;
       const candlesSince = candles.slice(k, n) as Candle[];
       const chargesBefore = ledger.fundingCharges().length;
       const funding = ledger.hasExposure(pair)
