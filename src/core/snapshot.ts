@@ -68,6 +68,8 @@ export interface PairSeriesCache {
   timeframes: readonly TimeframeSeries[];
   /** funding events sorted by time */
   funding: readonly FundingEvent[];
+  /** the funding events' times (for searches that should not visit every event object) */
+  fundingTime: Float64Array;
 }
 
 /**
@@ -130,7 +132,8 @@ export function buildPairSeriesCache(input: {
     timeframes.push(buildTimeframeSeries(tf, input.candles[tf]!));
   }
   const funding = [...input.funding].sort((a, b) => a.time - b.time);
-  return { pair: input.pair, mainTimeframe: input.mainTimeframe, timeframes, funding };
+  const fundingTime = Float64Array.from(funding, (e) => e.time);
+  return { pair: input.pair, mainTimeframe: input.mainTimeframe, timeframes, funding, fundingTime };
 }
 
 /**
@@ -198,8 +201,22 @@ export function mainSnapshotAt(cache: PairSeriesCache, mainCount: number, opts: 
     mainTimeframe: main.timeframe,
     price: main.close[mainCount - 1]!,
     timeframes,
-    funding: fundingAt(cache.funding, snapshotTime),
+    funding: fundingOf(cache, snapshotTime),
   };
+}
+
+/** {@link fundingAt} over a cache's funding events, searching their time array. */
+function fundingOf(cache: PairSeriesCache, t: number): FundingInfo {
+  const time = cache.fundingTime;
+  let lo = 0;
+  let hi = time.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (time[mid]! <= t) lo = mid + 1;
+    else hi = mid;
+  }
+  const e = cache.funding[lo - 1];
+  return e ? { rate: e.rate, time: e.time } : { rate: null, time: null };
 }
 
 /**
