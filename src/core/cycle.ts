@@ -24,7 +24,7 @@ import type {
 import type { RiskConfig } from './config';
 import type { DecisionContext } from './context-types';
 import { clientOrderId } from './ids';
-import { applyExecution, closeTrade, leveragedReturn, updateExcursions } from './position';
+import { applyExecution, closeTrade, copyPosition, leveragedReturn, trackExcursions } from './position';
 import { protectiveExit, type MarketLimits } from './risk';
 import type { DecisionRecord as WarningRecord } from './learning/warnings';
 
@@ -254,8 +254,8 @@ export async function runCycle(
   // 1. Track the open position between cycles: excursions from highs/lows, funding, then reconcile with the exchange.
   if (position) {
     // This cycle's own copy of the position: updated in place until it is handed to a step or an event.
-    const tracked = updateExcursions(position, view.candlesSince);
-    position = tracked === position ? { ...position } : tracked;
+    position = copyPosition(position);
+    trackExcursions(position, view.candlesSince);
     position.funding += view.fundingSince;
     const onExchange = account.positions.find((p) => p.pair === input.pair);
     const external = account.externalCloses.find((c) => c.pair === input.pair);
@@ -393,7 +393,10 @@ export async function runCycle(
   if (verdict.status === 'none') {
     if (decision.tool === 'signal_hold') {
       counters.holds += 1;
-      if (position) position = { ...position, holds: position.holds + 1 };
+      if (position) {
+        position = copyPosition(position);
+        position.holds += 1;
+      }
     } else {
       counters.waits += 1;
     }
