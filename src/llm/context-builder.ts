@@ -14,16 +14,17 @@
  * alone exceed the budget, the context is still returned, with every droppable section dropped, and
  * `layout.overBudget` says so.
  *
- * Counting cost. The system prompt and the tools are tokenized once per distinct text (memoised). Each section is
- * tokenized at most once, and a droppable section only when a cheap lower bound ({@link tokenLowerBound}) says it
- * might fit in the room left. The sum of the section counts is EXACTLY the count of the joined message, not an
- * estimate: o200k splits text into pre-tokens with a regex before BPE, BPE never merges across pre-tokens, and a
- * boundary "...\n" + "## ..." is always a pre-token boundary (the pre-token holding the final newline can only extend
- * over further `\r`, `\n` or `/` characters, and `#` is none of them; the regex has no look-behind). Every section
- * ends with "\n" and starts with "## " (checked by `assertSectionShape`), so no final recount is needed. The tests
- * compare the result with an independent count of the whole strings.
+ * Counting cost. The system prompt and the tools are tokenized once per distinct text (memoised). Sections are counted
+ * with {@link countTokensByPiece} (exact, several times faster than the library on prompt text; see tokens.ts), each at
+ * most once, and a droppable section only when it might fit in the room left: a table (series, raw candles) is not even
+ * rendered when its size before rendering ({@link tableMinTokens}) exceeds the room, and a text that looks too long for
+ * the room is first checked with a cheap lower bound ({@link tokenLowerBound}). The sum of the section counts is
+ * EXACTLY the count of the joined message, not an estimate: o200k splits text into pre-tokens with a regex before BPE,
+ * BPE never merges across pre-tokens, and a boundary "...\n" + "## ..." is always a pre-token boundary (the pre-token
+ * holding the final newline can only extend over further `\r`, `\n` or `/` characters, and `#` is none of them; the
+ * regex has no look-behind). Every section ends with "\n" and starts with "## " (checked by `assertSectionShape`), so
+ * no final recount is needed. The tests compare the result with an independent count of the whole strings.
  */
-import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
 import type { Config, ExperienceConfig } from '../core/config';
 import type { DecisionContext, ChatMessage } from '../core/context-types';
 import type { ContextRequest } from '../core/cycle';
@@ -38,8 +39,11 @@ import {
 import { allowedTools, toolDefinitions, type OpenAIToolDefinition } from '../core/tools';
 import type { ClosedTrade } from '../core/types';
 import { entrySystemPrompt, positionSystemPrompt } from './prompts';
+import { countTextTokens, countTokensByPiece, memoCount, tokenLowerBound } from './tokens';
 import {
   assertSectionShape,
+  CANDLE_COLUMNS,
+  candleRows,
   priceDecimals,
   renderAccount,
   renderCandles,
@@ -54,10 +58,14 @@ import {
   renderSeries,
   renderSummary,
   renderWarnings,
+  seriesColumns,
+  seriesRows,
+  tableMinTokens,
   type LearnedTrade,
 } from './render';
 
 export type { LearnedTrade } from './render';
+export { countTextTokens, tokenLowerBound } from './tokens';
 
 // ---------------------------------------------------------------------------------------------
 // Inputs
@@ -96,38 +104,14 @@ export type ContextBuilderConfig = Pick<Config, 'context' | 'experience' | 'risk
 // ---------------------------------------------------------------------------------------------
 
 /**
- * Special-token text such as "<|endoftext|>" inside a reason is plain text to the API; count it as such (the
- * library's default would throw on it).
- */
-const PLAIN_TEXT = { disallowedSpecial: new Set<string>() };
-
-/** Tokens of `text` with the o200k_base encoding, special-token strings counted as plain text. */
-export function countTextTokens(text: string): number {
-  return countTokens(text, PLAIN_TEXT);
-}
-
-/**
  * The token count the builder records for a prompt: each message's content plus the tools as JSON
- * (`JSON.stringify(tools)`), o200k_base. Chat-format overhead the API adds (a few tokens per message) is not included.
+ * (`JSON.stringify(tools)`), o200k_base, counted by the library (an independent check of the builder's per-section
+ * sum). Chat-format overhead the API adds (a few tokens per message) is not included.
  */
 export function countPromptTokens(messages: readonly ChatMessage[], tools: readonly OpenAIToolDefinition[]): number {
   let total = countTextTokens(JSON.stringify(tools));
   for (const m of messages) total += countTextTokens(m.content);
   return total;
-}
-
-const MEMO_LIMIT = 64;
-const memoTokens = new Map<string, number>();
-
-/** {@link countTextTokens} memoised by text, for the few texts that repeat every cycle (system prompts, tools). */
-function memoCount(text: string): number {
-  let n = memoTokens.get(text);
-  if (n === undefined) {
-    if (memoTokens.size >= MEMO_LIMIT) memoTokens.clear();
-    n = countTextTokens(text);
-    memoTokens.set(text, n);
-  }
-  return n;
 }
 
 interface ToolSet {
@@ -148,87 +132,6 @@ function toolSetFor(hasPosition: boolean): ToolSet {
 }
 
 // ---------------------------------------------------------------------------------------------
-// A cheap lower bound on the token count
-// ---------------------------------------------------------------------------------------------
-
-const DIGIT = 0;
-const LETTER = 1;
-const SPACE = 2;
-const PUNCT = 3;
-/** any non-ASCII character: it may be a letter, a digit, punctuation or a space to the tokenizer */
-const OTHER = 4;
-
-/** The class of each ASCII code (non-ASCII is OTHER). */
-const ASCII_CLASS = (() => {
-  const table = new Uint8Array(128).fill(PUNCT);
-  for (let c = 48; c <= 57; c++) table[c] = DIGIT;
-  for (let c = 65; c <= 90; c++) table[c] = LETTER;
-  for (let c = 97; c <= 122; c++) table[c] = LETTER;
-  for (const c of [9, 10, 11, 12, 13, 32]) table[c] = SPACE;
-  return table;
-})();
-
-function charClass(code: number): number {
-  return code < 128 ? ASCII_CLASS[code]! : OTHER;
-}
-
-/**
- * A lower bound on `countTextTokens(text)` in one pass over the characters, many times cheaper than tokenizing.
- * Every o200k pre-token yields at least one token, so counting pre-tokens that must exist is a lower bound. Over
- * maximal runs of ASCII characters of one class (the pre-token regex is in gpt-tokenizer's
- * encodingParams/constants.js):
- * - a run of L digits is exactly ceil(L / 3) pre-tokens (`\p{N}{1,3}` is the only alternative that takes digits);
- * - a run of letters starts at least one pre-token, unless an apostrophe precedes it (a contraction such as "'s"
- *   joins the previous word);
- * - a run of punctuation starts at least one pre-token when it has 2+ characters or is not followed by a letter (a
- *   single one before a letter may be that word's prefix); right after a line break its leading "/" characters do
- *   not count (the `[\r\n/]*` tail of a previous punctuation pre-token can take them);
- * - a run of whitespace holding a line break, right after a digit or a letter (or at the start), starts one
- *   (`\s*[\r\n]+`); other whitespace counts 0 (it may be a word's prefix);
- * - a run next to a non-ASCII character counts 0 (that character could join it).
- * The tests check the bound against the tokenizer on random and real text.
- */
-export function tokenLowerBound(text: string): number {
-  let bound = 0;
-  const n = text.length;
-  let i = 0;
-  let prevClass = -1;
-  let prevCode = -1;
-  while (i < n) {
-    const code = text.charCodeAt(i);
-    const cls = charClass(code);
-    let j = i + 1;
-    let leadingSlashes = code === 47 ? 1 : 0;
-    let lineBreak = code === 10 || code === 13;
-    let c = -1;
-    while (j < n) {
-      c = text.charCodeAt(j);
-      if (charClass(c) !== cls) break;
-      if (c === 47 && leadingSlashes === j - i) leadingSlashes++;
-      if (c === 10 || c === 13) lineBreak = true;
-      j++;
-    }
-    const nextClass = j < n ? charClass(c) : -1;
-    if (prevClass !== OTHER && nextClass !== OTHER) {
-      const length = j - i;
-      if (cls === DIGIT) bound += Math.ceil(length / 3);
-      else if (cls === LETTER) {
-        if (prevCode !== 39) bound += 1;
-      } else if (cls === PUNCT) {
-        const own = prevCode === 10 || prevCode === 13 ? length - leadingSlashes : length;
-        if (own >= 2 || (own === 1 && nextClass !== LETTER)) bound += 1;
-      } else if (cls === SPACE && lineBreak && (prevClass === DIGIT || prevClass === LETTER || prevClass === -1)) {
-        bound += 1;
-      }
-    }
-    prevClass = cls;
-    prevCode = text.charCodeAt(j - 1);
-    i = j;
-  }
-  return bound;
-}
-
-// ---------------------------------------------------------------------------------------------
 // Sections and the budget
 // ---------------------------------------------------------------------------------------------
 
@@ -238,7 +141,7 @@ export interface SectionReport {
   id: string;
   /** how the omitted-note names it */
   label: string;
-  /** o200k tokens; null when it was not tokenized because its lower bound already exceeded the room left */
+  /** o200k tokens; null when it was not tokenized because a lower bound already exceeded the room left */
   tokens: number | null;
   /** never dropped (price, indicators, account, position) */
   required: boolean;
@@ -264,7 +167,12 @@ export interface ContextLayout {
 interface Section {
   id: string;
   label: string;
-  text: string;
+  /** null until rendered: a table section is rendered only when its size before rendering may fit (see `render`) */
+  text: string | null;
+  /** renders `text` on first use; null for a section rendered when it was added */
+  render: (() => string | null) | null;
+  /** a lower bound on its tokens known before rendering it (0 when none is known) */
+  minTokens: number;
   /** null until tokenized */
   tokens: number | null;
   /** {@link tokenLowerBound} of text; null until computed */
@@ -288,16 +196,54 @@ const DROP_RANK = {
   warnings: 26,
 } as const;
 
+function newSection(
+  id: string,
+  label: string,
+  dropRank: number | null,
+  text: string | null,
+  render: (() => string | null) | null,
+  minTokens: number,
+): Section {
+  return { id, label, text, render, minTokens, tokens: null, lowerBound: null, dropRank, included: true };
+}
+
+/** The section's text, rendered now if it was not yet. */
+function textOf(s: Section): string {
+  if (s.text === null) {
+    const text = s.render?.() ?? null;
+    if (text === null) throw new Error(`prompt section "${s.id}" has rows but its renderer returned nothing`);
+    assertSectionShape(s.id, text);
+    s.text = text;
+  }
+  return s.text;
+}
+
 function tokensOf(s: Section): number {
-  if (s.tokens === null) s.tokens = countTextTokens(s.text);
+  if (s.tokens === null) s.tokens = countTokensByPiece(textOf(s));
   return s.tokens;
 }
 
-/** True when the section is at most `room` tokens; tokenizes it only when its lower bound fits. */
+/**
+ * Characters per token above which a text is unlikely to fit its room: prompt text runs at about 2.5 (tables) to 4
+ * (prose) characters per o200k token.
+ */
+const LIKELY_CHARS_PER_TOKEN = 4;
+
+/**
+ * True when the section is at most `room` tokens. Cheapest test first: its size before rendering; then, for a text
+ * that looks too long for the room, the lower bound (less than half the cost of the exact count, and enough to
+ * reject it); the exact count last. A text that looks like it fits is counted exactly right away: its count is
+ * needed anyway when it goes in.
+ */
 function fitsIn(s: Section, room: number): boolean {
   if (s.tokens !== null) return s.tokens <= room;
-  if (s.lowerBound === null) s.lowerBound = tokenLowerBound(s.text);
-  return s.lowerBound <= room && tokensOf(s) <= room;
+  if (s.minTokens > room) return false;
+  const text = textOf(s);
+  if (text.length > LIKELY_CHARS_PER_TOKEN * room) {
+    if (s.lowerBound === null) s.lowerBound = tokenLowerBound(text);
+    if (s.lowerBound > room) return false;
+  }
+  return tokensOf(s) <= room;
 }
 
 /**
@@ -305,7 +251,8 @@ function fitsIn(s: Section, room: number): boolean {
  * Greedy by value: the most valuable droppable section first, each included when it fits in what is left after the
  * required sections, the sections already included and a reserve for the worst-case omitted-note (every droppable
  * label). Then, with the real note, the least valuable included sections are dropped while over budget, and skipped
- * sections are put back, most valuable first, while they fit. A section is only tokenized when its lower bound fits.
+ * sections are put back, most valuable first, while they fit. A section is only rendered (table sections) and
+ * tokenized when its lower bounds fit.
  */
 function fitBudget(sections: Section[], budget: number): { text: string; tokens: number } | null {
   const droppable = sections.filter((s) => s.dropRank !== null).sort((a, b) => b.dropRank! - a.dropRank!);
@@ -385,7 +332,18 @@ export function buildDecisionContextWithLayout(
   const add = (id: string, label: string, text: string | null, dropRank: number | null) => {
     if (text === null) return;
     assertSectionShape(id, text);
-    sections.push({ id, label, text, tokens: null, lowerBound: null, dropRank, included: true });
+    sections.push(newSection(id, label, dropRank, text, null, 0));
+  };
+  /** A droppable table of `rows` rows of `columns` cells, rendered only if its size before rendering may fit. */
+  const addTable = (
+    id: string,
+    label: string,
+    rows: number,
+    columns: number,
+    render: () => string | null,
+    dropRank: number,
+  ) => {
+    if (rows > 0) sections.push(newSection(id, label, dropRank, null, render, tableMinTokens(rows, columns)));
   };
 
   add('header', 'price', renderHeader(snapshot, decimals), null);
@@ -402,20 +360,37 @@ export function buildDecisionContextWithLayout(
   }
   const points = ctxConfig.indicator_history_points;
   const mainSnap = snapshot.timeframes[main];
-  if (mainSnap && points > 0) {
-    add(`series:${main}`, `${main} series`, renderSeries(mainSnap, points, decimals, true), DROP_RANK.mainSeries);
+  if (mainSnap) {
+    addTable(
+      `series:${main}`,
+      `${main} series`,
+      seriesRows(mainSnap, points),
+      seriesColumns(true),
+      () => renderSeries(mainSnap, points, decimals, true),
+      DROP_RANK.mainSeries,
+    );
   }
   informative.forEach((tf, k) => {
     const snap = snapshot.timeframes[tf];
-    if (snap && points > 0) {
-      add(`series:${tf}`, `${tf} series`, renderSeries(snap, points, decimals, false), DROP_RANK.informativeSeries + k);
+    if (snap) {
+      addTable(
+        `series:${tf}`,
+        `${tf} series`,
+        seriesRows(snap, points),
+        seriesColumns(false),
+        () => renderSeries(snap, points, decimals, false),
+        DROP_RANK.informativeSeries + k,
+      );
     }
   });
-  if (mainSnap && ctxConfig.raw_kline_history_points > 0) {
-    add(
+  if (mainSnap) {
+    const count = ctxConfig.raw_kline_history_points;
+    addTable(
       'candles',
       `raw ${main} candles`,
-      renderCandles(mainSnap, ctxConfig.raw_kline_history_points, decimals),
+      candleRows(mainSnap, count),
+      CANDLE_COLUMNS,
+      () => renderCandles(mainSnap, count, decimals),
       DROP_RANK.candles,
     );
   }
@@ -445,7 +420,7 @@ export function buildDecisionContextWithLayout(
   let userTokens = 0;
   for (const s of sections) {
     if (!s.included) continue;
-    user += s.text;
+    user += textOf(s);
     userTokens += tokensOf(s);
   }
   if (note) {

@@ -59,7 +59,20 @@ function isFiniteNumber(x: number | null | undefined): x is number {
 
 /** `-0`, `-0.00` → `0`, `0.00`: a value that rounds to zero has no sign. */
 function dropNegativeZero(text: string): string {
-  return /^-0(\.0*)?$/.test(text) ? text.slice(1) : text;
+  // a character test instead of a regex: this runs for every number in the prompt
+  if (text.charCodeAt(0) !== 45 || text.charCodeAt(1) !== 48) return text; // not "-0..."
+  if (text.length > 2 && text.charCodeAt(2) !== 46) return text; // "-0" then not "."
+  for (let k = 3; k < text.length; k++) if (text.charCodeAt(k) !== 48) return text;
+  return text.slice(1);
+}
+
+/** `1.500` → `1.5`, `2.00` → `2`: a decimal text without trailing zeros (text without a `.` is returned as is). */
+function trimFractionZeros(text: string): string {
+  if (!text.includes('.')) return text;
+  let end = text.length;
+  while (text.charCodeAt(end - 1) === 48) end--;
+  if (text.charCodeAt(end - 1) === 46) end--;
+  return end === text.length ? text : text.slice(0, end);
 }
 
 /** `x` with exactly `decimals` decimals (`n/a` when missing). */
@@ -87,18 +100,38 @@ export function sig(x: number | null | undefined, digits: number): string {
     const unit = 10 ** (integerDigits - digits);
     return dropNegativeZero((Math.round(x / unit) * unit).toFixed(0));
   }
-  const text = x.toFixed(Math.min(20, digits - integerDigits));
-  return dropNegativeZero(text.includes('.') ? text.replace(/\.?0+$/, '') : text);
+  return dropNegativeZero(trimFractionZeros(x.toFixed(Math.min(20, digits - integerDigits))));
+}
+
+/** `00` to `99`: the two-digit fields of a time. */
+const TWO_DIGITS = Array.from({ length: 100 }, (_, k) => String(k).padStart(2, '0'));
+
+/** `07-21 17:30` of a valid date with a 4-digit year (UTC). */
+function monthDayMinute(d: Date): string {
+  return (
+    `${TWO_DIGITS[d.getUTCMonth() + 1]!}-${TWO_DIGITS[d.getUTCDate()]!} ` +
+    `${TWO_DIGITS[d.getUTCHours()]!}:${TWO_DIGITS[d.getUTCMinutes()]!}`
+  );
+}
+
+/** True when `d` is a valid date whose ISO form has a plain 4-digit year (0000 to 9999). */
+function hasPlainYear(d: Date): boolean {
+  const year = d.getUTCFullYear();
+  return year >= 0 && year <= 9999;
 }
 
 /** `2025-07-21 17:30` (UTC, minute precision). */
 export function utcMinute(t: number): string {
-  return new Date(t).toISOString().slice(0, 16).replace('T', ' ');
+  const d = new Date(t);
+  if (!hasPlainYear(d)) return d.toISOString().slice(0, 16).replace('T', ' ');
+  return `${String(d.getUTCFullYear()).padStart(4, '0')}-${monthDayMinute(d)}`;
 }
 
 /** `07-21 17:30` (UTC, month-day and minute; the year is in the section or message header). */
 export function utcShort(t: number): string {
-  return new Date(t).toISOString().slice(5, 16).replace('T', ' ');
+  const d = new Date(t);
+  if (!hasPlainYear(d)) return d.toISOString().slice(5, 16).replace('T', ' ');
+  return monthDayMinute(d);
 }
 
 /**
@@ -107,8 +140,39 @@ export function utcShort(t: number): string {
  * a longer text is cut and ends with `...`.
  */
 export function oneLine(text: string, maxChars: number): string {
-  const flat = text.replace(/\s+/g, ' ').replace(/"/g, "'").trim();
+  const rewrite = rewriteNeeded(text);
+  const flat =
+    rewrite === AS_IS
+      ? text
+      : rewrite === QUOTES_ONLY
+        ? text.replaceAll('"', "'")
+        : text.replace(/\s+/g, ' ').replace(/"/g, "'").trim();
   return flat.length > maxChars ? `${flat.slice(0, Math.max(0, maxChars - 3)).trimEnd()}...` : flat;
+}
+
+/** {@link oneLine} leaves the text as it is. */
+const AS_IS = 0;
+/** {@link oneLine} only turns its double quotes into single quotes. */
+const QUOTES_ONLY = 1;
+/** {@link oneLine} also rewrites its whitespace. */
+const WHITESPACE = 2;
+
+/**
+ * How much of {@link oneLine}'s rewriting `text` needs: none when it is printable ASCII with its spaces single and
+ * inside (most reasons and lessons; checking is cheaper than rewriting), the quotes only when it also has double
+ * quotes, else the whitespace too.
+ */
+function rewriteNeeded(text: string): number {
+  let needed = AS_IS;
+  const last = text.length - 1;
+  for (let k = 0; k <= last; k++) {
+    const c = text.charCodeAt(k);
+    if (c === 32) {
+      if (k === 0 || k === last || text.charCodeAt(k + 1) === 32) return WHITESPACE;
+    } else if (c === 34) needed = QUOTES_ONLY;
+    else if (c < 32 || c > 126) return WHITESPACE;
+  }
+  return needed;
 }
 
 /** A free-text CSV cell: quoted one-line text (see {@link oneLine}). */
@@ -120,9 +184,12 @@ function textCell(text: string, maxChars: number): string {
 // Sections
 // ---------------------------------------------------------------------------------------------
 
-/** `## title` followed by the lines, each ending in `\n`. */
+/**
+ * `## title` followed by the lines, each ending in `\n`. Built with one join, so the text is one flat string (the
+ * token counter reads it character by character, faster than a concatenation of parts).
+ */
 export function section(title: string, lines: readonly string[]): string {
-  return `## ${title}\n${lines.join('\n')}\n`;
+  return [`## ${title}`, lines.join('\n'), ''].join('\n');
 }
 
 /**
@@ -153,22 +220,21 @@ const INDICATOR_HEADER = 'tf,close,chg%,ema20,ema50,ema100,rsi,macd,signal,hist,
 function indicatorRow(tf: string, snap: TimeframeSnapshot | undefined, decimals: number): string {
   if (!snap) return `${tf}${`,${NA}`.repeat(16)}`;
   const i: IndicatorValues = snap.indicators;
-  const price = (x: number | null) => fixed(x, decimals);
   return [
     tf,
-    price(snap.close),
+    fixed(snap.close, decimals),
     signed(snap.changePct),
-    price(i.ema20),
-    price(i.ema50),
-    price(i.ema100),
+    fixed(i.ema20, decimals),
+    fixed(i.ema50, decimals),
+    fixed(i.ema100, decimals),
     fixed(i.rsi14, 1),
     sig(i.macd, 4),
     sig(i.macdSignal, 4),
     sig(i.macdHist, 4),
-    price(i.bbUpper),
-    price(i.bbMiddle),
-    price(i.bbLower),
-    price(i.atr14),
+    fixed(i.bbUpper, decimals),
+    fixed(i.bbMiddle, decimals),
+    fixed(i.bbLower, decimals),
+    fixed(i.atr14, decimals),
     fixed(i.adx14, 1),
     fixed(i.mfi14, 1),
     sig(i.obv, 4),
@@ -209,6 +275,28 @@ export function renderFunding(funding: FundingInfo): string {
 }
 
 /**
+ * A lower bound on the o200k tokens of a table section with `rows` data lines of `columns` cells, known before
+ * rendering it; every cell must be a number ({@link fixed}, {@link sig}), `n/a` or a time (the series and candle
+ * tables). Such a cell starts with a digit, `-` or a letter and ends with a digit or a letter, so no pre-token runs
+ * from one cell into the `,` or line break after it. Each `,` then starts a pre-token (`,` or `,-` before a number,
+ * `,n` of `n/a`) and the cell after it holds at least one more (its digits, or the `/a` of `n/a`); a line's first
+ * cell holds one, and its line break is one. So a line is at least 2 x `columns` pre-tokens, each at least one token.
+ */
+export function tableMinTokens(rows: number, columns: number): number {
+  return 2 * rows * columns;
+}
+
+/** Rows {@link renderSeries} shows for a timeframe: the last `points` closed candles, at most the tail's length. */
+export function seriesRows(snap: TimeframeSnapshot, points: number): number {
+  return Math.max(0, Math.min(points, snap.tails.close.length));
+}
+
+/** Cells per row of {@link renderSeries}: close, rsi, hist, adx, vol, and with the EMAs ema20, ema50. */
+export function seriesColumns(withEmas: boolean): number {
+  return withEmas ? 7 : 5;
+}
+
+/**
  * The last `points` values of the series tails of one timeframe (oldest first, last row = last closed candle):
  * close, RSI14, MACD histogram, ADX14, volume, and with `withEmas` EMA20 and EMA50 (the main timeframe shows them;
  * for the informative timeframes the indicator table's latest EMAs are enough). Null when the timeframe has no tail.
@@ -220,8 +308,8 @@ export function renderSeries(
   withEmas: boolean,
 ): string | null {
   const t = snap.tails;
-  const n = Math.min(points, t.close.length);
-  if (n <= 0) return null;
+  const n = seriesRows(snap, points);
+  if (n === 0) return null;
   const lines = [withEmas ? 'close,rsi,hist,adx,vol,ema20,ema50' : 'close,rsi,hist,adx,vol'];
   for (let k = t.close.length - n; k < t.close.length; k++) {
     const row = [
@@ -237,13 +325,21 @@ export function renderSeries(
   return section(`${snap.timeframe} series (last ${n} closed candles, oldest first; rsi and adx rounded)`, lines);
 }
 
+/** Rows {@link renderCandles} shows: the last `count` raw candles, at most as many as the snapshot holds. */
+export function candleRows(snap: TimeframeSnapshot, count: number): number {
+  return Math.max(0, Math.min(count, snap.candles.length));
+}
+
+/** Cells per row of {@link renderCandles}: open_time, open, high, low, close, vol. */
+export const CANDLE_COLUMNS = 6;
+
 /**
  * The last `count` raw candles of one timeframe (oldest first), with their OPEN time. Null when there are none.
  * The snapshot only holds candles closed at its time, so every row closed at or before the header's time.
  */
 export function renderCandles(snap: TimeframeSnapshot, count: number, decimals: number): string | null {
-  const n = Math.min(count, snap.candles.length);
-  if (n <= 0) return null;
+  const n = candleRows(snap, count);
+  if (n === 0) return null;
   const candles: readonly Candle[] = snap.candles.slice(snap.candles.length - n);
   const lines = ['open_time,open,high,low,close,vol'];
   for (const c of candles) {

@@ -367,6 +367,22 @@ describe('dropping sections', () => {
     assertNothingDroppedFits(layout, all, budget, context.tokens!);
   });
 
+  test('every budget up to the full prompt: within it, exact, nothing dropped fits, only those uncounted', () => {
+    for (const req of [positionRequest(pair, asOf), entryRequest(pair, asOf)]) {
+      const all = buildDecisionContextWithLayout(req, big).layout;
+      const required = all.sections.filter((s) => s.required).reduce((n, s) => n + s.tokens!, 0);
+      const worstNote = countTokens(renderOmitted(all.sections.filter((s) => !s.required).map((s) => s.label)), PLAIN);
+      const lowest = all.systemTokens + all.toolsTokens + required + worstNote;
+      for (let budget = lowest; budget <= all.totalTokens + 40; budget += 37) {
+        const { context, layout } = buildDecisionContextWithLayout(req, withBudget(budget));
+        assert.ok(context.tokens! <= budget, `${context.tokens} > ${budget}`);
+        assert.equal(context.tokens, independentCount(context));
+        assertNothingDroppedFits(layout, all, budget, context.tokens!);
+        assert.ok(layout.sections.every((s) => s.tokens !== null || !s.included));
+      }
+    }
+  });
+
   test('below what the required sections need, everything droppable goes and the layout says over budget', () => {
     const { context, layout } = buildDecisionContextWithLayout(positionRequest(pair, asOf), withBudget(500));
     assert.equal(layout.overBudget, true);
@@ -392,6 +408,21 @@ describe('token count', () => {
           countTokens(system, PLAIN) + countTokens(user, PLAIN) + countTokens(JSON.stringify(ctx.tools), PLAIN);
         assert.equal(ctx.tokens, expected);
         assert.equal(ctx.tokens, independentCount(ctx));
+      }
+    }
+  });
+
+  test("the builder's count of each section of real prompts is the library's", () => {
+    const big = withBudget(50_000);
+    for (const pair of Object.keys(caches) as Pair[]) {
+      for (const asOf of TIMES) {
+        for (const req of [entryRequest(pair, asOf, big), positionRequest(pair, asOf, big)]) {
+          const { context, layout } = buildDecisionContextWithLayout(req, big);
+          const parts = context.messages[1]!.content.split(/(?=^## )/m);
+          assert.equal(parts.length, layout.sections.length);
+          layout.sections.forEach((s, k) => assert.equal(s.tokens, countTokens(parts[k]!, PLAIN), s.id));
+          assert.equal(layout.systemTokens, countTokens(context.messages[0]!.content, PLAIN));
+        }
       }
     }
   });

@@ -1,5 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { countTokens } from 'gpt-tokenizer/encoding/o200k_base';
 import type { DecisionRecord } from '../../src/core/cycle';
 import type { IndicatorValues, MarketSnapshot, MarketStateSummary, TimeframeSnapshot } from '../../src/core/types';
 import {
@@ -7,14 +9,22 @@ import {
   fixed,
   joinLessons,
   marketChangesSinceEntry,
+  CANDLE_COLUMNS,
+  candleRows,
   oneLine,
   priceDecimals,
+  renderCandles,
   renderIndicators,
   renderRecentDecisions,
+  renderSeries,
   rsiZone,
   SAME_REASON,
+  section,
+  seriesColumns,
+  seriesRows,
   sig,
   signed,
+  tableMinTokens,
   utcMinute,
   utcShort,
 } from '../../src/llm/render';
@@ -69,6 +79,61 @@ describe('number formats', () => {
     assert.ok(!line.includes('\n'));
     assert.equal(line, "Exit now. ## Account (USDT) equity 1000000 'fake'");
     assert.equal(oneLine('abcdefghij', 8), 'abcde...');
+  });
+
+  test('free text: as the plain rewrite (whitespace runs to one space, double quotes to single, trimmed)', () => {
+    const rewrite = (text: string) => text.replace(/\s+/g, ' ').replace(/"/g, "'").trim();
+    const pieces = [...'ab "\'.,\t\n\r', '  ', '\u00a0', '\u2028', 'é', '\x01'];
+    fc.assert(
+      fc.property(
+        fc.array(fc.constantFrom(...pieces), { maxLength: 40 }).map((a) => a.join('')),
+        (text) => assert.equal(oneLine(text, 1000), rewrite(text), JSON.stringify(text)),
+      ),
+      { numRuns: 5_000 },
+    );
+    assert.equal(oneLine('RSI "overbought" at 71', 100), "RSI 'overbought' at 71");
+  });
+
+  test('number formats match the regex definitions they replace (no negative zero; sig without trailing zeros)', () => {
+    const noNegativeZero = (text: string) => (/^-0(\.0*)?$/.test(text) ? text.slice(1) : text);
+    const sigByRegex = (x: number, digits: number) => {
+      if (x === 0) return '0';
+      const integerDigits = Math.floor(Math.log10(Math.abs(x))) + 1;
+      if (integerDigits >= digits) {
+        const unit = 10 ** (integerDigits - digits);
+        return noNegativeZero((Math.round(x / unit) * unit).toFixed(0));
+      }
+      const text = x.toFixed(Math.min(20, digits - integerDigits));
+      return noNegativeZero(text.includes('.') ? text.replace(/\.?0+$/, '') : text);
+    };
+    const values = fc.oneof(
+      fc.double({ noNaN: true, noDefaultInfinity: true, min: -1e9, max: 1e9 }),
+      fc.integer({ min: -2_000_000, max: 2_000_000 }).map((n) => n / 1000),
+      fc.constantFrom(0, -0, -0.0004, 0.0004, -1e-12, 999.96, -999.96, 1e-7),
+    );
+    fc.assert(
+      fc.property(values, fc.integer({ min: 0, max: 8 }), (x, decimals) => {
+        assert.equal(fixed(x, decimals), noNegativeZero(x.toFixed(decimals)));
+        assert.equal(sig(x, Math.max(1, decimals)), sigByRegex(x, Math.max(1, decimals)));
+      }),
+      { numRuns: 20_000 },
+    );
+  });
+
+  test('times match the ISO form, also for years before 1000 and after 9999', () => {
+    const iso = (t: number) => new Date(t).toISOString().slice(0, 16).replace('T', ' ');
+    const times = fc.oneof(
+      fc.integer({ min: Date.UTC(1970, 0, 1), max: Date.UTC(2100, 0, 1) }),
+      fc.integer({ min: -62_198_755_200_000, max: 253_402_300_799_999 }), // years 0 to 9999
+      fc.constantFrom(Date.UTC(999, 11, 31, 23, 59), Date.UTC(10_000, 0, 1), Date.UTC(-1, 5, 1)),
+    );
+    fc.assert(
+      fc.property(times, (t) => {
+        assert.equal(utcMinute(t), iso(t));
+        assert.equal(utcShort(t), iso(t).slice(5));
+      }),
+      { numRuns: 5_000 },
+    );
   });
 
   test('lessons: whole sentences while they fit, the first one cut only when alone too long', () => {
@@ -241,5 +306,75 @@ describe('decision rows', () => {
       '07-01 11:00,wait,55,n/a,"rejected: confidence_score 55 is below risk.min_confidence 60.","Breakout."',
     );
     assert.equal(renderRecentDecisions([], 5), null);
+  });
+});
+
+describe('sections', () => {
+  test('a title line and the lines, each ending in a line break (an empty body is one blank line)', () => {
+    assert.equal(section('Funding', ['latest rate n/a']), '## Funding\nlatest rate n/a\n');
+    assert.equal(section('T', ['a', 'b']), '## T\na\nb\n');
+    assert.equal(section('T', []), '## T\n\n');
+  });
+});
+
+describe('table sizes before rendering', () => {
+  const PLAIN = { disallowedSpecial: new Set<string>() };
+  const cell = fc.oneof(
+    fc.constant(null),
+    fc.constantFrom(Number.NaN, 0, -0, 1e21, -1e22, 0.0004, -0.0004),
+    fc.double({ noNaN: true, min: -1e7, max: 1e7 }),
+    fc.integer({ min: -5000, max: 5000 }),
+  );
+
+  test('tableMinTokens is at most the real count of random series and candle tables', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.tuple(cell, cell, cell, cell, cell, cell, cell), { minLength: 1, maxLength: 15 }),
+        fc.integer({ min: 0, max: 10 }),
+        fc.boolean(),
+        (rows, decimals, withEmas) => {
+          const column = (k: number) => rows.map((r) => r[k] ?? null);
+          const numbers = (k: number) => rows.map((r) => r[k] ?? Number.NaN);
+          const snap: TimeframeSnapshot = {
+            ...tfSnap('1h', indicators({})),
+            tails: {
+              close: numbers(0),
+              rsi14: column(1),
+              macdHist: column(2),
+              adx14: column(3),
+              volume: numbers(4),
+              ema20: column(5),
+              ema50: column(6),
+              macd: column(2),
+            },
+            candles: rows.map((r, k) => ({
+              time: Date.UTC(2025, 0, 1) + k * 3_600_000,
+              open: r[0] ?? Number.NaN,
+              high: r[1] ?? Number.NaN,
+              low: r[2] ?? Number.NaN,
+              close: r[3] ?? Number.NaN,
+              volume: r[4] ?? Number.NaN,
+            })),
+          };
+          const points = rows.length;
+          const series = renderSeries(snap, points, decimals, withEmas)!;
+          const seriesBound = tableMinTokens(seriesRows(snap, points), seriesColumns(withEmas));
+          assert.ok(seriesBound <= countTokens(series, PLAIN), series);
+          const candles = renderCandles(snap, points, decimals)!;
+          assert.ok(tableMinTokens(candleRows(snap, points), CANDLE_COLUMNS) <= countTokens(candles, PLAIN), candles);
+        },
+      ),
+      { numRuns: 2_000 },
+    );
+  });
+
+  test('row counts: the last points, at most what the snapshot holds, none for 0', () => {
+    const snap = tfSnap('1h', indicators({}));
+    const withTail: TimeframeSnapshot = { ...snap, tails: { ...snap.tails, close: [1, 2, 3] } };
+    assert.equal(seriesRows(withTail, 2), 2);
+    assert.equal(seriesRows(withTail, 12), 3);
+    assert.equal(seriesRows(withTail, 0), 0);
+    assert.equal(candleRows(snap, 8), 0);
+    assert.equal(renderCandles(snap, 8, 2), null);
   });
 });
