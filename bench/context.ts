@@ -14,9 +14,11 @@
  *   `buildLearningContext`; in the position scenario, the two warnings (loop, no progress) that `decisionWarnings`
  *   raises on a stalled decision history (11 holds repeating one reason with the PnL within 1 point).
  *
- * Timing: each (pair, kind, time) context is built 25 times after a warm-up on other times; "build ms" is the wall
- * time of `buildDecisionContextWithLayout` (rendering, per-section token counting, budget fitting). "first" is the
- * slowest first build of each decision time (fresh strings for the tokenizer). "recount ms" is the time of one exact
+ * Timing: each (pair, kind, time) context is built 25 times after a warm-up on 40 other times; "build ms" is the
+ * wall time of `buildDecisionContextWithLayout` (rendering, per-section token counting, budget fitting), garbage
+ * collection pauses included. "first" is the slowest first build of each decision time (fresh strings for the
+ * tokenizer). "unwarmed" is the first build of the (pair, kind) in the process, before its warm-up: the first row's
+ * is what a freshly started worker pays once (module set-up, tokenizer tables, JIT), later rows share warmed code. "recount ms" is the time of one exact
  * count of the final messages + tools, which the builder does NOT do (its per-section sum is exact); it is shown for
  * reference only.
  */
@@ -47,6 +49,8 @@ const MAIN_MS = 30 * 60_000;
 const DAY_MS = 24 * 3_600_000;
 const DECISION_TIMES = 20;
 const REPEATS = 25;
+/** decision times of the warm-up (other than the measured ones), each built REPEATS times */
+const WARM_UP_TIMES = 40;
 const TAKER_FEE = 0.0005;
 const MMR = 0.005;
 
@@ -353,6 +357,8 @@ export interface ContextBenchRow {
   buildMsP50: number;
   buildMsP99: number;
   firstBuildMsMax: number;
+  /** the first build of this (pair, kind) in the process, before its warm-up (the first row's is fully cold) */
+  unwarmedMs: number;
   recountMsP50: number;
 }
 
@@ -378,10 +384,17 @@ export async function runContextBench(): Promise<ContextBenchRow[]> {
     const data = await loadPair(pair);
     for (const { kind, config } of runs) {
       const make = kind === 'entry' ? entryRequest : positionRequest;
-      // Warm-up on other decision times: JIT, tokenizer tables, memoised system prompt and tools.
-      for (const t of decisionTimes(data.m30, 4, 3)) {
+      // The process's first build of this kind and pair, before any warm-up: what a freshly started worker pays once.
+      const c0 = performance.now();
+      buildDecisionContextWithLayout(make(data, decisionTimes(data.m30, 1, 5)[0]!, config), config);
+      const coldMs = performance.now() - c0;
+      // Warm-up on other decision times until the JIT has compiled the hot functions (V8 keeps optimising for the
+      // first ~1000 builds; on 2 cores a concurrent compile slows the build it overlaps by 1-5 ms). Unbounded builds
+      // run every renderer, including those of sections the budget usually drops.
+      for (const t of decisionTimes(data.m30, WARM_UP_TIMES, 3)) {
         const req = make(data, t, config);
-        for (let r = 0; r < 5; r++) buildDecisionContextWithLayout(req, config);
+        buildDecisionContextWithLayout(req, unbounded);
+        for (let r = 0; r < REPEATS; r++) buildDecisionContextWithLayout(req, config);
       }
       const tokens: number[] = [];
       const full: number[] = [];
@@ -433,6 +446,7 @@ export async function runContextBench(): Promise<ContextBenchRow[]> {
         buildMsP50: quantile(s(times), 0.5),
         buildMsP99: quantile(s(times), 0.99),
         firstBuildMsMax: Math.max(...firsts),
+        unwarmedMs: coldMs,
         recountMsP50: quantile(s(recounts), 0.5),
       });
     }
@@ -442,7 +456,7 @@ export async function runContextBench(): Promise<ContextBenchRow[]> {
       'tokens = o200k(system) + o200k(user) + o200k(JSON tools); budget = context.max_context_tokens (entry) / max_position_context_tokens (position)',
   );
   console.log(
-    'pair           kind      budget  tokens p50/max  full p50  sys  tools  user p50  build ms p50/p99  first max  recount p50  dropped (most often)',
+    'pair           kind      budget  tokens p50/max  full p50  sys  tools  user p50  build ms p50/p99  first max  unwarmed  recount p50  dropped (most often)',
   );
   for (const r of rows) {
     console.log(
@@ -457,6 +471,7 @@ export async function runContextBench(): Promise<ContextBenchRow[]> {
         String(r.userTokensP50).padStart(9),
         `${r.buildMsP50.toFixed(3)}/${r.buildMsP99.toFixed(3)}`.padStart(17),
         r.firstBuildMsMax.toFixed(3).padStart(10),
+        r.unwarmedMs.toFixed(3).padStart(9),
         r.recountMsP50.toFixed(3).padStart(12),
         ` ${r.droppedMostOften}`,
       ].join(' '),
