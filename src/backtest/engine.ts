@@ -41,6 +41,7 @@ import {
   type DecisionRecord,
   type MarketView,
   type PairState,
+  type Step,
 } from '../core/cycle';
 import { shortHash, stopOrderId } from '../core/ids';
 import { tradeRow } from '../core/trade-row';
@@ -68,6 +69,7 @@ import type {
   MarketSnapshot,
   TimeframeSnapshot,
   ToolName,
+  Verdict,
 } from '../core/types';
 import type { RecordedMarketSource } from '../exchange/market-source';
 import { LedgerRejection, PaperLedger, type LedgerState } from '../exchange/paper-ledger';
@@ -379,7 +381,7 @@ export function createSession(env: SessionEnv): Session {
   };
 
   const steps: CycleSteps = {
-    async fetchMarket({ pair, asOf, since }): Promise<MarketView> {
+    fetchMarket({ pair, asOf, since }): MarketView {
       const rt = env.pairs.get(pair)!;
       const memo = memoOf(pair);
       const main = rt.cache.timeframes[0]!;
@@ -417,7 +419,7 @@ export function createSession(env: SessionEnv): Session {
       return { snapshot, account, candlesSince, fundingSince, limits: rt.limits };
     },
 
-    async buildContext(req): Promise<DecisionContext> {
+    buildContext(req): DecisionContext {
       const { snapshot, position } = req;
       if (prompt === null) {
         const hasPosition = position !== null;
@@ -443,15 +445,15 @@ export function createSession(env: SessionEnv): Session {
       return prompt.buildDecisionContext({ ...req, learning }, config);
     },
 
-    decide(ctx): Promise<DecisionResult> {
+    decide(ctx): Step<DecisionResult> {
       return provider.decide(ctx);
     },
 
-    async checkRisk(req) {
+    checkRisk(req): Verdict {
       return checkRisk({ ...req, risk: config.risk, market: req.limits });
     },
 
-    async execute({ intent, clientOrderId, asOf, tradeId }): Promise<Execution> {
+    execute({ intent, clientOrderId, asOf, tradeId }): Execution {
       const adds = intent.kind === 'open' || intent.kind === 'increase';
       const buy = adds === (intent.side === 'long');
       let order;

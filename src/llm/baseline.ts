@@ -203,14 +203,15 @@ export function baselineDecision(ctx: Pick<DecisionContext, 'snapshot' | 'positi
 export class BaselineProvider implements DecisionProvider {
   readonly name = 'baseline';
 
-  decide(ctx: DecisionContext): Promise<DecisionResult> {
-    return Promise.resolve({
+  /** Synchronous: a backtest's cycle then runs through without suspending (see `Step` in src/core/cycle.ts). */
+  decide(ctx: DecisionContext): DecisionResult {
+    return {
       decision: baselineDecision(ctx),
       source: 'baseline',
       model: BASELINE_MODEL,
       usage: { input: 0, output: 0 },
       latencyMs: 0,
       problems: [],
-    });
+    };
   }
 }

@@ -44,7 +44,8 @@ export interface ProviderDecision extends DecisionResult {
 export interface DecisionProvider {
   /** short identifier for logs and reports, e.g. "openai", "baseline" */
   readonly name: string;
-  decide(ctx: DecisionContext): Promise<ProviderDecision>;
+  /** a promise, or the decision itself when the provider has it at once (the baseline) */
+  decide(ctx: DecisionContext): ProviderDecision | Promise<ProviderDecision>;
 }
 
 /** A provider whose answers depend only on (model, messages, tools, temperature): its results may be cached. */

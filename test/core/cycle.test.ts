@@ -8,6 +8,7 @@ import {
   type MarketView,
   type PairState,
   type CycleTick,
+  type Step,
 } from '../../src/core/cycle';
 import { checkRisk } from '../../src/core/risk';
 import { RiskConfigSchema } from '../../src/core/config';
@@ -152,8 +153,10 @@ interface Script {
   decisions: Decision[];
 }
 
-function harness(script: Script) {
+/** `atOnce`: the steps answer with values instead of promises (as a backtest's in-process steps do). */
+function harness(script: Script, atOnce = false) {
   const exchange = new FakeExchange();
+  const answer = <T>(value: T): Step<T> => (atOnce ? value : Promise.resolve(value));
   const calls = { decide: 0, checkRisk: 0, buildContext: 0 };
   const steps: CycleSteps = {
     fetchMarket: ({ asOf, since }) => {
@@ -169,7 +172,7 @@ function harness(script: Script) {
         fundingSince: 0,
         limits: { minNotional: 5, qtyStep: 0.001, minQty: 0.001, maintenanceMarginRate: 0.005 },
       };
-      return Promise.resolve(view);
+      return answer(view);
     },
     buildContext: (req) => {
       calls.buildContext += 1;
@@ -184,7 +187,7 @@ function harness(script: Script) {
         snapshot: req.snapshot,
         position: req.position,
       };
-      return Promise.resolve(ctx);
+      return answer(ctx);
     },
     decide: () => {
       const decision = script.decisions[calls.decide];
@@ -198,13 +201,13 @@ function harness(script: Script) {
         latencyMs: 1,
         problems: [],
       };
-      return Promise.resolve(result);
+      return answer(result);
     },
     checkRisk: (req) => {
       calls.checkRisk += 1;
-      return Promise.resolve(checkRisk({ ...req, risk, market: req.limits }));
+      return answer(checkRisk({ ...req, risk, market: req.limits }));
     },
-    execute: ({ intent, clientOrderId: id, asOf }) => Promise.resolve(exchange.execute(intent, id, asOf)),
+    execute: ({ intent, clientOrderId: id, asOf }) => answer(exchange.execute(intent, id, asOf)),
   };
   return { exchange, calls, steps };
 }
@@ -270,6 +273,32 @@ describe('runCycle', () => {
     assert.equal(state.position.tradeId, clientOrderId(OWNER, t(1), 0));
     assert.equal(state.counters.entries, 1);
     assert.equal(history[0]!.events.filter((e) => e.type === 'tradeClosed').length, 0);
+  });
+
+  test('steps that answer at once give the same cycles as steps that answer with promises, without suspending', async () => {
+    // entry, hold, then the next candle's low reaches the emergency stop: every step kind is used
+    const candles = new Map([
+      [t(1), candle(t(1), 100_000, 100_100, 99_900, 100_000)],
+      [t(2), candle(t(2), 100_000, 100_500, 99_800, 100_400)],
+      [t(3), candle(t(3), 100_400, 100_500, 96_000, 99_000)],
+    ]);
+    const script = () => ({ candles, decisions: [entryLong(), hold] });
+    const promised = await runAll(harness(script()).steps, [t(1), t(2), t(3)]);
+    const atOnce = harness(script(), true);
+    const immediate = await runAll(atOnce.steps, [t(1), t(2), t(3)]);
+    assert.deepEqual(immediate, promised);
+    assert.equal(immediate.state.counters.protectiveExits, 1);
+
+    // With values, the whole cycle has run when runCycle returns its promise; with promises, only the first step.
+    const fresh = harness(script(), true);
+    const running = runCycle(fresh.steps, initialPairState(PAIR), tick(t(1)), settings);
+    assert.equal(fresh.exchange.executed.length, 1, 'the entry was executed before the first await');
+    await running;
+    const slow = harness(script());
+    const pending = runCycle(slow.steps, initialPairState(PAIR), tick(t(1)), settings);
+    assert.equal(slow.calls.buildContext, 0);
+    await pending;
+    assert.equal(slow.exchange.executed.length, 1);
   });
 
   test('an emergency stop exits without calling decide', async () => {
