@@ -10,6 +10,7 @@
 import type { Config } from '../core/config';
 import type { CloseReason, Side, ToolName } from '../core/types';
 import type { TradeRow } from '../core/trade-row';
+import type { DecisionLog } from './decision-log';
 
 export const RESULT_FORMAT = 'llm-trader backtest result v1';
 
@@ -206,5 +207,9 @@ export interface BacktestResult {
   trades: TradeRow[];
   orders: OrderRow[];
   equity: EquityPoint[];
-  decisions: DecisionRow[];
+  /** every decision; written as an array of {@link DecisionRow} (see `DecisionLog`) */
+  decisions: DecisionLog;
 }
+
+/** result.json as read back: the result with its decisions as the array of rows written. */
+export type BacktestResultFile = Omit<BacktestResult, 'decisions'> & { decisions: DecisionRow[] };

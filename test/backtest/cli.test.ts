@@ -8,7 +8,7 @@ import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import type { BacktestResult } from '../../src/backtest/result';
+import type { BacktestResultFile } from '../../src/backtest/result';
 import { repoRoot, runCli } from '../helpers/cli';
 import { DEFAULT_USAGE, startScriptedServer, type ScriptedServer } from '../helpers/scripted-openai-server';
 
@@ -35,9 +35,9 @@ function runCliAsync(args: string[]): Promise<{ status: number; stdout: string; 
   });
 }
 
-const readResult = (dir: string): { text: string; result: BacktestResult } => {
+const readResult = (dir: string): { text: string; result: BacktestResultFile } => {
   const text = readFileSync(join(dir, 'result.json'), 'utf8');
-  return { text, result: JSON.parse(text) as BacktestResult };
+  return { text, result: JSON.parse(text) as BacktestResultFile };
 };
 
 describe('llm-trader backtest', () => {

@@ -12,7 +12,7 @@ import {
   snapshotOptionsFor,
 } from '../../src/backtest/engine';
 import { baselinePolicy, replayPolicy } from '../../src/backtest/policy';
-import type { BacktestResult } from '../../src/backtest/result';
+import type { BacktestResult, BacktestResultFile } from '../../src/backtest/result';
 import { snapshotAt } from '../../src/core/snapshot';
 import { PaperLedger } from '../../src/exchange/paper-ledger';
 import { BaselineProvider } from '../../src/llm/baseline';
@@ -55,10 +55,10 @@ describe('the baseline through runCycle over the full BTC 30m range (LLM issue a
   });
 
   test('opens and closes trades: it is exercised, not idle', () => {
-    const entries = result.decisions.filter(
-      (d) => (d.tool === 'signal_entry_long' || d.tool === 'signal_entry_short') && d.outcome === 'executed',
-    );
-    const modelExits = result.decisions.filter((d) => d.tool === 'signal_exit' && d.source === 'baseline');
+    const entries = result.decisions
+      .toArray()
+      .filter((d) => (d.tool === 'signal_entry_long' || d.tool === 'signal_entry_short') && d.outcome === 'executed');
+    const modelExits = result.decisions.toArray().filter((d) => d.tool === 'signal_exit' && d.source === 'baseline');
     assert.ok(entries.length >= 5, `expected several entries over two months, got ${entries.length}`);
     assert.ok(modelExits.length >= 3, `expected the baseline to close trades itself, got ${modelExits.length}`);
     assert.ok(entries.some((d) => d.tool === 'signal_entry_long'));
@@ -76,9 +76,9 @@ describe('the baseline through runCycle over the full BTC 30m range (LLM issue a
   });
 
   test('one decision per cycle: the provider every time but at the end, where open positions are closed', () => {
-    const asked = result.decisions.filter((d) => d.source === 'baseline');
+    const asked = result.decisions.toArray().filter((d) => d.source === 'baseline');
     assert.equal(asked.length, result.range.steps - 1);
-    const last = result.decisions.filter((d) => d.time === result.range.to);
+    const last = result.decisions.toArray().filter((d) => d.time === result.range.to);
     assert.ok(last.every((d) => d.source === 'operator' && d.tool === 'signal_exit'));
   });
 });
@@ -178,7 +178,7 @@ describe('reproducibility', () => {
     const b = await run();
     assert.ok(a.length > 100_000);
     assert.ok(a === b, 'the two result.json texts differ');
-    const parsed = JSON.parse(a) as BacktestResult;
+    const parsed = JSON.parse(a) as BacktestResultFile;
     assert.ok(parsed.trades.length > 0);
     // nothing of this machine or this moment in it
     assert.ok(!a.includes(process.cwd()), 'the result holds a local path');
@@ -237,7 +237,7 @@ describe('the look-ahead check', () => {
     });
     assert.equal(replay.result.lookahead?.passed, true, JSON.stringify(replay.result.lookahead?.mismatches));
     assert.equal(replay.result.metrics.fallbacks, 0);
-    assert.ok(replay.result.decisions.some((d) => d.source === 'replay'));
+    assert.ok(replay.result.decisions.toArray().some((d) => d.source === 'replay'));
     // the same decisions at the same times: the same trades
     const key = (r: BacktestResult) =>
       r.trades.map((x) => [x.pair, x.side, x.entry_time, x.exit_time, x.entry_price, x.exit_price, x.pnl]);

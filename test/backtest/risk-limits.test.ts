@@ -65,7 +65,7 @@ function violations(result: BacktestResult, config: Config, closes: Map<string, 
     if (o.status === 'filled') events.push({ time: o.time, pair: o.pair, rank: 1, kind: 'order', order: o });
   events.sort((a, b) => a.time - b.time || pairIndex.get(a.pair)! - pairIndex.get(b.pair)! || a.rank - b.rank);
 
-  const decisionAt = new Map(result.decisions.map((d) => [`${d.pair} ${d.time}`, d]));
+  const decisionAt = new Map(result.decisions.toArray().map((d) => [`${d.pair} ${d.time}`, d]));
   for (const t of result.trades) {
     // cooldown: an entry on a pair must come cooldown_minutes after the previous stop-out there
     const previous = result.trades
@@ -237,7 +237,10 @@ describe('no trade breaks a configured risk limit', () => {
       compareBaseline: false,
     });
     assert.deepEqual(violations(result, config, await closesOf(market, STRESS_PAIRS)), []);
-    const details = result.decisions.map((d) => d.detail ?? '').join('\n');
+    const details = result.decisions
+      .toArray()
+      .map((d) => d.detail ?? '')
+      .join('\n');
     const saw = (re: RegExp) => assert.ok(re.test(details), `no decision detail matches ${re}`);
     return { result, saw };
   };
