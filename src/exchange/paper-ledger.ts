@@ -291,6 +291,9 @@ interface Book {
   syncedTo: number | null;
   lastPrice: number | null;
   lastPriceTime: number | null;
+  /** the position as {@link PaperLedger.positions} last reported it, and the price it was marked at */
+  reported: ExchangePosition | null;
+  reportedPrice: number;
 }
 
 interface ChangeSet {
@@ -673,24 +676,45 @@ export class PaperLedger {
     return total;
   }
 
-  /** Every open position as the port reports it, sorted by pair; prices as in {@link equity}. */
+  /**
+   * Every open position as the port reports it, sorted by pair; prices as in {@link equity}. A position that has not
+   * changed (same fields, same mark price) since the last call is the same object as then: the reported positions are
+   * shared, do not modify them. (A backtest asks for the account at every pair-cycle; rebuilding every open position
+   * each time was a tenth of its allocations.)
+   */
   positions(prices: Readonly<Record<string, number>> = {}): ExchangePosition[] {
     const out: ExchangePosition[] = [];
     for (const book of this.bookList) {
       const p = book.position;
       if (p === null) continue;
       const price = priceOf(book, prices);
-      out.push({
-        pair: p.pair,
-        side: p.side,
-        quantity: p.quantity,
-        entryPrice: p.entryPrice,
-        leverage: p.leverage,
-        margin: p.margin,
-        notional: notional(p.quantity, price),
-        liquidationPrice: p.liquidationPrice,
-        unrealizedPnl: unrealizedPnl(p.side, p.entryPrice, p.quantity, price),
-      });
+      let r = book.reported;
+      if (
+        r === null ||
+        book.reportedPrice !== price ||
+        r.pair !== p.pair ||
+        r.side !== p.side ||
+        r.quantity !== p.quantity ||
+        r.entryPrice !== p.entryPrice ||
+        r.leverage !== p.leverage ||
+        r.margin !== p.margin ||
+        r.liquidationPrice !== p.liquidationPrice
+      ) {
+        r = {
+          pair: p.pair,
+          side: p.side,
+          quantity: p.quantity,
+          entryPrice: p.entryPrice,
+          leverage: p.leverage,
+          margin: p.margin,
+          notional: notional(p.quantity, price),
+          liquidationPrice: p.liquidationPrice,
+          unrealizedPnl: unrealizedPnl(p.side, p.entryPrice, p.quantity, price),
+        };
+        book.reported = r;
+        book.reportedPrice = price;
+      }
+      out.push(r);
     }
     return out;
   }
@@ -822,7 +846,16 @@ export class PaperLedger {
   private book(pair: string): Book {
     let book = this.books.get(pair);
     if (!book) {
-      book = { pair, position: null, stops: [], syncedTo: null, lastPrice: null, lastPriceTime: null };
+      book = {
+        pair,
+        position: null,
+        stops: [],
+        syncedTo: null,
+        lastPrice: null,
+        lastPriceTime: null,
+        reported: null,
+        reportedPrice: NaN,
+      };
       this.addBook(book);
       this.touchPair(pair);
     }
@@ -1091,6 +1124,8 @@ export class PaperLedger {
         syncedTo: c.syncedTo,
         lastPrice: c.lastPrice,
         lastPriceTime: c.lastPriceTime,
+        reported: null,
+        reportedPrice: NaN,
       });
     }
     for (const p of state.positions) {

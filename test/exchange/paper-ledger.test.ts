@@ -127,6 +127,39 @@ describe('market orders', () => {
     near(ledger.equity(), 9_835.964985, 'flat equity is cash');
   });
 
+  test('positions(): the report follows every change of size, margin and mark price, and is reused while none', () => {
+    const ledger = new PaperLedger(CONFIG);
+    ledger.placeMarketOrder(market({ side: 'buy', quantity: 0.1, clientOrderId: 'a' }));
+    const first = ledger.positions()[0]!;
+    assert.equal(ledger.positions()[0], first, 'nothing changed: the same report');
+    // fill 50,010 (0.02 % slippage); marked at the last price the ledger saw, the reference price 50,000
+    near(first.notional, 5_000, 'notional at the reference price');
+    near(first.unrealizedPnl, -1, 'pnl at the reference price');
+    // a candle closing at 51,000 moves the mark price
+    ledger.advance(PAIR, [candle(T0, 50_000, 51_200, 49_900, 51_000)], [], HALF_HOUR);
+    const marked = ledger.positions()[0]!;
+    assert.notEqual(marked, first);
+    near(marked.notional, 5_100, 'notional at the new close');
+    near(marked.unrealizedPnl, 99, 'pnl at the new close');
+    assert.equal(ledger.positions()[0], marked);
+    // a reduction at the same price changes the size and margin only
+    ledger.placeMarketOrder(
+      market({
+        side: 'sell',
+        quantity: 0.04,
+        reduceOnly: true,
+        clientOrderId: 'r',
+        referencePrice: 51_000,
+        time: T0 + HALF_HOUR,
+      }),
+    );
+    const reduced = ledger.positions()[0]!;
+    near(reduced.quantity, 0.06, 'quantity after the reduction');
+    near(reduced.margin, 500.1 * 0.6, 'margin after the reduction');
+    near(first.quantity, 0.1, 'an earlier report is left as it was');
+    near(ledger.positions({ [PAIR]: 52_000 })[0]!.notional, 3_120, 'notional at a price passed in');
+  });
+
   test('a repeated client order id returns the stored order and never fills twice', () => {
     const ledger = new PaperLedger(CONFIG);
     const request = market({ side: 'buy', quantity: 0.1, clientOrderId: 'once' });
