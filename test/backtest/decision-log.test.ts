@@ -7,6 +7,7 @@ import type { ProviderDecision } from '../../src/llm/provider';
 const T = Date.UTC(2025, 6, 1);
 const BTC = 'BTC/USDT:USDT';
 const ETH = 'ETH/USDT:USDT';
+const ACCOUNT = { equity: 10_000, available: 10_000 };
 
 function record(over: Partial<DecisionRecord>): DecisionRecord {
   return {
@@ -111,6 +112,17 @@ describe('DecisionLog', () => {
     assert.deepEqual(second.problems, ['leverage: 12 is above 10; repaired']);
     assert.deepEqual(log.totals, { tokensIn: 2400, tokensOut: 120, fallbacks: 0, rejections: 1 });
     assert.throws(() => log.at(2), /decision row 2 is out of range: the log has 2 rows/);
+  });
+
+  test('texts come back exactly: empty, non-ASCII, a lone surrogate, longer than a slice; null detail is not ""', () => {
+    const texts = ['', 'Überkauft — RSI 78 🚀', 'broken \ud800 pair', 'x'.repeat(10_000) + 'é', 'a'.repeat(70_000)];
+    const log = new DecisionLog(2);
+    texts.forEach((reason, i) => log.add(BTC, record({ reason, detail: i % 2 ? null : reason }), null, ACCOUNT, null));
+    texts.forEach((reason, i) => {
+      const row = log.at(i);
+      assert.equal(row.reason, reason);
+      assert.equal(row.detail, i % 2 ? null : reason);
+    });
   });
 
   test('JSON and iteration give every row in order, past the initial capacity', () => {
