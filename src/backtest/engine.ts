@@ -2,7 +2,8 @@
  * The backtester: runs the live decision cycle (`runCycle`, src/core/cycle.ts) over recorded candles, in process.
  *
  * The steps of the cycle
- * - fetchMarket: the snapshot from the pair's precomputed series (`snapshotAt`: closed candles only, O(tail)); the
+ * - fetchMarket: the snapshot from the pair's precomputed series (`mainSnapshotAt` plus the informative timeframes:
+ *   closed candles only, O(tail), no tails for the baseline's light context); the
  *   paper ledger advanced over the pair's main candles closed since its previous cycle (funding from the data's funding
  *   files, stop orders, liquidation) — the closes it made are the cycle's external closes; the account from the ledger
  *   (every position marked at the last price the ledger processed for its pair); the market limits.
@@ -18,9 +19,10 @@
  * is asked for and every open position is closed by the operator's force-exit path (exit_reason `force_exit`), so every
  * trade is in the result and the final equity is realised.
  *
- * Speed (see bench/backtest.ts): no prompt for the baseline; the snapshot of an informative timeframe is rebuilt only
- * when one of its candles closes; candle lookups walk forward with the clock instead of searching; a decision leaves
- * one row behind and nothing else.
+ * Speed (see bench/backtest.ts): no prompt for the baseline; the steps answer at once (no promise, so a cycle runs
+ * through without suspending); the snapshot of an informative timeframe is rebuilt only when one of its candles
+ * closes; candle lookups walk forward with the clock instead of searching; a decision leaves one row of a
+ * {@link DecisionLog} behind and nothing else.
  *
  * Market limits: `paper.min_notional`, quantity step 0 and minimum quantity 0 (any quantity, as the paper exchange
  * without a markets file), `paper.maintenance_margin_rate`, and `paper.taker_fee` reserved with the margin.
