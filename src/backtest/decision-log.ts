@@ -20,14 +20,20 @@ const OUTCOMES: readonly DecisionRow['outcome'][] = ['none', 'executed', 'reject
 class Codes<T extends string | null> {
   readonly values: T[] = [];
   private readonly index = new Map<T, number>();
+  /** the last value coded (most rows repeat the previous row's tool, source and model) */
+  private last: T | undefined = undefined;
+  private lastCode = -1;
 
   code(value: T): number {
+    if (value === this.last) return this.lastCode;
     let c = this.index.get(value);
     if (c === undefined) {
       c = this.values.length;
       this.values.push(value);
       this.index.set(value, c);
     }
+    this.last = value;
+    this.lastCode = c;
     return c;
   }
 }

@@ -91,7 +91,6 @@ function exit(pair: string, rsi: number, pnl: number, reason: string): Decision 
 function entryDecision(snapshot: MarketSnapshot, main: TimeframeSnapshot): Decision {
   const ind = main.indicators;
   const price = snapshot.price;
-  const { support, resistance } = levels(main, price);
   const rsi = ind.rsi14;
 
   const direction = trendDirection(ind, main.close);
@@ -121,6 +120,7 @@ function entryDecision(snapshot: MarketSnapshot, main: TimeframeSnapshot): Decis
       `Momentum does not confirm the ${direction}trend: RSI ${fmt(rsi)}, MACD histogram ${fmt(macdHist, 4)}.`,
     );
   }
+  const { support, resistance } = levels(main, price);
   const leverage = Math.max(1, Math.min(MAX_BASELINE_LEVERAGE, Math.floor(TARGET_LOSS_AT_2ATR / ((2 * atr) / price))));
   const confidence = Math.min(90, Math.round(60 + 2 * (adx - ADX_MIN)));
   const strength = adx >= 35 ? 'strong' : adx >= 25 ? 'medium' : 'weak';
