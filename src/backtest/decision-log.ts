@@ -72,12 +72,14 @@ export class DecisionLog implements Iterable<DecisionRow> {
   private tokensOut: Float64Array;
   /** pair, tool, source, model and outcome codes, 5 per row */
   private codes: Uint16Array;
-  private readonly reason: string[] = [];
-  private readonly detail: (string | null)[] = [];
+  // The object columns are allocated at the expected size and filled by index: grown by push, their backing stores
+  // were copied ~20 times per run, and every copy survived long enough to be promoted.
+  private readonly reason: string[];
+  private readonly detail: (string | null)[];
   /** the decision's own arguments (pair and reason are left out when a row is made) */
-  private readonly args: (DecisionResult['decision']['args'] | null)[] = [];
-  private readonly clientOrderId: (string | null)[] = [];
-  private readonly problems: (readonly string[])[] = [];
+  private readonly args: (DecisionResult['decision']['args'] | null)[];
+  private readonly clientOrderId: (string | null)[];
+  private readonly problems: (readonly string[])[];
   private readonly pairs = new Codes<string>();
   private readonly tools = new Codes<ToolName>();
   private readonly sources = new Codes<string>();
@@ -96,6 +98,11 @@ export class DecisionLog implements Iterable<DecisionRow> {
     this.tokensIn = new Float64Array(this.capacity);
     this.tokensOut = new Float64Array(this.capacity);
     this.codes = new Uint16Array(this.capacity * 5);
+    this.reason = new Array<string>(this.capacity);
+    this.detail = new Array<string | null>(this.capacity);
+    this.args = new Array<DecisionResult['decision']['args'] | null>(this.capacity);
+    this.clientOrderId = new Array<string | null>(this.capacity);
+    this.problems = new Array<readonly string[]>(this.capacity);
   }
 
   get length(): number {
@@ -132,11 +139,11 @@ export class DecisionLog implements Iterable<DecisionRow> {
     this.codes[c + 2] = this.sources.code(source);
     this.codes[c + 3] = this.models.code(result?.model ?? null);
     this.codes[c + 4] = OUTCOMES.indexOf(record.outcome);
-    this.reason.push(flatString(record.reason));
-    this.detail.push(record.detail === null ? null : flatString(record.detail));
-    this.args.push(result ? result.decision.args : null);
-    this.clientOrderId.push(clientOrderId);
-    this.problems.push(result === null || result.problems.length === 0 ? NO_PROBLEMS : result.problems);
+    this.reason[i] = flatString(record.reason);
+    this.detail[i] = record.detail === null ? null : flatString(record.detail);
+    this.args[i] = result ? result.decision.args : null;
+    this.clientOrderId[i] = clientOrderId;
+    this.problems[i] = result === null || result.problems.length === 0 ? NO_PROBLEMS : result.problems;
     this.totals.tokensIn += this.tokensIn[i]!;
     this.totals.tokensOut += this.tokensOut[i]!;
     if (source === 'fallback') this.totals.fallbacks++;
@@ -203,6 +210,9 @@ export class DecisionLog implements Iterable<DecisionRow> {
     const codes = new Uint16Array(this.capacity * 5);
     codes.set(this.codes);
     this.codes = codes;
+    for (const column of [this.reason, this.detail, this.args, this.clientOrderId, this.problems]) {
+      column.length = this.capacity;
+    }
   }
 }
 
