@@ -35,6 +35,7 @@ import { redactConfig, type Config } from '../core/config';
 import type { DecisionContext } from '../core/context-types';
 import {
   initialPairState,
+  isPending,
   runCycle,
   type CycleEvent,
   type CycleSettings,
@@ -681,7 +682,8 @@ export async function simulate(input: {
         : null;
       let out;
       try {
-        out = await runCycle(session.steps, state, tick, settings);
+        const cycle = runCycle(session.steps, state, tick, settings);
+        out = isPending(cycle) ? await cycle : cycle;
       } catch (err) {
         throw new Error(
           `backtest stopped at ${rt.pair} ${iso(t)}: ${err instanceof Error ? err.message : String(err)}`,

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import {
   runCycle,
   initialPairState,
+  isPending,
   type CycleSettings,
   type CycleSteps,
   type MarketView,
@@ -275,7 +276,7 @@ describe('runCycle', () => {
     assert.equal(history[0]!.events.filter((e) => e.type === 'tradeClosed').length, 0);
   });
 
-  test('steps that answer at once give the same cycles as steps that answer with promises, without suspending', async () => {
+  test('steps that answer at once give the same cycles as steps that answer with promises, and the result at once', async () => {
     // entry, hold, then the next candle's low reaches the emergency stop: every step kind is used
     const candles = new Map([
       [t(1), candle(t(1), 100_000, 100_100, 99_900, 100_000)],
@@ -289,15 +290,17 @@ describe('runCycle', () => {
     assert.deepEqual(immediate, promised);
     assert.equal(immediate.state.counters.protectiveExits, 1);
 
-    // With values, the whole cycle has run when runCycle returns its promise; with promises, only the first step.
+    // With values, runCycle returns the result itself, the whole cycle run; with promises, a promise, only the
+    // first step asked.
     const fresh = harness(script(), true);
-    const running = runCycle(fresh.steps, initialPairState(PAIR), tick(t(1)), settings);
-    assert.equal(fresh.exchange.executed.length, 1, 'the entry was executed before the first await');
-    await running;
+    const done = runCycle(fresh.steps, initialPairState(PAIR), tick(t(1)), settings);
+    assert.equal(isPending(done), false);
+    assert.equal(fresh.exchange.executed.length, 1, 'the entry was executed before runCycle returned');
     const slow = harness(script());
     const pending = runCycle(slow.steps, initialPairState(PAIR), tick(t(1)), settings);
+    assert.equal(isPending(pending), true);
     assert.equal(slow.calls.buildContext, 0);
-    await pending;
+    assert.deepEqual(await pending, done);
     assert.equal(slow.exchange.executed.length, 1);
   });
 
