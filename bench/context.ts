@@ -14,13 +14,14 @@
  *   `buildLearningContext`; in the position scenario, the two warnings (loop, no progress) that `decisionWarnings`
  *   raises on a stalled decision history (11 holds repeating one reason with the PnL within 1 point).
  *
- * Timing: each (pair, kind, time) context is built 25 times after a warm-up on 40 other times; "build ms" is the
- * wall time of `buildDecisionContextWithLayout` (rendering, per-section token counting, budget fitting), garbage
- * collection pauses included. "first" is the slowest first build of each decision time (fresh strings for the
- * tokenizer). "unwarmed" is the first build of the (pair, kind) in the process, before its warm-up: the first row's
- * is what a freshly started worker pays once (module set-up, tokenizer tables, JIT), later rows share warmed code. "recount ms" is the time of one exact
- * count of the final messages + tools, which the builder does NOT do (its per-section sum is exact); it is shown for
- * reference only.
+ * Timing: each (pair, kind, time) context is built 25 times, after a warm-up of every (pair, kind) on 40 other
+ * times; "build ms" is the wall time of `buildDecisionContextWithLayout` (rendering, per-section token counting,
+ * budget fitting), garbage collection pauses included (the bench's own checks run after the timed builds, so only
+ * the builds' garbage brings on collections during them). "first" is the slowest first build of each decision time
+ * (fresh strings for the tokenizer). "unwarmed" is the first build of the (pair, kind) in the process, before any
+ * warm-up: the first row's is what a freshly started worker pays once (module set-up, tokenizer tables, JIT).
+ * "recount ms" is the time of one exact count of the final messages + tools, which the builder does NOT do (its
+ * per-section sum is exact); it is shown for reference only.
  */
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -357,7 +358,7 @@ export interface ContextBenchRow {
   buildMsP50: number;
   buildMsP99: number;
   firstBuildMsMax: number;
-  /** the first build of this (pair, kind) in the process, before its warm-up (the first row's is fully cold) */
+  /** the first build of this (pair, kind) in the process, before any warm-up (the first row's is fully cold) */
   unwarmedMs: number;
   recountMsP50: number;
 }
@@ -380,22 +381,36 @@ export async function runContextBench(): Promise<ContextBenchRow[]> {
     { kind: 'position', config: defaults },
   ] as const;
   const rows: ContextBenchRow[] = [];
-  for (const pair of PAIRS) {
-    const data = await loadPair(pair);
+  const data = new Map<string, PairData>();
+  for (const pair of PAIRS) data.set(pair, await loadPair(pair));
+  // The first build of each (pair, kind) in the process, before any warm-up: the first one is what a freshly started
+  // worker pays once (module set-up, tokenizer tables, JIT); later ones share what the first warmed.
+  const unwarmed = new Map<string, number>();
+  for (const [pair, d] of data) {
     for (const { kind, config } of runs) {
       const make = kind === 'entry' ? entryRequest : positionRequest;
-      // The process's first build of this kind and pair, before any warm-up: what a freshly started worker pays once.
       const c0 = performance.now();
-      buildDecisionContextWithLayout(make(data, decisionTimes(data.m30, 1, 5)[0]!, config), config);
-      const coldMs = performance.now() - c0;
-      // Warm-up on other decision times until the JIT has compiled the hot functions (V8 keeps optimising for the
-      // first ~1000 builds; on 2 cores a concurrent compile slows the build it overlaps by 1-5 ms). Unbounded builds
-      // run every renderer, including those of sections the budget usually drops.
-      for (const t of decisionTimes(data.m30, WARM_UP_TIMES, 3)) {
-        const req = make(data, t, config);
+      buildDecisionContextWithLayout(make(d, decisionTimes(d.m30, 1, 5)[0]!, config), config);
+      unwarmed.set(`${pair} ${kind}`, performance.now() - c0);
+    }
+  }
+  // Warm-up of every (pair, kind) on other decision times, before any measurement, until the JIT has compiled the
+  // hot functions (V8 keeps optimising for the first thousands of builds; on 2 cores a concurrent compile slows the
+  // build it overlaps by 1-5 ms). Unbounded builds run every renderer, including those the budget usually drops.
+  for (const d of data.values()) {
+    for (const { kind, config } of runs) {
+      const make = kind === 'entry' ? entryRequest : positionRequest;
+      for (const t of decisionTimes(d.m30, WARM_UP_TIMES, 3)) {
+        const req = make(d, t, config);
         buildDecisionContextWithLayout(req, unbounded);
         for (let r = 0; r < REPEATS; r++) buildDecisionContextWithLayout(req, config);
       }
+    }
+  }
+  for (const [pair, d] of data) {
+    for (const { kind, config } of runs) {
+      const make = kind === 'entry' ? entryRequest : positionRequest;
+      const coldMs = unwarmed.get(`${pair} ${kind}`)!;
       const tokens: number[] = [];
       const full: number[] = [];
       const user: number[] = [];
@@ -405,30 +420,41 @@ export async function runContextBench(): Promise<ContextBenchRow[]> {
       const recounts: number[] = [];
       let systemTokens = 0;
       let toolsTokens = 0;
-      for (const t of decisionTimes(data.m30, DECISION_TIMES)) {
-        const req = make(data, t, config);
+      // Timed builds first; the checks (unbounded build, exact recount) afterwards, so that their garbage does not
+      // bring on collections inside the timed builds (the builds' own garbage does, and is counted).
+      const built: {
+        t: number;
+        req: ContextBuildRequest;
+        result: ReturnType<typeof buildDecisionContextWithLayout>;
+      }[] = [];
+      for (const t of decisionTimes(d.m30, DECISION_TIMES)) {
+        const req = make(d, t, config);
         for (let r = 0; r < REPEATS; r++) {
           const t0 = performance.now();
-          const { context, layout } = buildDecisionContextWithLayout(req, config);
+          const result = buildDecisionContextWithLayout(req, config);
           const ms = performance.now() - t0;
           times.push(ms);
           if (r === 0) {
             firsts.push(ms);
-            tokens.push(layout.totalTokens);
-            full.push(buildDecisionContextWithLayout(req, unbounded).layout.totalTokens);
-            user.push(layout.userTokens);
-            dropped.push(layout.dropped.join(', '));
-            systemTokens = layout.systemTokens;
-            toolsTokens = layout.toolsTokens;
-            const c0 = performance.now();
-            const recount = countPromptTokens(context.messages, context.tools);
-            recounts.push(performance.now() - c0);
-            if (recount !== context.tokens) {
-              throw new Error(
-                `${pair} ${kind} at ${new Date(t).toISOString()}: recorded ${context.tokens} tokens, recount ${recount}`,
-              );
-            }
+            built.push({ t, req, result });
           }
+        }
+      }
+      for (const { t, req, result } of built) {
+        const { context, layout } = result;
+        tokens.push(layout.totalTokens);
+        full.push(buildDecisionContextWithLayout(req, unbounded).layout.totalTokens);
+        user.push(layout.userTokens);
+        dropped.push(layout.dropped.join(', '));
+        systemTokens = layout.systemTokens;
+        toolsTokens = layout.toolsTokens;
+        const c0 = performance.now();
+        const recount = countPromptTokens(context.messages, context.tools);
+        recounts.push(performance.now() - c0);
+        if (recount !== context.tokens) {
+          throw new Error(
+            `${pair} ${kind} at ${new Date(t).toISOString()}: recorded ${context.tokens} tokens, recount ${recount}`,
+          );
         }
       }
       const s = (xs: number[]) => [...xs].sort((a, b) => a - b);
