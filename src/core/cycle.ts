@@ -411,8 +411,8 @@ function openCycle(
 /** A protective or operator exit to place, and why. */
 interface ProtectiveOrder {
   reason: CloseReason;
-  intent: OrderIntent;
   detail: string;
+  /** the close order to send (its intent is the exit's) */
   request: ExecuteRequest;
 }
 
@@ -450,7 +450,7 @@ function protectiveOrder(work: CycleWork): ProtectiveOrder | null {
     asOf: tick.asOf,
     tradeId: position.tradeId,
   };
-  return { reason: exit.reason, intent: exit.intent, detail: exit.detail, request };
+  return { reason: exit.reason, detail: exit.detail, request };
 }
 
 /** After a protective exit was sent: its order, its decision record, and the position it leaves. */
@@ -459,7 +459,7 @@ function recordProtectiveExit(work: CycleWork, exit: ProtectiveOrder, execution:
   const position = work.position!;
   const asOf = work.tick.asOf;
   const { counters, events } = work;
-  events.push({ type: 'order', intent: exit.intent, execution });
+  events.push({ type: 'order', intent: exit.request.intent, execution });
   const record: DecisionRecord = {
     time: asOf,
     tool: 'signal_exit',
@@ -483,7 +483,7 @@ function recordProtectiveExit(work: CycleWork, exit: ProtectiveOrder, execution:
     counters.executionFailures += 1;
     return;
   }
-  const applied = applyExecution(position, exit.intent, execution, {
+  const applied = applyExecution(position, exit.request.intent, execution, {
     time: asOf,
     exitReason: exit.reason,
     exitText: exit.detail,
@@ -521,9 +521,8 @@ interface DecidedStep {
 
 /** What the provider decided and what came of it: counters, the decision record, the position after the order. */
 function recordDecision(work: CycleWork, step: DecidedStep, execution: Execution | null): void {
-  const { settings } = work;
+  const { settings, counters, events } = work;
   const { context, result, verdict, order } = step;
-  const { counters, events } = work;
   const { decision } = result;
   const asOf = work.tick.asOf;
   counters.decisions += 1;

@@ -65,7 +65,6 @@ import {
 } from './render';
 
 export type { LearnedTrade } from './render';
-export { countTextTokens, tokenLowerBound } from './tokens';
 
 // ---------------------------------------------------------------------------------------------
 // Inputs

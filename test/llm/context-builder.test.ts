@@ -12,14 +12,13 @@ import {
   buildDecisionContext,
   buildDecisionContextWithLayout,
   buildLearningContext,
-  countTextTokens,
   NO_LEARNING,
-  tokenLowerBound,
   type ContextBuildRequest,
   type ContextLayout,
   type LearningContext,
 } from '../../src/llm/context-builder';
 import { renderOmitted } from '../../src/llm/render';
+import { countTextTokens, tokenLowerBound } from '../../src/llm/tokens';
 import { marketStateOf } from '../../src/core/cycle';
 import { dataFile, fundingFile, readCandleCsv, readFundingCsv } from '../../src/store/csv-candles';
 
