@@ -116,19 +116,69 @@ describe('DecisionLog', () => {
 
   test('texts come back exactly: empty, non-ASCII, a lone surrogate, longer than a slice; null detail is not ""', () => {
     const texts = ['', 'Überkauft — RSI 78 🚀', 'broken \ud800 pair', 'x'.repeat(10_000) + 'é', 'a'.repeat(70_000)];
+    // enough rows for several joined chunks of reasons, and some rows after the last chunk
+    const rows = 1_000;
+    const reasonOf = (i: number) => (i % 7 === 0 ? texts[(i / 7) % texts.length]! : `row ${i}: ` + 'ab'.repeat(i % 40));
     const log = new DecisionLog(2);
-    texts.forEach((reason, i) => log.add(BTC, record({ reason, detail: i % 2 ? null : reason }), null, ACCOUNT, null));
-    texts.forEach((reason, i) => {
+    for (let i = 0; i < rows; i++) {
+      // a reason built by concatenation, as the baseline's are
+      const reason = reasonOf(i);
+      log.add(BTC, record({ reason, detail: i % 2 ? null : reason }), null, ACCOUNT, null);
+    }
+    for (let i = 0; i < rows; i++) {
       const row = log.at(i);
-      assert.equal(row.reason, reason);
-      assert.equal(row.detail, i % 2 ? null : reason);
+      assert.equal(row.reason, reasonOf(i), `reason of row ${i}`);
+      assert.equal(row.detail, i % 2 ? null : reasonOf(i), `detail of row ${i}`);
+    }
+  });
+
+  test("a hold's or a wait's arguments come back as given, in their order; arguments are fresh objects", () => {
+    const log = new DecisionLog(4);
+    const answer = (tool: 'signal_hold' | 'signal_wait', args: Record<string, unknown>): ProviderDecision => ({
+      decision: { tool, args } as unknown as ProviderDecision['decision'],
+      source: 'openai',
+      model: 'gpt-test',
+      usage: { input: 10, output: 5 },
+      latencyMs: 1,
+      problems: [],
     });
+    const given: Record<string, unknown>[] = [
+      { pair: BTC, confidence_score: 61, rsi_value: 48.25, reason: 'range' },
+      // another key order (e.g. from a cache file), extra keys, -0 and a fractional confidence
+      { reason: 'range', rsi_value: 12.5, confidence_score: 40, pair: BTC },
+      { pair: BTC, confidence_score: 55.5, rsi_value: -0, reason: 'x', note: 'extra' },
+      { pair: BTC, confidence_score: 70, rsi_value: 30, reason: 'hold it' },
+    ];
+    given.forEach((args, i) =>
+      log.add(
+        BTC,
+        record({ tool: i === 3 ? 'signal_hold' : 'signal_wait' }),
+        answer(i === 3 ? 'signal_hold' : 'signal_wait', args),
+        ACCOUNT,
+        null,
+      ),
+    );
+    const expected = given.map((args) => {
+      const rest: Record<string, unknown> = {};
+      for (const [k, v] of Object.entries(args)) if (k !== 'pair' && k !== 'reason') rest[k] = v;
+      return rest;
+    });
+    given.forEach((_, i) => {
+      const args = log.at(i).args!;
+      assert.deepEqual(args, expected[i]);
+      assert.deepEqual(Object.keys(args), Object.keys(expected[i]!), `key order of row ${i}`);
+      assert.equal(JSON.stringify(args), JSON.stringify(expected[i]));
+    });
+    log.at(0).args!.rsi_value = 99;
+    assert.equal(log.at(0).args!.rsi_value, 48.25, 'changing a row read does not change the log');
+    log.at(2).args!.note = 'changed';
+    assert.equal(log.at(2).args!.note, 'extra');
   });
 
   test('JSON and iteration give every row in order, past the initial capacity', () => {
     const log = new DecisionLog(16);
     const expected = [];
-    for (let i = 0; i < 100; i++) {
+    for (let i = 0; i < 700; i++) {
       const pair = i % 3 === 0 ? ETH : BTC;
       const r = record({
         time: T + i * 1_800_000,
