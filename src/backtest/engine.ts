@@ -207,7 +207,11 @@ export interface Simulation {
   captures: CycleCapture[];
 }
 
+// Shared empty values (everything a step returns is read-only): one fewer allocation per cycle each.
 const NO_FUNDING: readonly FundingEvent[] = Object.freeze([]);
+const NO_CLOSES = Object.freeze([]) as unknown as ExternalClose[];
+const NO_MESSAGES = Object.freeze([]) as unknown as DecisionContext['messages'];
+const NO_TOOLS = Object.freeze([]) as unknown as DecisionContext['tools'];
 const ENTRY_TOOLS: readonly ToolName[] = Object.freeze(allowedTools(false));
 const POSITION_TOOLS: readonly ToolName[] = Object.freeze(allowedTools(true));
 
@@ -415,7 +419,7 @@ export function createSession(env: SessionEnv): Session {
         available: ledger.cash,
         usedMargin,
         positions,
-        externalCloses: closes.length > 0 ? (closes as ExternalClose[]).slice() : [],
+        externalCloses: closes.length > 0 ? (closes as ExternalClose[]).slice() : NO_CLOSES,
       };
       lastAccount = account;
       return { snapshot, account, candlesSince, fundingSince, limits: rt.limits };
@@ -430,8 +434,8 @@ export function createSession(env: SessionEnv): Session {
           asOf: snapshot.asOf,
           hasPosition,
           allowedTools: (hasPosition ? POSITION_TOOLS : ENTRY_TOOLS) as ToolName[],
-          messages: [],
-          tools: [],
+          messages: NO_MESSAGES,
+          tools: NO_TOOLS,
           tokens: null,
           snapshot,
           position,

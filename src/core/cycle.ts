@@ -353,7 +353,7 @@ interface CycleWork {
   position: PositionState | null;
   lastStopOutTime: number | null;
   counters: CycleCounters;
-  records: DecisionRecord[];
+  /** the cycle's events; its decision records are those of its decision events */
   events: CycleEvent[];
 }
 
@@ -376,7 +376,6 @@ function openCycle(
     position: null,
     lastStopOutTime: input.lastStopOutTime,
     counters,
-    records: [],
     events: [],
   };
   const { snapshot, account } = view;
@@ -470,7 +469,6 @@ function recordProtectiveExit(work: CycleWork, exit: ProtectiveOrder, execution:
     outcome: execution.status === 'filled' ? 'executed' : 'failed',
     detail: execution.error,
   };
-  work.records.push(record);
   events.push({
     type: 'decision',
     record,
@@ -591,7 +589,6 @@ function recordDecision(work: CycleWork, step: DecidedStep, execution: Execution
       }
     }
   }
-  work.records.push(record);
   events.push({
     type: 'decision',
     record,
@@ -604,13 +601,19 @@ function recordDecision(work: CycleWork, step: DecidedStep, execution: Execution
 
 /** The new state after a cycle (decisions appended to the recent ones, capped) and the cycle's events. */
 function cycleResult(work: CycleWork): CycleResult {
-  const { input, records, settings } = work;
+  const { input, events, settings } = work;
+  const max = settings.maxRecentDecisions;
+  let added = 0;
+  for (const ev of events) if (ev.type === 'decision') added++;
   const previous = input.recentDecisions;
-  const keep = Math.max(0, Math.min(previous.length, settings.maxRecentDecisions - records.length));
+  const keep = Math.max(0, Math.min(previous.length, max - added));
+  let skip = Math.max(0, added - max);
   const recentDecisions: DecisionRecord[] = [];
   for (let i = previous.length - keep; i < previous.length; i++) recentDecisions.push(previous[i]!);
-  for (let i = Math.max(0, records.length - settings.maxRecentDecisions); i < records.length; i++) {
-    recentDecisions.push(records[i]!);
+  for (const ev of events) {
+    if (ev.type !== 'decision') continue;
+    if (skip > 0) skip--;
+    else recentDecisions.push(ev.record);
   }
   return {
     state: {

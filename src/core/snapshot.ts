@@ -271,6 +271,9 @@ export function buildSnapshot(input: SnapshotInput): MarketSnapshot {
 
 const EMPTY_TAIL = Object.freeze([]) as unknown as number[];
 
+/** The raw candles of a snapshot built with `rawCount` 0 (shared: snapshots are read-only everywhere). */
+const NO_CANDLES = Object.freeze([]) as unknown as Candle[];
+
 /** The tails of a snapshot built with `tailLength` 0. */
 const NO_TAILS: SeriesTails = Object.freeze({
   close: EMPTY_TAIL,
@@ -315,7 +318,7 @@ function timeframeSnapshot(
     changePct: prev > 0 ? ((close - prev) / prev) * 100 : null,
     indicators: indicatorsAt(series.indicators, last),
     tails,
-    candles: rawCount > 0 ? series.candles.slice(end > rawCount ? end - rawCount : 0, end) : [],
+    candles: rawCount > 0 ? series.candles.slice(end > rawCount ? end - rawCount : 0, end) : NO_CANDLES,
   };
 }
 

@@ -200,6 +200,10 @@ export function baselineDecision(ctx: Pick<DecisionContext, 'snapshot' | 'positi
   return position ? positionDecision(snapshot, main, position) : entryDecision(snapshot, main);
 }
 
+/** Shared by every baseline result (results are read-only): the baseline uses no model tokens and has no problems. */
+const NO_USAGE: DecisionResult['usage'] = Object.freeze({ input: 0, output: 0 });
+const NO_PROBLEMS = Object.freeze([]) as unknown as string[];
+
 export class BaselineProvider implements DecisionProvider {
   readonly name = 'baseline';
 
@@ -209,9 +213,9 @@ export class BaselineProvider implements DecisionProvider {
       decision: baselineDecision(ctx),
       source: 'baseline',
       model: BASELINE_MODEL,
-      usage: { input: 0, output: 0 },
+      usage: NO_USAGE,
       latencyMs: 0,
-      problems: [],
+      problems: NO_PROBLEMS,
     };
   }
 }
