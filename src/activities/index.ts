@@ -36,6 +36,7 @@ import { CcxtExchange } from '../exchange/ccxt-exchange';
 import { PaperExchange } from '../exchange/paper-exchange';
 import { LiveMarketSource, RecordedMarketSource, csvRecordedData, type MarketSource } from '../exchange/market-source';
 import type { Activities, RecordDecisionInput, TradeReviewResult } from './types';
+import { createFailpoints, type Failpoints } from './failpoints';
 import type { ClosedTrade } from '../core/types';
 
 /** A structured logger (the worker's). */
@@ -63,6 +64,8 @@ export interface ActivityDeps {
   logger: ActivityLogger;
   /** advances the market clock of the paper exchange (replay: recorded time) */
   setMarketTime?: (t: number) => void;
+  /** crash-test pauses (see failpoints.ts); default: none */
+  failpoints?: Failpoints;
 }
 
 function toFailure(err: unknown, what: string): Error {
@@ -107,6 +110,7 @@ function compactResult(result: ProviderDecision): ProviderDecision {
 
 export function createActivities(deps: ActivityDeps): Activities {
   const { config, exchange, paper, market, provider, journal, logger } = deps;
+  const failpoint: Failpoints = deps.failpoints ?? (() => Promise.resolve());
   const main = config.timeframes.main;
   const informative = config.context.include_multi_timeframe_data ? config.timeframes.informative : [];
   const snapshotOptions: SnapshotOptions = {
@@ -162,6 +166,7 @@ export function createActivities(deps: ActivityDeps): Activities {
             `run a worker with a ${mode} config (llm-trader worker --config <${mode} config>) on this task queue`,
         );
       }
+      await failpoint('fetchMarket.start');
       let snapshot: MarketSnapshot;
       try {
         snapshot = await snapshotFor(pair, asOf);
@@ -215,6 +220,7 @@ export function createActivities(deps: ActivityDeps): Activities {
     },
 
     async decide(ctx: DecisionContext): Promise<ProviderDecision> {
+      await failpoint('decide.beforeProvider');
       try {
         // the prompt goes into the result: a local activity's input is not recorded, its result is (Web UI audit)
         return { ...compactResult(await provider.decide(ctx)), prompt: ctx.messages };
@@ -230,6 +236,7 @@ export function createActivities(deps: ActivityDeps): Activities {
     async execute(req: ExecuteRequest): Promise<Execution> {
       return classified(`execute ${req.intent.kind} on ${req.intent.pair}`, async () => {
         const { intent, clientOrderId } = req;
+        await failpoint('execute.beforeOrder');
         if (intent.kind === 'open' || intent.kind === 'increase')
           await exchange.prepareEntry(intent.pair, intent.leverage);
         const buy = (intent.kind === 'open' || intent.kind === 'increase') === (intent.side === 'long');
@@ -255,6 +262,7 @@ export function createActivities(deps: ActivityDeps): Activities {
           // the position is gone: its protective stop must not fire on a later position (idempotent)
           await exchange.cancelOrder(intent.pair, stopOrderId(req.tradeId));
         }
+        await failpoint('execute.afterOrder');
         const positions = await exchange.fetchPositions();
         return {
           clientOrderId,
@@ -267,6 +275,7 @@ export function createActivities(deps: ActivityDeps): Activities {
     },
 
     async recordDecision(input: RecordDecisionInput): Promise<void> {
+      await failpoint('recordDecision.start');
       journal.recordDecision({
         owner: input.owner,
         pair: input.pair,
@@ -403,6 +412,7 @@ export async function createActivityRuntime(config: Config, opts: ActivityRuntim
       provider,
       journal,
       logger: opts.logger,
+      failpoints: createFailpoints(opts.logger),
       setMarketTime: (t) => {
         marketTime = Math.max(marketTime, t);
       },
