@@ -34,3 +34,16 @@ export function clientOrderId(ownerId: string, closeTime: number, index: number)
 export function stopOrderId(tradeId: string): string {
   return `${tradeId}s`;
 }
+
+/**
+ * The id of one decision: the one `owner` (the pair workflow id, or the backtest run id) takes on `pair` at candle
+ * close `time` (Unix ms). The journal keys decisions and their prompts by it, so an activity that stores the prompt
+ * and the one that journals the decision name the same record without passing the prompt through workflow history.
+ *
+ * Format `d<hash12 of "owner|pair"><time base36>`: [0-9a-z], 21 characters for times between 2001 and 2059.
+ */
+export function decisionId(owner: string, pair: string, time: number): string {
+  if (!Number.isSafeInteger(time) || time < 0)
+    throw new Error(`decisionId: time must be the candle close in Unix ms (an integer >= 0), got ${time}`);
+  return `d${shortHash(`${owner}|${pair}`)}${time.toString(36)}`;
+}

@@ -155,3 +155,54 @@ export function readJsonLines<T = unknown>(
 function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
+
+/** How much of a file's end {@link jsonLineInTail} reads, bytes. */
+export const TAIL_SEARCH_BYTES = 4 << 20;
+
+/**
+ * True when one of the complete lines in the last `maxBytes` of `file` contains `needle` and, parsed as JSON,
+ * satisfies `match`. For finding out whether a record was already appended before an interrupted write (the writer
+ * retries the append only when this is false). A missing file has no lines. The first line of the window is skipped
+ * when the window does not start at the beginning of the file (it may be cut). Throws an Error naming the file when it
+ * exists but cannot be read.
+ */
+export function jsonLineInTail(
+  file: string,
+  needle: string,
+  match: (value: unknown) => boolean,
+  maxBytes: number = TAIL_SEARCH_BYTES,
+): boolean {
+  let fd: number;
+  try {
+    fd = openSync(file, 'r');
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return false;
+    throw new Error(`jsonLineInTail: cannot open ${file} (${errorText(err)})`);
+  }
+  try {
+    const size = fstatSync(fd).size;
+    const start = Math.max(0, size - maxBytes);
+    const buffer = Buffer.alloc(size - start);
+    let read = 0;
+    while (read < buffer.length) {
+      const n = readSync(fd, buffer, read, buffer.length - read, start + read);
+      if (n === 0) break;
+      read += n;
+    }
+    const lines = buffer.subarray(0, read).toString('utf8').split('\n');
+    if (start > 0) lines.shift();
+    for (const line of lines) {
+      if (!line.includes(needle)) continue;
+      try {
+        if (match(JSON.parse(line) as unknown)) return true;
+      } catch {
+        // a damaged line is not the record
+      }
+    }
+    return false;
+  } catch (err) {
+    throw new Error(`jsonLineInTail: cannot read ${file} (${errorText(err)})`);
+  } finally {
+    closeSync(fd);
+  }
+}

@@ -1,7 +1,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { clientOrderId } from '../../src/core/ids';
+import { clientOrderId, decisionId } from '../../src/core/ids';
 import { CLIENT_ORDER_ID_RE } from '../../src/exchange/port';
 
 describe('client order ids', () => {
@@ -38,5 +38,42 @@ describe('client order ids', () => {
   test('bad inputs are refused with the reason', () => {
     assert.throws(() => clientOrderId('x', 1.5, 0), /closeTime must be a Unix ms integer/);
     assert.throws(() => clientOrderId('x', 1, 36), /index must be 0..35/);
+  });
+});
+
+describe('decision ids', () => {
+  const owner = 'pair:binanceusdm:BTC/USDT:USDT';
+  const close = Date.UTC(2025, 5, 1, 10, 0);
+
+  test('the same owner, pair and candle close always give the same id, in the documented format', () => {
+    const id = decisionId(owner, 'BTC/USDT:USDT', close);
+    assert.equal(decisionId(owner, 'BTC/USDT:USDT', close), id);
+    assert.match(id, /^d[0-9a-f]{12}[0-9a-z]+$/);
+    assert.ok(id.endsWith(close.toString(36)), id);
+    assert.equal(id.length, 21);
+  });
+
+  test('ids differ across owners, pairs and candle closes', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ minLength: 1, maxLength: 60 }),
+        fc.string({ minLength: 1, maxLength: 60 }),
+        fc.string({ minLength: 1, maxLength: 30 }),
+        fc.integer({ min: 1_500_000_000_000, max: 4_000_000_000_000 }),
+        (a, b, pair, time) => {
+          const id = decisionId(a, pair, time);
+          assert.notEqual(decisionId(a, pair, time + 1), id);
+          if (a !== b) assert.notEqual(decisionId(b, pair, time), id);
+        },
+      ),
+      { numRuns: 2000 },
+    );
+    // the separator keeps (owner, pair) apart from a shifted split of the same characters
+    assert.notEqual(decisionId('ab', 'c', close), decisionId('a', 'bc', close));
+  });
+
+  test('a time that is not a Unix ms integer is refused with the reason', () => {
+    assert.throws(() => decisionId(owner, 'BTC/USDT:USDT', 1.5), /time must be the candle close in Unix ms/);
+    assert.throws(() => decisionId(owner, 'BTC/USDT:USDT', -1), /time must be the candle close in Unix ms/);
   });
 });

@@ -283,17 +283,19 @@ describe('Journal', () => {
       assert.equal(jsonlLines(paths.decisionsLog).length, 3);
     });
 
-    test('when the line cannot be appended the row is rolled back, and a retry records both once', () => {
+    test('when the line cannot be appended the row stays (unlogged), and a retry appends the line once', () => {
       const dataDir = freshDir();
       const paths = journalPaths(dataDir);
       mkdirSync(paths.decisionsLog, { recursive: true }); // a folder where the log file should be
       const journal = open(dataDir);
       try {
         assert.throws(() => journal.recordDecision(entryDecision(AS_OF)), /llm_decisions\.jsonl/);
-        assert.equal(journal.counts().decisions, 0);
+        assert.equal(journal.counts().decisions, 1, 'the row is committed before the line');
         rmSync(paths.decisionsLog, { recursive: true });
-        assert.equal(journal.recordDecision(entryDecision(AS_OF)).inserted, true);
+        assert.equal(journal.recordDecision(entryDecision(AS_OF)).inserted, false);
         assert.equal(journal.counts().decisions, 1);
+        // once logged, a further repeat appends nothing
+        journal.recordDecision(entryDecision(AS_OF));
       } finally {
         journal.close();
       }
@@ -492,24 +494,33 @@ describe('Journal', () => {
       );
     });
 
-    test('a failed trade-log append rolls back the trade and re-renders the reward file from committed rows', () => {
+    test('a failed trade-log append keeps the trade and its reward; a retry appends its line once', () => {
       const dataDir = freshDir();
       const paths = journalPaths(dataDir);
       const journal = open(dataDir);
       try {
         record(journal, makeTrade({ tradeId: 'a' }));
+        const firstLine = readFileSync(paths.tradesLog, 'utf8');
         rmSync(paths.tradesLog);
         mkdirSync(paths.tradesLog); // the trade log cannot be appended to
         assert.throws(() => record(journal, makeTrade({ tradeId: 'b' })), /trade_experience\.jsonl/);
-        assert.equal(journal.counts().trades, 1);
-        const file = readRewardFile(paths.rewardFile);
+        assert.equal(journal.counts().trades, 2);
         assert.deepEqual(
-          file.entries.map((e) => e.tradeId),
-          ['a'],
+          readRewardFile(paths.rewardFile).entries.map((e) => e.tradeId),
+          ['a', 'b'],
         );
+        rmSync(paths.tradesLog, { recursive: true });
+        writeFileSync(paths.tradesLog, firstLine);
+        assert.deepEqual(record(journal, makeTrade({ tradeId: 'b' })), { inserted: false });
+        assert.deepEqual(record(journal, makeTrade({ tradeId: 'b' })), { inserted: false });
+        assert.equal(readRewardFile(paths.rewardFile).count, 2, 'no second reward entry');
       } finally {
         journal.close();
       }
+      assert.deepEqual(
+        (jsonlLines(paths.tradesLog) as { trade_id: string }[]).map((l) => l.trade_id),
+        ['a', 'b'],
+      );
     });
 
     test('a temporary file left by a crashed writer does not affect the reward file and is cleaned up', () => {

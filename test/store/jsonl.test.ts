@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { appendFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
-import { appendJsonLine, iterateJsonLines, readJsonLines } from '../../src/store/jsonl';
+import { appendJsonLine, iterateJsonLines, jsonLineInTail, readJsonLines } from '../../src/store/jsonl';
 
 describe('JSON Lines', () => {
   let dir: string;
@@ -119,5 +119,22 @@ describe('JSON Lines', () => {
     const read = readJsonLines(file);
     assert.equal(read.corrupt.length, 0);
     assert.deepEqual(read.records, records);
+  });
+
+  test('jsonLineInTail finds a whole matching line in the last bytes only, and never a cut or damaged one', () => {
+    const file = fresh();
+    const isId = (id: string) => (v: unknown) => (v as { id?: unknown }).id === id;
+    assert.equal(jsonLineInTail(file, '"id":"a"', isId('a')), false, 'a missing file has no lines');
+    appendJsonLine(file, { id: 'a', pad: 'x'.repeat(100) });
+    appendJsonLine(file, { id: 'b', note: 'mentions "id":"c" in its text' });
+    appendJsonLine(file, { id: 'd' });
+    assert.equal(jsonLineInTail(file, '"id":"a"', isId('a')), true);
+    assert.equal(jsonLineInTail(file, '"id":"c"', isId('c')), false, 'the needle alone is not a match');
+    // a window that cuts the first line: that line is not trusted, the later ones are
+    const size = readFileSync(file).length;
+    assert.equal(jsonLineInTail(file, '"id":"a"', isId('a'), size - 5), false);
+    assert.equal(jsonLineInTail(file, '"id":"b"', isId('b'), size - 5), true);
+    appendFileSync(file, '{"id":"e","cut'); // a crash mid-line
+    assert.equal(jsonLineInTail(file, '"id":"e"', isId('e')), false);
   });
 });
