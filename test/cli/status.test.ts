@@ -2,7 +2,9 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { initialPairState } from '../../src/core/cycle';
 import type { PositionState } from '../../src/core/types';
-import { statusTable, type PairReport } from '../../src/cli/commands/status';
+import type { Client, Connection } from '@temporalio/client';
+import { WorkflowNotFoundError } from '@temporalio/client';
+import { pairReport, statusTable, type PairReport } from '../../src/cli/commands/status';
 import type { PairStatus } from '../../src/workflows/messages';
 
 const NOW = Date.UTC(2025, 5, 10, 12, 0, 0);
@@ -147,5 +149,128 @@ describe('status table', () => {
     assert.equal(row[4], '-');
     assert.equal(row[5], 'signal_entry_long (rejected)');
     assert.equal(row[7], 'overdue 5m 0s');
+  });
+});
+
+/** A gRPC service error as the client raises it (code, details, metadata). */
+function grpcError(code: number, details: string): Error {
+  return Object.assign(new Error(`${code} ${details}`), { code, details, metadata: {} });
+}
+
+const UNAVAILABLE = 14;
+const DEADLINE_EXCEEDED = 4;
+const TARGET = { address: 'temporal.example:7233', namespace: 'default', taskQueue: 'llm-trader' };
+
+/**
+ * A client and connection that answer like a server would: `describe` and `query` of the pair's workflow, and
+ * `describeTaskQueue` (its pollers); each is a value to return or an error to throw.
+ */
+function fakeServer(answers: { describe?: unknown; query?: unknown; pollers?: unknown }): {
+  client: Client;
+  connection: Connection;
+  calls: string[];
+} {
+  const calls: string[] = [];
+  const answer = async (name: string, value: unknown) => {
+    calls.push(name);
+    if (value instanceof Error) throw value;
+    return value;
+  };
+  const client = {
+    workflow: {
+      getHandle: (id: string) => ({
+        describe: () =>
+          answer('describe', answers.describe ?? { status: { name: 'RUNNING' }, closeTime: undefined, id }),
+        query: () => answer('query', answers.query),
+      }),
+    },
+    workflowService: {
+      describeTaskQueue: (req: { taskQueue: { name: string } }) =>
+        answer(
+          `describeTaskQueue ${req.taskQueue.name}`,
+          answers.pollers instanceof Error ? answers.pollers : { pollers: answers.pollers ?? [] },
+        ),
+    },
+  } as unknown as Client;
+  const connection = { withDeadline: (_d: number, fn: () => Promise<unknown>) => fn() } as unknown as Connection;
+  return { client, connection, calls };
+}
+
+describe('status names the real fault', () => {
+  const report = (answers: Parameters<typeof fakeServer>[0]) => {
+    const server = fakeServer(answers);
+    return pairReport(server.client, server.connection, 'binanceusdm', 'BTC/USDT:USDT', TARGET).then((r) => ({
+      r,
+      calls: server.calls,
+    }));
+  };
+
+  test('a running workflow answers: its status', async () => {
+    const { r } = await report({ query: status({}) });
+    assert.equal(r.state, 'running');
+    assert.equal(r.status?.counters.cycles, 12);
+    assert.equal(r.detail, null);
+  });
+
+  test('the server stops answering: names the address and how to start a server, not the worker', async () => {
+    for (const answers of [
+      { describe: grpcError(UNAVAILABLE, 'No connection established') },
+      { query: grpcError(UNAVAILABLE, 'Connection dropped') },
+      { query: grpcError(DEADLINE_EXCEEDED, 'Deadline exceeded'), pollers: grpcError(UNAVAILABLE, 'No connection') },
+    ]) {
+      const { r } = await report(answers);
+      assert.equal(r.state, 'unanswered');
+      assert.match(r.detail ?? '', /^the Temporal server at temporal\.example:7233 did not answer/);
+      assert.match(r.detail ?? '', /llm-trader dev/);
+      assert.ok(!/llm-trader worker/.test(r.detail ?? ''), r.detail ?? '');
+    }
+  });
+
+  test('no workflow: how to start the pair', async () => {
+    const { r } = await report({ describe: new WorkflowNotFoundError('not found', 'x', undefined) });
+    assert.equal(r.state, 'not-started');
+    assert.match(r.detail ?? '', /start the pair with `llm-trader start --pairs BTC\/USDT:USDT`/);
+  });
+
+  test('the query times out and nobody polls the task queue: how to start a worker', async () => {
+    const { r, calls } = await report({ query: grpcError(DEADLINE_EXCEEDED, 'Deadline exceeded'), pollers: [] });
+    assert.ok(calls.includes('describeTaskQueue llm-trader'), calls.join());
+    assert.match(r.detail ?? '', /^no worker is polling task queue llm-trader \(the query timed out after 10 s\)/);
+    assert.match(r.detail ?? '', /start one with `llm-trader worker`/);
+  });
+
+  test('the query times out while a worker polls: the worker is named as busy or stuck, not missing', async () => {
+    const { r } = await report({
+      query: grpcError(DEADLINE_EXCEEDED, 'Deadline exceeded'),
+      pollers: [{ identity: 'worker-1' }, { identity: 'worker-2' }],
+    });
+    assert.match(r.detail ?? '', /^2 workers poll task queue llm-trader but none answered the query within 10 s/);
+    assert.ok(!/start one/.test(r.detail ?? ''), r.detail ?? '');
+  });
+
+  test('a closed workflow: its status and how to start it again', async () => {
+    const { r } = await report({
+      describe: { status: { name: 'TERMINATED' }, closeTime: new Date(Date.UTC(2025, 5, 1)) },
+    });
+    assert.equal(r.state, 'closed');
+    assert.match(
+      r.detail ?? '',
+      /^terminated at 2025-06-01T00:00:00\.000Z; start it again with `llm-trader start --pairs/,
+    );
+  });
+});
+
+describe('status table: missed candles', () => {
+  test('a missed column appears when the workflows count skipped candles', () => {
+    const withMissed = status({});
+    (withMissed.counters as unknown as Record<string, number>).missedCandles = 30;
+    const without = status({});
+    delete (without.counters as unknown as Record<string, number>).missedCandles;
+    const table = statusTable([report('BTC/USDT:USDT', withMissed), report('ETH/USDT:USDT', without)], NOW);
+    const lines = table.split('\n');
+    assert.deepEqual(cells(lines[0]!).slice(8, 10), ['cycles', 'missed']);
+    assert.deepEqual(cells(lines[1]!).slice(8, 10), ['12', '30']);
+    assert.deepEqual(cells(lines[2]!).slice(8, 10), ['12', '-']);
+    assert.ok(!statusTable([report('ETH/USDT:USDT', without)], NOW).includes('missed'), 'no column without counts');
   });
 });

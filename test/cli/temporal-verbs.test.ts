@@ -107,10 +107,12 @@ describe('decisions and trades read the journal', () => {
     const all = await run(['decisions', '-c', configFile]);
     assert.equal(all.status, 0, all.stderr);
     const lines = all.stdout.trim().split('\n');
-    assert.match(lines[0]!, /^time\s+pair\s+tool/);
-    assert.equal(lines.length, 4);
+    // rows recorded without a run are in the run "" (the journal's current run here)
+    assert.match(lines[0]!, /^run "" \(journaled before runs were recorded\) \(the current run; the only run/);
+    assert.match(lines[1]!, /^time\s+pair\s+tool/);
+    assert.equal(lines.length, 5);
     assert.match(
-      lines[3]!,
+      lines[4]!,
       /^2025-06-10 01:00Z\s+BTC\/USDT:USDT\s+signal_entry_long\s+72\s+none\s+baseline\s+0\s+breakout above resistance$/,
     );
 

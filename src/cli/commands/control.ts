@@ -1,10 +1,11 @@
 /**
  * `llm-trader pause|resume|exit|stop <pair>`: signals to a running pair workflow (signals work on every server
- * version, including those without Workflow Update). The raw equivalent:
+ * version, including those without Workflow Update). `exit` first asks the workflow's status and sends nothing when
+ * the pair is flat. The raw equivalent:
  *   temporal workflow signal --workflow-id 'pair:binanceusdm:BTC/USDT:USDT' --name pause
  */
 import type { Command } from 'commander';
-import type { Config } from '../../core/config';
+import type { Client, Connection } from '@temporalio/client';
 import { addConfigOption, checkPair, readConfig, withClient, type ConfigOptions } from './shared';
 
 export interface ControlVerb {
@@ -46,7 +47,7 @@ export const CONTROL_VERBS: readonly ControlVerb[] = [
 
 /** Adds `pause`, `resume`, `exit` and `stop` to `program`. */
 export function registerControl(program: Command): void {
-  for (const { verb, signalName, description, effect } of CONTROL_VERBS) {
+  for (const { verb, signalName, description } of CONTROL_VERBS) {
     const command = program
       .command(verb)
       .description(description)
@@ -59,41 +60,70 @@ export function registerControl(program: Command): void {
     command.action(async (pairArg: string, opts: ConfigOptions, cmd: Command) => {
       const pair = checkPair(cmd, pairArg);
       const config = readConfig(opts);
-      const workflowId = await signalPair(config, pair, verb);
-      console.log(`${pair}: sent ${signalName} to ${workflowId}: ${effect}`);
+      const { pairWorkflowId } = await import('../../workflows/messages');
+      const workflowId = pairWorkflowId(config.exchange.name, pair);
+      const line = await withClient(config, (client, _settings, connection) =>
+        controlPair(client, connection, workflowId, pair, verb),
+      );
+      console.log(line);
     });
   }
 }
 
+/** How long `exit` waits for the workflow's status before sending the signal anyway, ms. */
+export const EXIT_STATUS_TIMEOUT_MS = 5_000;
+
 /**
- * Sends the signal of `verb` to the workflow of `pair`. Returns the workflow id.
+ * Sends the signal of `verb` to the workflow `workflowId` of `pair`, and returns the line to print.
+ *
+ * `exit` asks the workflow's status first: on a flat pair it sends nothing and says so (`<pair> has no open position:
+ * nothing to exit`); when the status cannot be read in {@link EXIT_STATUS_TIMEOUT_MS} (no worker, say) it sends the
+ * signal anyway, since the workflow acts on it at its next cycle.
  * @throws OperatorError when the pair has no running workflow
  */
-async function signalPair(config: Config, pair: string, verb: ControlVerb['verb']): Promise<string> {
+export async function controlPair(
+  client: Client,
+  connection: Connection,
+  workflowId: string,
+  pair: string,
+  verb: ControlVerb['verb'],
+): Promise<string> {
   const [{ WorkflowNotFoundError }, messages, { OperatorError }] = await Promise.all([
     import('@temporalio/client'),
     import('../../workflows/messages'),
     import('../../worker/errors'),
   ]);
+  const { signalName, effect } = CONTROL_VERBS.find((v) => v.verb === verb)!;
   const signal = {
     pause: messages.pauseSignal,
     resume: messages.resumeSignal,
     exit: messages.forceExitSignal,
     stop: messages.stopSignal,
   }[verb];
-  const workflowId = messages.pairWorkflowId(config.exchange.name, pair);
-  await withClient(config, async (client) => {
+  const notRunning = (err: unknown): Error =>
+    new OperatorError(
+      `${pair} is not running (no open workflow ${workflowId}); start it with \`llm-trader start --pairs ${pair}\``,
+      { cause: err },
+    );
+  const handle = client.workflow.getHandle(workflowId);
+  let note = effect;
+  if (verb === 'exit') {
     try {
-      await client.workflow.getHandle(workflowId).signal(signal);
+      const status = await connection.withDeadline(Date.now() + EXIT_STATUS_TIMEOUT_MS, () =>
+        handle.query(messages.statusQuery),
+      );
+      if (status.position === null) return `${pair} has no open position: nothing to exit`;
     } catch (err) {
-      if (err instanceof WorkflowNotFoundError) {
-        throw new OperatorError(
-          `${pair} is not running (no open workflow ${workflowId}); start it with \`llm-trader start --pairs ${pair}\``,
-          { cause: err },
-        );
-      }
-      throw err;
+      if (err instanceof WorkflowNotFoundError) throw notRunning(err);
+      const reason = (err instanceof Error ? err.message : String(err)).split('\n')[0];
+      note = `its status could not be read (${reason}); the position, if any, closes at the next candle close`;
     }
-  });
-  return workflowId;
+  }
+  try {
+    await handle.signal(signal);
+  } catch (err) {
+    if (err instanceof WorkflowNotFoundError) throw notRunning(err);
+    throw err;
+  }
+  return `${pair}: sent ${signalName} to ${workflowId}: ${note}`;
 }

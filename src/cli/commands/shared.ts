@@ -10,6 +10,7 @@ import type { Client, Connection } from '@temporalio/client';
 import { loadConfig } from '../../config/load';
 import { PAIR_RE, type Config } from '../../core/config';
 import { SECRET_ENV_VARS } from '../../store/redactor';
+import type { RunSummary } from '../../store/journal';
 import type { TemporalSettings } from '../../worker/connection';
 import type { TradingMode } from '../../workflows/messages';
 import {
@@ -176,4 +177,30 @@ export function positiveInt(command: Command, name: string, text: string): numbe
     exitCode: 2,
     code: 'llm-trader.bad-option',
   });
+}
+
+/** A run as the CLI names it: `""` is the run of rows journaled before runs were recorded. */
+export function runName(run: string): string {
+  return run === '' ? '"" (journaled before runs were recorded)' : run;
+}
+
+/**
+ * The line above the table: the run shown, and how to see the others, e.g.
+ * `run paper (the current run; also in the journal: replay-3 (40 decisions); --run <run> shows one, --run all every run)`.
+ */
+export function runHeader(run: string | null, current: string | null, runs: readonly RunSummary[]): string {
+  const count = (r: RunSummary): string => `${r.decisions} decisions, ${r.trades} trades`;
+  if (run === null) {
+    const list = runs.map((r) => `${runName(r.run)} (${count(r)})`).join(', ');
+    return `all runs${list ? `: ${list}` : ''}; --run <run> shows one`;
+  }
+  const others = runs.filter((r) => r.run !== run);
+  const what =
+    run === current ? 'the current run' : current === null ? 'no runs yet' : `the current run is ${runName(current)}`;
+  const also =
+    others.length === 0
+      ? 'the only run in the journal'
+      : `also in the journal: ${others.map((r) => `${runName(r.run)} (${count(r)})`).join(', ')}; ` +
+        '--run <run> shows one, --run all every run';
+  return `run ${runName(run)} (${what}; ${also})`;
 }

@@ -7,6 +7,7 @@
 import type { Command } from 'commander';
 import type { Client, Connection } from '@temporalio/client';
 import type { PairStatus } from '../../workflows/messages';
+import type { TemporalSettings } from '../../worker/connection';
 import {
   addConfigOption,
   checkPair,
@@ -53,8 +54,7 @@ export function registerStatus(program: Command): void {
     const pairs = onePair !== null ? [onePair] : config.pairs;
     const reports = await withClient(config, async (client, settings, connection) => {
       const out: PairReport[] = [];
-      for (const pair of pairs)
-        out.push(await pairReport(client, connection, config.exchange.name, pair, settings.taskQueue));
+      for (const pair of pairs) out.push(await pairReport(client, connection, config.exchange.name, pair, settings));
       return out;
     });
     if (opts.json) console.log(JSON.stringify(reports, null, 2));
@@ -62,18 +62,52 @@ export function registerStatus(program: Command): void {
   });
 }
 
-/** Describes and (when it runs) queries the workflow of one pair. Never throws for a missing or closed workflow. */
+/** Where the status query goes: the server's address (for messages), the namespace and the task queue. */
+export type StatusTarget = Pick<TemporalSettings, 'address' | 'namespace' | 'taskQueue'>;
+
+/** How long the task-queue check after a failed query may take, ms. */
+export const POLLER_CHECK_TIMEOUT_MS = 5_000;
+
+const GRPC_DEADLINE_EXCEEDED = 4;
+const GRPC_UNAVAILABLE = 14;
+
+/** The gRPC status code of `err` or of one of its causes; null when it is not a gRPC service error. */
+export function grpcCode(err: unknown): number | null {
+  const seen = new Set<unknown>();
+  let cur: unknown = err;
+  while (cur instanceof Error && !seen.has(cur)) {
+    seen.add(cur);
+    const e = cur as Error & { code?: unknown; details?: unknown };
+    if (typeof e.code === 'number' && typeof e.details === 'string') return e.code;
+    cur = cur.cause;
+  }
+  return null;
+}
+
+function firstLine(err: unknown): string {
+  return (err instanceof Error ? err.message : String(err)).split('\n')[0]!.slice(0, 200);
+}
+
+/**
+ * Describes and (when it runs) queries the workflow of one pair. Never throws for a missing or closed workflow, an
+ * unanswered query or a server that stops answering: the report's `detail` names the fault and what to do, telling
+ * apart the server (unreachable), the workflow (not started, closed) and the worker (none polling the task queue, or
+ * polling but not answering).
+ */
 export async function pairReport(
   client: Client,
   connection: Connection,
   exchange: string,
   pair: string,
-  taskQueue: string,
+  target: StatusTarget,
 ): Promise<PairReport> {
-  const [{ WorkflowNotFoundError, isGrpcDeadlineError }, { pairWorkflowId, statusQuery }] = await Promise.all([
+  const [{ WorkflowNotFoundError }, { pairWorkflowId, statusQuery }, { START_SERVER_HINT }] = await Promise.all([
     import('@temporalio/client'),
     import('../../workflows/messages'),
+    import('../../worker/connection'),
   ]);
+  const serverDetail = (err: unknown): string =>
+    `the Temporal server at ${target.address} did not answer (${firstLine(err)}); ${START_SERVER_HINT}`;
   const workflowId = pairWorkflowId(exchange, pair);
   const base = { pair, workflowId, executionStatus: null, closeTime: null, status: null, detail: null };
   const handle = client.workflow.getHandle(workflowId);
@@ -82,7 +116,15 @@ export async function pairReport(
     description = await handle.describe();
   } catch (err) {
     if (err instanceof WorkflowNotFoundError) {
-      return { ...base, state: 'not-started', detail: `no workflow ${workflowId}: start it with \`llm-trader start\`` };
+      return {
+        ...base,
+        state: 'not-started',
+        detail: `no workflow ${workflowId}: start the pair with \`llm-trader start --pairs ${pair}\``,
+      };
+    }
+    const code = grpcCode(err);
+    if (code === GRPC_UNAVAILABLE || code === GRPC_DEADLINE_EXCEEDED) {
+      return { ...base, state: 'unanswered', detail: serverDetail(err) };
     }
     throw err;
   }
@@ -94,18 +136,58 @@ export async function pairReport(
       state: 'closed',
       executionStatus,
       closeTime,
-      detail: `${executionStatus.toLowerCase()}${closeTime ? ` at ${closeTime}` : ''}; start it again with \`llm-trader start\``,
+      detail: `${executionStatus.toLowerCase()}${closeTime ? ` at ${closeTime}` : ''}; start it again with \`llm-trader start --pairs ${pair}\``,
     };
   }
   try {
     const status = await connection.withDeadline(Date.now() + QUERY_TIMEOUT_MS, () => handle.query(statusQuery));
     return { ...base, state: 'running', executionStatus, status };
   } catch (err) {
-    const detail = isGrpcDeadlineError(err)
-      ? `no worker answered within ${QUERY_TIMEOUT_MS / 1000} s: is \`llm-trader worker\` running on task queue ${taskQueue}?`
-      : `the status query failed: ${(err as Error).message.split('\n')[0]}`;
-    return { ...base, state: 'unanswered', executionStatus, detail };
+    return {
+      ...base,
+      state: 'unanswered',
+      executionStatus,
+      detail: await queryFailure(client, connection, target, err, serverDetail),
+    };
   }
+}
+
+/** Why a status query failed: the server, no worker on the task queue, or a worker that did not answer. */
+async function queryFailure(
+  client: Client,
+  connection: Connection,
+  target: StatusTarget,
+  err: unknown,
+  serverDetail: (err: unknown) => string,
+): Promise<string> {
+  if (grpcCode(err) === GRPC_UNAVAILABLE) return serverDetail(err);
+  const timedOut = grpcCode(err) === GRPC_DEADLINE_EXCEEDED;
+  let pollers: number;
+  try {
+    const answer = await connection.withDeadline(Date.now() + POLLER_CHECK_TIMEOUT_MS, () =>
+      client.workflowService.describeTaskQueue({
+        namespace: target.namespace,
+        taskQueue: { name: target.taskQueue },
+        taskQueueType: 1, // TASK_QUEUE_TYPE_WORKFLOW
+      }),
+    );
+    pollers = answer.pollers?.length ?? 0;
+  } catch (checkErr) {
+    const code = grpcCode(checkErr);
+    if (code === GRPC_UNAVAILABLE || code === GRPC_DEADLINE_EXCEEDED) return serverDetail(checkErr);
+    return `the status query failed (${firstLine(err)}), and the task queue ${target.taskQueue} could not be checked (${firstLine(checkErr)})`;
+  }
+  if (pollers === 0) {
+    return (
+      `no worker is polling task queue ${target.taskQueue} (the query ${timedOut ? `timed out after ${QUERY_TIMEOUT_MS / 1000} s` : `failed: ${firstLine(err)}`}): ` +
+      `start one with \`llm-trader worker\` (or \`llm-trader dev\`) using the same temporal.task_queue`
+    );
+  }
+  const workers = pollers === 1 ? '1 worker polls' : `${pollers} workers poll`;
+  return timedOut
+    ? `${workers} task queue ${target.taskQueue} but none answered the query within ${QUERY_TIMEOUT_MS / 1000} s: ` +
+        'the worker may be overloaded or stuck in a long workflow task; see its log, or restart it'
+    : `the status query failed: ${firstLine(err)}`;
 }
 
 function positionText(s: PairStatus): string {
@@ -118,6 +200,12 @@ function lastActionText(s: PairStatus): string {
   const d = s.lastDecision;
   if (d === null) return '-';
   return d.outcome === 'none' || d.outcome === 'executed' ? d.tool : `${d.tool} (${d.outcome})`;
+}
+
+/** The workflow's count of candle closes skipped instead of decided late, when its counters have one. */
+function missedCandles(s: PairStatus): number | null {
+  const value = (s.counters as { missedCandles?: unknown }).missedCandles;
+  return typeof value === 'number' ? value : null;
 }
 
 /** A wake-up this far in the past means no worker is running the workflow. */
@@ -133,12 +221,14 @@ function nextWakeText(s: PairStatus, now: number): string {
 /**
  * The status table: one row per pair. PnL % is the position's leveraged return on margin at the last cycle; `next
  * close` is the market time of the next decision (recorded time in replay mode), `next wake` the wall time until it
- * (`overdue` when it has passed: the timer fired but no worker ran the cycle).
+ * (`overdue` when it has passed: the timer fired but no worker ran the cycle); `missed` (shown when the workflows
+ * count them) the candle closes skipped after outages instead of being decided late.
  */
 export function statusTable(reports: readonly PairReport[], now: number): string {
+  const showMissed = reports.some((r) => r.status !== null && missedCandles(r.status) !== null);
   const rows = reports.map((r) => {
     const s = r.status;
-    if (s === null) return [r.pair, '-', r.state, '-', '-', '-', '-', '-', '-', '-', '-'];
+    if (s === null) return [r.pair, '-', r.state, '-', '-', '-', '-', '-', '-', ...(showMissed ? ['-'] : []), '-', '-'];
     const flags = [s.paused ? 'paused' : null, s.forceExitPending ? 'exit pending' : null].filter((f) => f !== null);
     return [
       r.pair,
@@ -150,14 +240,16 @@ export function statusTable(reports: readonly PairReport[], now: number): string
       formatTime(s.nextDecisionAsOf),
       nextWakeText(s, now),
       String(s.counters.cycles),
+      ...(showMissed ? [String(missedCandles(s) ?? '-')] : []),
       String(s.counters.tokensIn + s.counters.tokensOut),
       `${s.run}`,
     ];
   });
+  const header = ['pair', 'mode', 'state', 'position', 'PnL %', 'last action', 'next close', 'next wake', 'cycles'];
   const table = formatTable(
-    ['pair', 'mode', 'state', 'position', 'PnL %', 'last action', 'next close', 'next wake', 'cycles', 'tokens', 'run'],
+    [...header, ...(showMissed ? ['missed'] : []), 'tokens', 'run'],
     rows,
-    [4, 8, 9, 10],
+    showMissed ? [4, 8, 9, 10, 11] : [4, 8, 9, 10],
   );
   const notes = reports.filter((r) => r.detail !== null).map((r) => `${r.pair}: ${r.detail}`);
   return notes.length > 0 ? `${table}\n\n${notes.join('\n')}` : table;

@@ -1,6 +1,7 @@
 /**
- * `llm-trader trades [pair]`: the latest closed trades from the journal (`<data_dir>/journal.sqlite`) with their
- * review (grade, reward), and the all-time win/loss summary. `--json` prints the trades as a JSON array.
+ * `llm-trader trades [pair] [--run <run|all>]`: the latest closed trades from the journal (`<data_dir>/journal.sqlite`)
+ * with their review (grade, reward), and the win/loss summary of the run. The first line names the run shown (default:
+ * the current run, the one of the latest record) and how to see others. `--json` prints the trades as a JSON array.
  */
 import { existsSync } from 'node:fs';
 import type { Command } from 'commander';
@@ -15,12 +16,15 @@ import {
   formatTime,
   positiveInt,
   readConfig,
+  runHeader,
+  runName,
   type ConfigOptions,
 } from './shared';
 
 interface TradesOptions extends ConfigOptions {
   limit: string;
   json?: boolean;
+  run?: string;
 }
 
 /** Adds the `trades` command to `program`. */
@@ -30,6 +34,7 @@ export function registerTrades(program: Command): void {
     .description('show the latest closed trades from the journal (PnL, exit reason, grade, reward) and a summary')
     .argument('[pair]', 'one pair, e.g. BTC/USDT:USDT (default: all pairs)')
     .option('-n, --limit <n>', 'how many of the latest trades to show', '20')
+    .option('-r, --run <run>', 'the run to show: paper, live, replay-<id>, or all (default: the current run)')
     .option('--json', 'print the trades (with their lessons) as a JSON array');
   addConfigOption(command);
   command.action(async (pairArg: string | undefined, opts: TradesOptions, cmd: Command) => {
@@ -45,17 +50,21 @@ export function registerTrades(program: Command): void {
     }
     const journal = Journal.fromConfig(config);
     try {
-      const trades = journal.recentTrades(pair, limit);
+      const current = journal.currentRun();
+      const run = opts.run === 'all' ? null : (opts.run ?? current);
+      const trades = journal.recentTrades(pair, limit, { run });
       if (opts.json) {
         console.log(JSON.stringify(trades, null, 2));
         return;
       }
+      console.log(runHeader(run, current, journal.runs()));
       if (trades.length === 0) {
-        console.log(`no closed trades${pair ? ` for ${pair}` : ''} in ${database} yet`);
+        const where = run !== null ? ` in run ${runName(run)}` : '';
+        console.log(`no closed trades${pair ? ` for ${pair}` : ''}${where} in ${database} yet`);
         return;
       }
       console.log(tradesTable(trades));
-      console.log(`\n${summaryLine(journal.winLossBreakdown(pair))}`);
+      console.log(`\n${summaryLine(journal.winLossBreakdown(pair, { run }))}`);
     } finally {
       journal.close();
     }
