@@ -14,11 +14,11 @@ import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
 import type { Config } from '../core/config';
 import { Journal, journalContext } from '../store/journal';
-import type { ContextRequest, MarketView, RiskRequest, ExecuteRequest } from '../core/cycle';
+import type { MarketView, RiskRequest } from '../core/cycle';
 import type { DecisionContext } from '../core/context-types';
 import type { AccountSnapshot, Candle, Execution, ExternalClose, MarketSnapshot, Verdict } from '../core/types';
 import { checkRisk, type MarketLimits } from '../core/risk';
-import { buildSnapshot, snapshotAt, type SnapshotOptions } from '../core/snapshot';
+import { buildSnapshot, compactSnapshot, snapshotAt, type SnapshotOptions } from '../core/snapshot';
 import { timeframeMs } from '../core/timeframe';
 import { CONFIGURATION_ERROR, MARKET_DATA_UNAVAILABLE } from '../core/error-types';
 import { stopOrderId } from '../core/ids';
@@ -35,7 +35,16 @@ import type { Exchange } from '../exchange/port';
 import { CcxtExchange } from '../exchange/ccxt-exchange';
 import { PaperExchange } from '../exchange/paper-exchange';
 import { LiveMarketSource, RecordedMarketSource, csvRecordedData, type MarketSource } from '../exchange/market-source';
-import type { Activities, RecordDecisionInput, TradeReviewResult } from './types';
+import type {
+  AccountId,
+  Activities,
+  BuildContextRequest,
+  DecideRequest,
+  ExecuteActivityRequest,
+  PromptRef,
+  RecordDecisionInput,
+  TradeReviewResult,
+} from './types';
 import { createFailpoints, type Failpoints } from './failpoints';
 import type { ClosedTrade } from '../core/types';
 
@@ -51,12 +60,27 @@ export const HISTORY_CANDLES = 300;
 /** At most this many main candles are returned in `candlesSince` (a long pause is summarised by its extremes). */
 export const MAX_CANDLES_SINCE = 500;
 
-export interface ActivityDeps {
-  config: Config;
+/** One trading account: where its orders go, and its paper exchange when it trades on paper. */
+export interface TradingAccount {
   /** where orders go: the paper exchange (paper, replay) or the real one (live) */
   exchange: Exchange;
   /** the paper exchange when trading on paper: advanced to each cycle's asOf (funding, stops, liquidations) */
   paper: PaperExchange | null;
+  /** advances the market clock of the paper exchange (replay: recorded time) */
+  setMarketTime?: (t: number) => void;
+}
+
+export interface ActivityDeps {
+  config: Config;
+  /** the default account (requests that name none): the exchange (paper, replay or live) */
+  exchange: Exchange;
+  /** the paper exchange when trading on paper: advanced to each cycle's asOf (funding, stops, liquidations) */
+  paper: PaperExchange | null;
+  /**
+   * the account a request names (`account`), e.g. one paper account per replay execution; default: every request
+   * trades in the default account
+   */
+  accountFor?: (id: AccountId) => TradingAccount;
   /** candles and funding, asOf-bounded */
   market: MarketSource;
   provider: DecisionProvider;
@@ -108,15 +132,72 @@ function compactResult(result: ProviderDecision): ProviderDecision {
   };
 }
 
+/** Full snapshots and built prompts kept between a cycle's steps on this worker (a few per pair). */
+export const STEP_CACHE_ENTRIES = 2048;
+
+/** A bounded insertion-ordered cache: the oldest entry goes first. */
+class StepCache<V> {
+  private readonly map = new Map<string, V>();
+  constructor(private readonly capacity: number) {}
+  get(key: string): V | undefined {
+    return this.map.get(key);
+  }
+  set(key: string, value: V): void {
+    this.map.delete(key);
+    this.map.set(key, value);
+    while (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value as string);
+  }
+}
+
+const ACCOUNT_ID = /^[A-Za-z0-9][A-Za-z0-9_-]{0,63}$/;
+
+/** The compact form of a provider's answer for the workflow history: no prompt and no reasoning text. */
+function historyResult(result: ProviderDecision): ProviderDecision {
+  const { thinking: _thinking, rawToolCalls: _raw, prompt: _prompt, ...rest } = compactResult(result);
+  return rest;
+}
+
 export function createActivities(deps: ActivityDeps): Activities {
-  const { config, exchange, paper, market, provider, journal, logger } = deps;
+  const { config, market, provider, journal, logger } = deps;
   const failpoint: Failpoints = deps.failpoints ?? (() => Promise.resolve());
+  const defaultAccount: TradingAccount = {
+    exchange: deps.exchange,
+    paper: deps.paper,
+    ...(deps.setMarketTime ? { setMarketTime: deps.setMarketTime } : {}),
+  };
+  /** the account of a request; the default one when it names none */
+  function accountOf(id: AccountId | undefined, pair: string): TradingAccount {
+    if (id === undefined || deps.accountFor === undefined) return defaultAccount;
+    if (!ACCOUNT_ID.test(id)) {
+      configurationError(
+        `the workflow of ${pair} names the account "${id}": an account id is 1-64 letters, digits, "-" or "_" ` +
+          `(restart the pair with \`llm-trader start\`)`,
+      );
+    }
+    return deps.accountFor(id);
+  }
+  /** full snapshots by pair and time (fetchMarket keeps them for the context step) */
+  const snapshots = new StepCache<MarketSnapshot>(STEP_CACHE_ENTRIES);
+  /** built prompts by decision id (buildContext keeps them for decide) */
+  const contexts = new StepCache<DecisionContext>(STEP_CACHE_ENTRIES);
+  /** the provider's whole answer by decision id (decide keeps it for the journal: reasoning text, raw tool calls) */
+  const answers = new StepCache<ProviderDecision>(STEP_CACHE_ENTRIES);
   const main = config.timeframes.main;
   const informative = config.context.include_multi_timeframe_data ? config.timeframes.informative : [];
   const snapshotOptions: SnapshotOptions = {
     tailLength: Math.max(1, config.context.indicator_history_points),
     rawCandles: config.context.raw_kline_history_points,
   };
+
+  /** the full snapshot (series tails and raw candles for the prompt) of `pair` at `asOf`: kept, else read again */
+  async function fullSnapshot(pair: string, asOf: number): Promise<MarketSnapshot> {
+    const key = `${pair}|${asOf}`;
+    const kept = snapshots.get(key);
+    if (kept) return kept;
+    const snapshot = await snapshotFor(pair, asOf);
+    snapshots.set(key, snapshot);
+    return snapshot;
+  }
 
   async function snapshotFor(pair: string, asOf: number): Promise<MarketSnapshot> {
     if (market instanceof RecordedMarketSource) {
@@ -135,7 +216,7 @@ export function createActivities(deps: ActivityDeps): Activities {
     });
   }
 
-  async function limitsFor(pair: string): Promise<MarketLimits> {
+  async function limitsFor(exchange: Exchange, pair: string): Promise<MarketLimits> {
     const info = await exchange.market(pair);
     return {
       // an exchange that states no minimum notional: the configured one (paper.min_notional)
@@ -147,7 +228,7 @@ export function createActivities(deps: ActivityDeps): Activities {
     };
   }
 
-  async function account(pair: string, externalCloses: ExternalClose[]): Promise<AccountSnapshot> {
+  async function account(exchange: Exchange, pair: string, externalCloses: ExternalClose[]): Promise<AccountSnapshot> {
     const [balance, positions] = await Promise.all([exchange.fetchBalance(), exchange.fetchPositions()]);
     return {
       equity: balance.equity,
@@ -158,8 +239,20 @@ export function createActivities(deps: ActivityDeps): Activities {
     };
   }
 
+  /** builds the prompt of `req` on the full snapshot, stores it in the journal under the decision id, keeps it */
+  async function promptFor(req: BuildContextRequest): Promise<DecisionContext> {
+    const { decisionId, owner, run, ...request } = req;
+    const pair = request.snapshot.pair;
+    const snapshot = await classified(`read the market of ${pair}`, () => fullSnapshot(pair, request.snapshot.asOf));
+    const learning = journal.learningContext(pair, snapshot.asOf, config.experience);
+    const context = buildDecisionContext({ ...request, snapshot, learning }, config);
+    journal.recordPrompt({ decisionId, owner, run, pair, time: snapshot.asOf, context: journalContext(context) });
+    contexts.set(decisionId, context);
+    return context;
+  }
+
   return {
-    async fetchMarket({ pair, asOf, since, mode }): Promise<MarketView> {
+    async fetchMarket({ pair, asOf, since, mode, account: accountId }): Promise<MarketView> {
       if (mode !== undefined && mode !== config.mode) {
         configurationError(
           `the workflow of ${pair} trades in ${mode} mode but this worker is configured for ${config.mode} mode: ` +
@@ -167,9 +260,10 @@ export function createActivities(deps: ActivityDeps): Activities {
         );
       }
       await failpoint('fetchMarket.start');
+      const { exchange, paper, setMarketTime } = accountOf(accountId, pair);
       let snapshot: MarketSnapshot;
       try {
-        snapshot = await snapshotFor(pair, asOf);
+        snapshot = await fullSnapshot(pair, asOf);
       } catch (err) {
         if (market instanceof RecordedMarketSource) {
           throw ApplicationFailure.create({
@@ -188,7 +282,7 @@ export function createActivities(deps: ActivityDeps): Activities {
         });
       }
       // the market clock moves only to a time the data covers
-      deps.setMarketTime?.(asOf);
+      setMarketTime?.(asOf);
       return classified(`fetch market view of ${pair}`, async () => {
         // the paper exchange processes funding, stops and liquidations up to asOf before anything is read from it
         const from = since ?? asOf - timeframeMs(main);
@@ -204,28 +298,37 @@ export function createActivities(deps: ActivityDeps): Activities {
         const candlesSince = recent.filter((c) => c.time + timeframeMs(main) > from);
         const fundingSince = paper ? paperFundingPaid(paper, pair, from, asOf) : 0;
         return {
-          snapshot,
-          account: await account(pair, externalCloses),
+          // compact: the workflow records this view in its history
+          snapshot: compactSnapshot(snapshot),
+          account: await account(exchange, pair, externalCloses),
           candlesSince,
           fundingSince,
-          limits: await limitsFor(pair),
+          limits: await limitsFor(exchange, pair),
         };
       });
     },
 
-    async buildContext(req: ContextRequest): Promise<DecisionContext> {
-      const pair = req.snapshot.pair;
-      const learning = journal.learningContext(pair, req.snapshot.asOf, config.experience);
-      return buildDecisionContext({ ...req, learning }, config);
+    async buildContext(req: BuildContextRequest): Promise<PromptRef> {
+      const context = await promptFor(req);
+      return {
+        decisionId: req.decisionId,
+        tokens: context.tokens,
+        hasPosition: context.hasPosition,
+        allowedTools: context.allowedTools,
+        price: context.snapshot.price,
+      };
     },
 
-    async decide(ctx: DecisionContext): Promise<ProviderDecision> {
+    async decide({ ref, request }: DecideRequest): Promise<ProviderDecision> {
+      // the prompt built by this worker's context step, or (after a worker change) built again from its request
+      const context = contexts.get(ref.decisionId) ?? (await promptFor(request));
       await failpoint('decide.beforeProvider');
       try {
-        // the prompt goes into the result: a local activity's input is not recorded, its result is (Web UI audit)
-        return { ...compactResult(await provider.decide(ctx)), prompt: ctx.messages };
+        const result = await provider.decide(context);
+        answers.set(ref.decisionId, result);
+        return historyResult(result);
       } catch (err) {
-        throw toFailure(err, `decide ${ctx.pair}`);
+        throw toFailure(err, `decide ${context.pair}`);
       }
     },
 
@@ -233,7 +336,8 @@ export function createActivities(deps: ActivityDeps): Activities {
       return checkRisk({ ...req, risk: config.risk, market: req.limits });
     },
 
-    async execute(req: ExecuteRequest): Promise<Execution> {
+    async execute(req: ExecuteActivityRequest): Promise<Execution> {
+      const { exchange } = accountOf(req.account, req.intent.pair);
       return classified(`execute ${req.intent.kind} on ${req.intent.pair}`, async () => {
         const { intent, clientOrderId } = req;
         await failpoint('execute.beforeOrder');
@@ -276,15 +380,33 @@ export function createActivities(deps: ActivityDeps): Activities {
 
     async recordDecision(input: RecordDecisionInput): Promise<void> {
       await failpoint('recordDecision.start');
+      // the whole answer (reasoning text, raw tool calls) when this worker asked the provider; else the history's
+      const answer = input.result ? (answers.get(input.decisionId) ?? input.result) : null;
       journal.recordDecision({
+        decisionId: input.decisionId,
+        run: input.run,
         owner: input.owner,
         pair: input.pair,
         record: input.record,
-        result: input.result,
+        result: answer === null ? null : compactResult(answer),
         verdict: input.verdict,
-        context: input.context ? journalContext(input.context) : null,
+        // the prompt was stored by the context step under the decision id
+        context: null,
         clientOrderId: input.clientOrderId,
       });
+    },
+
+    async recordMissedCandles(input): Promise<void> {
+      const { inserted } = journal.recordMissedCandles(input);
+      if (inserted) {
+        logger.warn('candles missed: the pair decides on the latest closed candle only', {
+          pair: input.pair,
+          count: input.count,
+          firstClose: new Date(input.firstClose).toISOString(),
+          lastClose: new Date(input.lastClose).toISOString(),
+          reason: input.reason,
+        });
+      }
     },
 
     async reviewTrade(trade: ClosedTrade): Promise<TradeReviewResult> {
@@ -303,6 +425,7 @@ export function createActivities(deps: ActivityDeps): Activities {
         input.reflection,
         input.evaluation,
         input.reward,
+        { run: input.run ?? '' },
       );
       logger.info(inserted ? 'trade journaled' : 'trade already journaled', {
         tradeId: input.trade.tradeId,
@@ -371,53 +494,78 @@ export async function createActivityRuntime(config: Config, opts: ActivityRuntim
       : providerFor(config, dataDir);
     closers.push(close);
     const marketsCacheFile = join(dataDir, `markets-${config.exchange.name}.json`);
-    let exchange: Exchange;
-    let paper: PaperExchange | null = null;
     let market: MarketSource;
-    let marketTime = 0;
+    let markets: Pick<Exchange, 'market'> | undefined;
+    let live: CcxtExchange | null = null;
     if (config.mode === 'live') {
-      const live = CcxtExchange.fromConfig(config.exchange, { marketsCacheFile });
-      exchange = live;
+      live = CcxtExchange.fromConfig(config.exchange, { marketsCacheFile });
       market = new LiveMarketSource(live);
+    } else if (config.mode === 'replay') {
+      market = new RecordedMarketSource(csvRecordedData(config.replay.data));
     } else {
-      let markets: Pick<Exchange, 'market'> | undefined;
-      if (config.mode === 'replay') {
-        market = new RecordedMarketSource(csvRecordedData(config.replay.data));
-      } else {
-        // public market data only: no keys leave the worker for paper trading
-        const publicExchange = CcxtExchange.fromConfig(
-          { ...config.exchange, api_key: '', api_secret: '' },
-          { marketsCacheFile },
-        );
-        market = new LiveMarketSource(publicExchange);
-        markets = publicExchange;
-      }
-      paper = new PaperExchange({
-        file: join(dataDir, `paper-${config.mode}.sqlite`),
-        config: config.paper,
-        source: market,
-        clock: () => (config.mode === 'replay' ? marketTime : Date.now()),
-        triggerTimeframe: config.timeframes.main,
-        ...(markets ? { markets } : {}),
-      });
-      const opened = paper;
-      closers.push(() => opened.close());
-      exchange = paper;
+      // public market data only: no keys leave the worker for paper trading
+      const publicExchange = CcxtExchange.fromConfig(
+        { ...config.exchange, api_key: '', api_secret: '' },
+        { marketsCacheFile },
+      );
+      market = new LiveMarketSource(publicExchange);
+      markets = publicExchange;
     }
+    /** paper accounts by id, each in its own SQLite file (`paper-<id>.sqlite`), opened on first use */
+    const accounts = new Map<AccountId, TradingAccount>();
+    const openAccount = (id: AccountId): TradingAccount => {
+      const known = accounts.get(id);
+      if (known) return known;
+      let account: TradingAccount;
+      if (live) {
+        if (id !== 'live') {
+          configurationError(
+            `a live worker trades the live account only, not "${id}": run a ${id.startsWith('replay') ? 'replay' : 'paper'} ` +
+              'worker (llm-trader worker --config <its config>) for that pair',
+          );
+        }
+        account = { exchange: live, paper: null };
+      } else {
+        let marketTime = 0;
+        const paper = new PaperExchange({
+          file: join(dataDir, `paper-${id}.sqlite`),
+          config: config.paper,
+          source: market,
+          clock: () => (config.mode === 'replay' ? marketTime : Date.now()),
+          triggerTimeframe: config.timeframes.main,
+          ...(markets ? { markets } : {}),
+        });
+        closers.push(() => paper.close());
+        account = {
+          exchange: paper,
+          paper,
+          setMarketTime: (t) => {
+            marketTime = Math.max(marketTime, t);
+          },
+        };
+      }
+      accounts.set(id, account);
+      return account;
+    };
+    // the mode's own account (`paper-paper.sqlite`, `paper-replay.sqlite`, or the exchange): requests naming none
+    const defaultAccount = openAccount(config.mode);
     const activities = createActivities({
       config,
-      exchange,
-      paper,
+      exchange: defaultAccount.exchange,
+      paper: defaultAccount.paper,
+      accountFor: openAccount,
       market,
       provider,
       journal,
       logger: opts.logger,
       failpoints: createFailpoints(opts.logger),
-      setMarketTime: (t) => {
-        marketTime = Math.max(marketTime, t);
-      },
+      ...(defaultAccount.setMarketTime ? { setMarketTime: defaultAccount.setMarketTime } : {}),
     });
-    opts.logger.info('activities ready', { mode: config.mode, provider: provider.name, exchange: exchange.id });
+    opts.logger.info('activities ready', {
+      mode: config.mode,
+      provider: provider.name,
+      exchange: defaultAccount.exchange.id,
+    });
     return {
       activities,
       close: async () => {

@@ -3,8 +3,7 @@
  * Implementations: `createActivities(deps)` in ./index.ts.
  */
 import type { ContextRequest, DecisionRecord, ExecuteRequest, MarketView, RiskRequest } from '../core/cycle';
-import type { DecisionContext } from '../core/context-types';
-import type { ClosedTrade, DecisionResult, Execution, Verdict } from '../core/types';
+import type { ClosedTrade, Execution, ToolName, Verdict } from '../core/types';
 import type { ProviderDecision } from '../llm/provider';
 import type { TradingMode } from '../core/config';
 import type { TradeReview, Reflection, TradeEvaluation, RewardBreakdown } from '../core/learning';
@@ -16,46 +15,110 @@ export interface TradeReviewResult {
   reward: RewardBreakdown;
 }
 
+/**
+ * The account a pair trades in: `live`, `paper`, or `replay-<id>` (one paper account per replay execution, so a rerun
+ * never continues an account an earlier replay already advanced to the end of its data). Decisions and trades are
+ * journaled under it (the journal's `run`). Letters, digits, `-` and `_`, at most 64 characters.
+ */
+export type AccountId = string;
+
 export interface FetchMarketRequest {
   pair: string;
   asOf: number;
   since: number | null;
   /** the workflow's trading mode: a worker configured for another mode refuses to serve it */
   mode?: TradingMode;
+  /** the account to read (default: the worker's mode name, i.e. `paper`, `replay` or `live`) */
+  account?: AccountId;
+}
+
+export interface ExecuteActivityRequest extends ExecuteRequest {
+  /** the account to trade in (default as in {@link FetchMarketRequest}) */
+  account?: AccountId;
+}
+
+/** What the context step needs besides the cycle's request: the decision's id and who owns it. */
+export interface BuildContextRequest extends ContextRequest {
+  /** `decisionId(owner, pair, asOf)`: names the prompt in the journal and the decision built on it */
+  decisionId: string;
+  owner: string;
+  run: AccountId;
+}
+
+/**
+ * What a workflow keeps of a built prompt: a reference. The prompt itself (system and user messages, as sent) is in
+ * the journal under `decisionId` (`llm-trader decisions --show <decisionId>`), so histories stay small.
+ */
+export interface PromptRef {
+  decisionId: string;
+  /** prompt size (messages + tools), o200k tokens; null when not counted */
+  tokens: number | null;
+  hasPosition: boolean;
+  allowedTools: ToolName[];
+  /** the decision price (last main-timeframe close) */
+  price: number;
+}
+
+/** The decide step's input: the prompt's reference, and the request it was built from (to rebuild it elsewhere). */
+export interface DecideRequest {
+  ref: PromptRef;
+  request: BuildContextRequest;
 }
 
 export interface PairActivities {
-  /** closed candles, snapshot, account, exchange-side closes and funding since the last cycle (paper: advances the ledger) */
+  /**
+   * Closed candles, account, exchange-side closes and funding since the last cycle (paper: advances the ledger). The
+   * snapshot is compact (latest indicator values, the last main candle): the prompt's series are read by buildContext.
+   */
   fetchMarket(req: FetchMarketRequest): Promise<MarketView>;
-  /** the prompt: system + user messages within the token budget, plus the tool definitions */
-  buildContext(req: ContextRequest): Promise<DecisionContext>;
-  /** one validated decision from the configured provider; journaled to llm_decisions.jsonl and SQLite */
-  decide(ctx: DecisionContext): Promise<ProviderDecision>;
+  /** builds the prompt (system + user messages within the token budget, tool definitions), stores it, returns its reference */
+  buildContext(req: BuildContextRequest): Promise<PromptRef>;
+  /** one validated decision from the configured provider for a stored prompt (compact: no prompt, no reasoning text) */
+  decide(req: DecideRequest): Promise<ProviderDecision>;
   /** the risk gate with the worker's configuration and the exchange limits; the verdict is journaled */
   checkRisk(req: RiskRequest): Promise<Verdict>;
   /** places the order under its client order id (idempotent), with the protective stop on an entry */
-  execute(req: ExecuteRequest): Promise<Execution>;
-  /** journals one decision of a cycle (SQLite + llm_decisions.jsonl); idempotent per (owner, pair, time) */
+  execute(req: ExecuteActivityRequest): Promise<Execution>;
+  /** journals one decision of a cycle (SQLite + llm_decisions.jsonl, with its stored prompt); idempotent per decision id */
   recordDecision(input: RecordDecisionInput): Promise<void>;
+  /** journals candles a pair could not decide in time (an outage, a cycle that outlived its candle); idempotent */
+  recordMissedCandles(input: MissedCandles): Promise<void>;
 }
 
-/** The journal step's input: a cycle's decision event, with the workflow (or backtest run) that owns it. */
+/**
+ * The journal step's input: a cycle's decision event, with the workflow (or backtest run) that owns it. A regular
+ * activity: this is the step a reader of the history finds the decision at (tool, arguments, reason, price, outcome).
+ */
 export interface RecordDecisionInput {
-  owner: string;
+  decisionId: string;
   pair: string;
+  /** the decision price; null when no market was read */
+  price: number | null;
   record: DecisionRecord;
-  result: DecisionResult | null;
+  result: ProviderDecision | null;
   verdict: Verdict | null;
-  /** what the provider was given; the journal keeps the messages and the token count */
-  context: DecisionContext | null;
   clientOrderId: string | null;
+  owner: string;
+  run: AccountId;
+}
+
+/** Candle closes in [firstClose, lastClose] (main timeframe) that a pair did not decide at. */
+export interface MissedCandles {
+  owner: string;
+  run: AccountId;
+  pair: string;
+  firstClose: number;
+  lastClose: number;
+  count: number;
+  /** outage: the pair woke (or recovered) after later candles had closed; stale: a cycle outlived its candle */
+  reason: 'outage' | 'stale';
 }
 
 export interface ReviewActivities {
   /** review, self-reflection, evaluation and reward of a closed trade (pure computations, recorded in history) */
   reviewTrade(trade: ClosedTrade): Promise<TradeReviewResult>;
   /** trade_experience.jsonl, reward_learning.json and SQLite; idempotent by trade id */
-  recordTrade(input: { trade: ClosedTrade } & TradeReviewResult): Promise<void>;
+  recordTrade(input: { trade: ClosedTrade; run?: AccountId } & TradeReviewResult): Promise<void>;
 }
 
 export type Activities = PairActivities & ReviewActivities;

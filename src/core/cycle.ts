@@ -68,11 +68,17 @@ export interface ExecuteRequest {
   tradeId: string;
 }
 
-/** The side effects a cycle needs. Activities in a workflow; in-process functions in a backtest. */
-export interface CycleSteps {
+/**
+ * The side effects a cycle needs. Activities in a workflow; in-process functions in a backtest.
+ *
+ * `C` is what `buildContext` hands to `decide` and the decision event carries: the whole {@link DecisionContext} in a
+ * backtest, a compact reference to the prompt stored on the worker in a workflow (so that histories stay small). The
+ * cycle never looks inside it.
+ */
+export interface CycleSteps<C = DecisionContext> {
   fetchMarket(req: { pair: string; asOf: number; since: number | null }): Step<MarketView>;
-  buildContext(req: ContextRequest): Step<DecisionContext>;
-  decide(ctx: DecisionContext): Step<DecisionResult>;
+  buildContext(req: ContextRequest): Step<C>;
+  decide(ctx: C): Step<DecisionResult>;
   checkRisk(req: RiskRequest): Step<Verdict>;
   execute(req: ExecuteRequest): Step<Execution>;
 }
@@ -155,15 +161,15 @@ export interface CycleSettings {
   maintenanceMarginRate: number;
 }
 
-export type CycleEvent =
+export type CycleEvent<C = DecisionContext> =
   | {
       type: 'decision';
       record: DecisionRecord;
       /** null for a protective or operator exit: no provider was asked */
       result: DecisionResult | null;
       verdict: Verdict | null;
-      /** what the provider was given (the prompt); null when no context was built */
-      context: DecisionContext | null;
+      /** what the provider was given (the prompt, or the steps' reference to it); null when no context was built */
+      context: C | null;
       /** the order this decision produced, if any */
       clientOrderId: string | null;
     }
@@ -171,9 +177,9 @@ export type CycleEvent =
   /** a trade closed: the caller starts one review for it */
   | { type: 'tradeClosed'; trade: ClosedTrade };
 
-export interface CycleResult {
+export interface CycleResult<C = DecisionContext> {
   state: PairState;
-  events: CycleEvent[];
+  events: CycleEvent<C>[];
 }
 
 export function emptyCounters(): CycleCounters {
@@ -252,20 +258,27 @@ function decisionConfidence(decision: Decision): number {
  * {@link CycleWork}. A backtest's cycle thus runs through without creating a promise, a closure or a suspended
  * frame, which it notices: a cycle there takes a few microseconds.
  */
-export function runCycle(
-  steps: CycleSteps,
+export function runCycle<C = DecisionContext>(
+  steps: CycleSteps<C>,
   input: PairState,
   tick: CycleTick,
   settings: CycleSettings,
-): Step<CycleResult> {
-  const fetched = steps.fetchMarket({ pair: input.pair, asOf: tick.asOf, since: input.lastCycleAsOf });
-  return isPending(fetched)
-    ? fetched.then((view) => marketStage(openCycle(steps, settings, input, tick, view)))
-    : marketStage(openCycle(steps, settings, input, tick, fetched));
+): Step<CycleResult<C>> {
+  // the stages only pass the context from buildContext to decide and into the decision event
+  const any = steps as unknown as CycleSteps<Context>;
+  const fetched = any.fetchMarket({ pair: input.pair, asOf: tick.asOf, since: input.lastCycleAsOf });
+  return (
+    isPending(fetched)
+      ? fetched.then((view) => marketStage(openCycle(any, settings, input, tick, view)))
+      : marketStage(openCycle(any, settings, input, tick, fetched))
+  ) as Step<CycleResult<C>>;
 }
 
+/** The stages' view of the steps' context type: passed along, never read. */
+type Context = unknown;
+
 /** 2. Protective exits and the operator's force-exit act without the model. 3. Else ask for the provider's context. */
-function marketStage(work: CycleWork): Step<CycleResult> {
+function marketStage(work: CycleWork): Step<CycleResult<Context>> {
   const { steps, view } = work;
   const protective = protectiveOrder(work);
   if (protective) {
@@ -284,13 +297,13 @@ function marketStage(work: CycleWork): Step<CycleResult> {
   return isPending(built) ? built.then((context) => contextStage(work, context)) : contextStage(work, built);
 }
 
-function protectiveStage(work: CycleWork, exit: ProtectiveOrder, execution: Execution): CycleResult {
+function protectiveStage(work: CycleWork, exit: ProtectiveOrder, execution: Execution): CycleResult<Context> {
   recordProtectiveExit(work, exit, execution);
   return cycleResult(work);
 }
 
 /** 3. Ask the decision provider. */
-function contextStage(work: CycleWork, context: DecisionContext): Step<CycleResult> {
+function contextStage(work: CycleWork, context: Context): Step<CycleResult<Context>> {
   const decided = work.steps.decide(context);
   return isPending(decided)
     ? decided.then((result) => decisionStage(work, context, result))
@@ -298,7 +311,7 @@ function contextStage(work: CycleWork, context: DecisionContext): Step<CycleResu
 }
 
 /** 4. The risk gate is enforcement: nothing reaches execute without an approved verdict. */
-function decisionStage(work: CycleWork, context: DecisionContext, result: DecisionResult): Step<CycleResult> {
+function decisionStage(work: CycleWork, context: Context, result: DecisionResult): Step<CycleResult<Context>> {
   const { steps, view } = work;
   const decision = result.decision;
   if (decision.tool === 'signal_hold' || decision.tool === 'signal_wait') {
@@ -321,10 +334,10 @@ function decisionStage(work: CycleWork, context: DecisionContext, result: Decisi
 /** 5. Execute an approved order, then record what came of the decision. */
 function verdictStage(
   work: CycleWork,
-  context: DecisionContext,
+  context: Context,
   result: DecisionResult,
   verdict: Verdict,
-): Step<CycleResult> {
+): Step<CycleResult<Context>> {
   if (verdict.status !== 'approved') return executedStage(work, { context, result, verdict, order: null }, null);
   const order = orderRequest(work, verdict.intent);
   const decided = { context, result, verdict, order };
@@ -334,7 +347,7 @@ function verdictStage(
     : executedStage(work, decided, sent);
 }
 
-function executedStage(work: CycleWork, decided: DecidedStep, execution: Execution | null): CycleResult {
+function executedStage(work: CycleWork, decided: DecidedStep, execution: Execution | null): CycleResult<Context> {
   recordDecision(work, decided, execution);
   return cycleResult(work);
 }
@@ -344,7 +357,7 @@ const NOTHING_TO_DO: Verdict = Object.freeze({ status: 'none' });
 
 /** A cycle's working state between its steps: made by {@link openCycle}, updated in place by the phases. */
 interface CycleWork {
-  steps: CycleSteps;
+  steps: CycleSteps<Context>;
   settings: CycleSettings;
   input: PairState;
   tick: CycleTick;
@@ -354,12 +367,12 @@ interface CycleWork {
   lastStopOutTime: number | null;
   counters: CycleCounters;
   /** the cycle's events; its decision records are those of its decision events */
-  events: CycleEvent[];
+  events: CycleEvent<Context>[];
 }
 
 /** 1. Track the open position between cycles: excursions from highs/lows, funding, then reconcile with the exchange. */
 function openCycle(
-  steps: CycleSteps,
+  steps: CycleSteps<Context>,
   settings: CycleSettings,
   input: PairState,
   tick: CycleTick,
@@ -511,7 +524,7 @@ function orderRequest(work: CycleWork, intent: OrderIntent): ExecuteRequest {
 
 /** What a decision stage hands on: the provider's context and answer, the gate's verdict, the order if approved. */
 interface DecidedStep {
-  context: DecisionContext;
+  context: Context;
   result: DecisionResult;
   verdict: Verdict;
   order: ExecuteRequest | null;
@@ -600,7 +613,7 @@ function recordDecision(work: CycleWork, step: DecidedStep, execution: Execution
 }
 
 /** The new state after a cycle (decisions appended to the recent ones, capped) and the cycle's events. */
-function cycleResult(work: CycleWork): CycleResult {
+function cycleResult(work: CycleWork): CycleResult<Context> {
   const { input, events, settings } = work;
   const max = settings.maxRecentDecisions;
   let added = 0;

@@ -366,3 +366,33 @@ function noClosedCandle(pair: string, tf: string, asOf: number, candles: readonl
 function iso(t: number): string {
   return Number.isFinite(t) && Math.abs(t) <= 8.64e15 ? `${new Date(t).toISOString()} (${t})` : String(t);
 }
+
+/**
+ * The compact form of a snapshot that a workflow keeps in its history: per timeframe the latest close, change and
+ * indicator values, no series tails, and of the raw candles only the main timeframe's last one (the protective exits
+ * read its high and low). Everything the cycle itself reads (price, indicators, funding) is kept; the prompt's series
+ * are read again on the worker by the context step.
+ */
+export function compactSnapshot(snapshot: MarketSnapshot): MarketSnapshot {
+  const timeframes: Record<string, TimeframeSnapshot> = {};
+  for (const [tf, s] of Object.entries(snapshot.timeframes)) {
+    const last = tf === snapshot.mainTimeframe ? s.candles.at(-1) : undefined;
+    timeframes[tf] = {
+      timeframe: s.timeframe,
+      lastCandleTime: s.lastCandleTime,
+      close: s.close,
+      changePct: s.changePct,
+      indicators: { ...s.indicators },
+      tails: { close: [], volume: [], rsi14: [], macd: [], macdHist: [], ema20: [], ema50: [], adx14: [] },
+      candles: last ? [{ ...last }] : [],
+    };
+  }
+  return {
+    pair: snapshot.pair,
+    asOf: snapshot.asOf,
+    mainTimeframe: snapshot.mainTimeframe,
+    price: snapshot.price,
+    timeframes,
+    funding: { ...snapshot.funding },
+  };
+}

@@ -208,6 +208,7 @@ export function pairTraderInput(
   pair: string,
   replay: ReplaySchedule | null,
   env: NodeJS.ProcessEnv = process.env,
+  account?: string,
 ): PairTraderInput {
   if (config.mode === 'replay' && replay === null) {
     throw new Error(`pairTraderInput(${pair}): replay mode needs a replay schedule (see replaySchedule)`);
@@ -227,13 +228,32 @@ export function pairTraderInput(
     decideTimeoutMs: timeoutMs,
     decideAttempts: decideAttempts(config, timeoutMs),
     replay: config.mode === 'replay' ? replay : null,
+    ...(account !== undefined ? { account } : {}),
     configSummary: configSummary(config, env),
   };
+}
+
+/**
+ * The account of a replay execution started at `now`: `replay-<UTC time>`, e.g. `replay-20250610T000000Z`. Each
+ * `start` of a replay gets its own paper account (`paper-replay-<...>.sqlite`) and journal run, so a rerun starts from
+ * the starting balance instead of an account an earlier replay already advanced to the end of the data.
+ */
+export function replayAccountId(now: number = Date.now()): string {
+  return `replay-${new Date(now)
+    .toISOString()
+    .replace(/[-:]/g, '')
+    .replace(/\.\d{3}/, '')}`;
+}
+
+/** The account of the pairs `start` starts under `config`: a new replay account, else `paper` or `live`. */
+export function accountFor(config: Pick<Config, 'mode'>, now: number = Date.now()): string {
+  return config.mode === 'replay' ? replayAccountId(now) : config.mode;
 }
 
 /** The workflow memo (shown in the Web UI, carried across continue-as-new): the summary and the replay window. */
 export function pairMemo(input: PairTraderInput): Record<string, unknown> {
   const memo: Record<string, unknown> = { pair: input.pair, config: input.configSummary };
+  if (input.account !== undefined) memo.account = input.account;
   if (input.replay) {
     memo.replay = {
       from: iso(input.replay.recordedStart),
@@ -287,9 +307,10 @@ export async function startPairs(
   const source =
     config.mode === 'replay' ? new RecordedMarketSource(csvRecordedData(resolve(config.replay.data))) : null;
   const results: PairStartResult[] = [];
+  const account = accountFor(config);
   for (const pair of pairs) {
     const replay = source ? await replaySchedule(config, pair, source) : null;
-    const input = pairTraderInput(config, pair, replay, env);
+    const input = pairTraderInput(config, pair, replay, env, account);
     const workflowId = pairWorkflowId(input.exchange, pair);
     try {
       const handle = await client.workflow.start<typeof pairTrader>(PAIR_TRADER_WORKFLOW, {

@@ -7,7 +7,10 @@
  * {@link SHUTDOWN_GRACE}, then the activities' resources (database handles, exchange sessions) are closed. A second
  * signal exits at once. Workflow state is on the server: the next worker carries on where this one stopped.
  */
-import { writeFile } from 'node:fs/promises';
+import { createHash } from 'node:crypto';
+import { mkdir, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import type { ActivityRuntime } from '../activities';
@@ -23,6 +26,16 @@ import type { StructuredLogger } from './logger';
 
 /** The workflows' entry point, bundled by webpack when no prebuilt bundle is given. */
 export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+
+/**
+ * How long a workflow task may wait on a worker's sticky queue before any worker may take it. A task waits there when
+ * the worker that ran the workflow last is gone (killed, crashed): this is the part of recovery a new worker cannot
+ * shorten. The SDK's default is 10 s.
+ */
+export const STICKY_QUEUE_TIMEOUT = '3s';
+
+/** Where prebuilt workflow bundles are kept, by content hash: the repository's node_modules/.cache (a build cache). */
+export const BUNDLE_CACHE_DIR = fileURLToPath(new URL('../../node_modules/.cache/llm-trader', import.meta.url));
 
 /** How long in-flight workflow and activity tasks may run on after a shutdown request before activities are cancelled. */
 export const SHUTDOWN_GRACE = '10s';
@@ -53,6 +66,74 @@ export async function buildWorkflowBundle(logger: StructuredLogger): Promise<str
   return code;
 }
 
+/** The .ts files under `dir`, recursively, sorted. */
+async function sourceFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  for (const entry of await readdir(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) out.push(...(await sourceFiles(path)));
+    else if (entry.name.endsWith('.ts')) out.push(path);
+  }
+  return out.sort();
+}
+
+/**
+ * The content hash of everything that goes into the workflow bundle: the sources it may import (src/workflows and
+ * src/core: the lint rules allow workflows nothing else) and the versions of the Temporal packages bundled with them.
+ */
+export async function workflowBundleKey(): Promise<string> {
+  const hash = createHash('sha256');
+  const src = dirname(dirname(WORKFLOWS_PATH));
+  for (const dir of ['workflows', 'core']) {
+    for (const file of await sourceFiles(join(src, dir))) {
+      hash
+        .update(relative(src, file))
+        .update('\0')
+        .update(await readFile(file))
+        .update('\0');
+    }
+  }
+  const require = createRequire(import.meta.url);
+  for (const pkg of ['@temporalio/workflow', '@temporalio/common', '@temporalio/worker']) {
+    const { version } = require(`${pkg}/package.json`) as { version: string };
+    hash.update(`${pkg}@${version}\0`);
+  }
+  return hash.digest('hex').slice(0, 20);
+}
+
+/**
+ * The path of a workflow bundle of the current sources: built once (a few seconds of webpack) and then reused from
+ * {@link BUNDLE_CACHE_DIR} by every worker start, so a replacement worker polls within a second or two. The file is
+ * written under a temporary name and renamed, so concurrent starts never read half a bundle. Returns null when the
+ * cache cannot be written (a read-only install): the caller bundles in memory.
+ */
+export async function cachedWorkflowBundle(
+  logger: StructuredLogger,
+  cacheDir: string = BUNDLE_CACHE_DIR,
+): Promise<string | null> {
+  const file = join(cacheDir, `workflow-bundle-${await workflowBundleKey()}.js`);
+  try {
+    if ((await stat(file)).size > 0) return file;
+  } catch {
+    // not built yet
+  }
+  const temp = `${file}.${process.pid}.tmp`;
+  try {
+    await mkdir(cacheDir, { recursive: true });
+    logger.info('bundling the workflow code once for this version', { file });
+    await writeFile(temp, await buildWorkflowBundle(logger), 'utf8');
+    await rename(temp, file);
+    return file;
+  } catch (err) {
+    await unlink(temp).catch(() => undefined);
+    logger.warn('could not keep the workflow bundle; bundling at every start', {
+      file,
+      error: err instanceof Error ? err.message : String(err),
+    });
+    return null;
+  }
+}
+
 /**
  * Writes the workflow bundle to `file`, for images that should not bundle on every start (`worker --bundle <file>`).
  * The bundle must be used with the same @temporalio/worker version that built it. Returns its size in bytes.
@@ -69,7 +150,7 @@ export interface StartWorkerOptions {
   settings?: TemporalSettings;
   /** an open connection to use (e.g. the dev server's); the caller closes it. Default: connect to `settings` */
   connection?: NativeConnection;
-  /** a prebuilt workflow bundle (see {@link writeWorkflowBundle}); default: bundle src/workflows at start */
+  /** a prebuilt workflow bundle (see {@link writeWorkflowBundle}); default: the cached bundle of the sources */
   workflowBundlePath?: string;
   /** builds the activities; default createActivityRuntime (tests pass their own) */
   createActivities?: (config: Config, opts: { logger: StructuredLogger }) => Promise<ActivityRuntime>;
@@ -107,17 +188,17 @@ export async function startWorker(config: Config, options: StartWorkerOptions): 
       }
       connection = ownConnection;
     }
-    logger.info(options.workflowBundlePath ? 'loading the workflow bundle' : 'bundling the workflow code', {
-      path: options.workflowBundlePath ?? WORKFLOWS_PATH,
+    const bundlePath = options.workflowBundlePath ?? (await cachedWorkflowBundle(logger));
+    logger.info(bundlePath ? 'loading the workflow bundle' : 'bundling the workflow code', {
+      path: bundlePath ?? WORKFLOWS_PATH,
     });
     worker = await Worker.create({
       connection,
       namespace: settings.namespace,
       taskQueue: settings.taskQueue,
       activities: activityRuntime.activities,
-      ...(options.workflowBundlePath
-        ? { workflowBundle: { codePath: options.workflowBundlePath } }
-        : { workflowsPath: WORKFLOWS_PATH }),
+      ...(bundlePath ? { workflowBundle: { codePath: bundlePath } } : { workflowsPath: WORKFLOWS_PATH }),
+      stickyQueueScheduleToStartTimeout: STICKY_QUEUE_TIMEOUT,
       shutdownGraceTime: SHUTDOWN_GRACE,
       shutdownForceTime: SHUTDOWN_FORCE,
     });

@@ -44,6 +44,11 @@ export interface PairTraderInput {
   /** the decide activity's attempts (1 = no retry) */
   decideAttempts: number;
   replay: ReplaySchedule | null;
+  /**
+   * the account the pair trades in and journals under: `replay-<id>` (one paper account per replay execution),
+   * `paper` or `live`; absent in inputs of older versions (then the mode's name)
+   */
+  account?: string;
   /** short, secret-free summary of the configuration for the memo (provider, model, limits) */
   configSummary: Record<string, string | number | boolean>;
   /** carried across continue-as-new; absent on the first run */
@@ -56,6 +61,10 @@ export interface CarriedState {
   forceExitPending: boolean;
   /** runs so far (continue-as-new count + 1) */
   run: number;
+  /** candle close of the last cycle started (decided, failed or abandoned as stale); absent from older versions */
+  lastTickAsOf?: number | null;
+  /** candle closes not decided at (outages, stale cycles) so far */
+  missedCandles?: number;
 }
 
 export interface TradeReviewInput {
@@ -63,6 +72,8 @@ export interface TradeReviewInput {
   /** the pair workflow that closed the trade */
   parentWorkflowId: string;
   mode: TradingMode;
+  /** the account (journal run) of the pair workflow; absent from older versions */
+  account?: string;
 }
 
 export interface PairStatus {
@@ -79,6 +90,10 @@ export interface PairStatus {
   nextDecisionAsOf: number | null;
   lastCycleAsOf: number | null;
   counters: PairState['counters'];
+  /** candle closes the pair did not decide at (outages, cycles that outlived their candle); journaled as missed */
+  missedCandles: number;
+  /** the account traded in (journal run) */
+  account: string;
   run: number;
   cyclesThisRun: number;
 }
@@ -114,10 +129,12 @@ export const SEARCH_ATTRIBUTES = {
 
 export const PAIR_TRADER_WORKFLOW = 'pairTrader';
 /**
- * Workflow task timeout for pair workflows: the decision runs as a local activity inside a workflow task, and the SDK
- * heartbeats a task only after ~80 % of this, so ordinary LLM calls (< ~48 s) add no history events.
+ * Workflow task timeout for pair workflows. It bounds recovery: when a worker dies mid-cycle, the server gives the
+ * task to another worker once this has passed. The steps run as local activities inside the task; the SDK heartbeats
+ * a task whose local activities run longer than ~80 % of this (3 history events each time), so a model call of 20 s
+ * adds about 6 events.
  */
-export const PAIR_WORKFLOW_TASK_TIMEOUT = '1 minute';
+export const PAIR_WORKFLOW_TASK_TIMEOUT = '10 seconds';
 export const TRADE_REVIEW_WORKFLOW = 'tradeReview';
 
 /** `pair:<exchange>:<symbol>`, e.g. `pair:binanceusdm:BTC/USDT:USDT`. */

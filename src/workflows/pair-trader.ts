@@ -4,9 +4,22 @@
  * mirror, MFE/MAE tracker, recent decisions, pause flag, counters) is workflow state and is carried across
  * continue-as-new.
  *
- * Event budget: every step runs as a local activity (one marker event each, no extra workflow task), so a cycle is
- * a timer (2 events), one workflow task (3), and one marker per step: about 9 events for a hold, 11 for a trade.
- * The `decide` marker holds the prompt sent and the tool call received, for the Web UI.
+ * Fresh decisions only. On waking, and again before the model is asked and before an order is sent, the workflow
+ * compares the cycle's candle with the market clock: when a later candle has closed (the worker was down, or a step
+ * outlived its candle), the cycle decides at the latest closed candle instead, and the candles in between are
+ * journaled as missed (`recordMissedCandles`), never decided late. The checks read the workflow clock, so a replay
+ * of the history takes the same branch; an order step that passed its check is retried as it is (its client order id
+ * makes the retry find the order instead of placing a second one).
+ *
+ * History budget. The market, context, decision, risk and order steps are local activities (one marker each, no
+ * extra workflow task); their results are compact: the snapshot without the prompt's series, a reference to the
+ * prompt (stored in the journal under the decision id), the decision without the prompt. The journal write is a
+ * regular activity, `recordDecision`, so the Web UI lists every decision by name with its tool, arguments, reason,
+ * price and outcome in its input. A hold cycle is about 15 events and 4-5 KB.
+ *
+ * Recovery. The workflow task timeout is short ({@link PAIR_WORKFLOW_TASK_TIMEOUT}): when a worker dies mid-cycle,
+ * the server hands the cycle to another worker within that time (a longer model call makes the SDK heartbeat the
+ * task, 3 events per 8 s). Workers move a task off a dead worker's sticky queue after a few seconds (src/worker).
  */
 import {
   ActivityFailure,
@@ -15,6 +28,7 @@ import {
   allHandlersFinished,
   condition,
   log,
+  proxyActivities,
   makeContinueAsNewFunc,
   proxyLocalActivities,
   setHandler,
@@ -23,10 +37,11 @@ import {
   workflowInfo,
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError, type SearchAttributeUpdatePair } from '@temporalio/common';
-import type { PairActivities } from '../activities/types';
+import type { BuildContextRequest, PairActivities, PromptRef } from '../activities/types';
 import { initialPairState, runCycle, type CycleSteps, type PairState } from '../core/cycle';
 import type { ClosedTrade, Execution } from '../core/types';
-import { nextCloseAfter } from '../core/timeframe';
+import { candleOpenTime, nextCloseAfter, timeframeMs } from '../core/timeframe';
+import { decisionId } from '../core/ids';
 import { ReplayClock } from '../core/replay-clock';
 import {
   MARKET_DATA_UNAVAILABLE,
@@ -35,6 +50,7 @@ import {
   NON_RETRYABLE_LLM_ERROR_TYPES,
 } from '../core/error-types';
 import {
+  PAIR_WORKFLOW_TASK_TIMEOUT,
   LastActionKey,
   PausedKey,
   PositionSideKey,
@@ -69,6 +85,21 @@ const market = proxyLocalActivities<Pick<PairActivities, 'fetchMarket'>>({
 const local = proxyLocalActivities<Pick<PairActivities, 'buildContext' | 'checkRisk' | 'recordDecision'>>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', maximumAttempts: 3, nonRetryableErrorTypes: [CONFIGURATION_ERROR] },
+});
+
+/**
+ * The journal: regular activities, so that each decision is an event the Web UI names (`recordDecision`) with the
+ * decision in its input. Short timeouts: a SQLite row and a JSONL line; a worker that dies while writing hands the
+ * write to another within seconds. Idempotent per decision id, so a retry writes nothing twice.
+ */
+const journal = proxyActivities<Pick<PairActivities, 'recordDecision' | 'recordMissedCandles'>>({
+  startToCloseTimeout: '5s',
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumAttempts: 5,
+    nonRetryableErrorTypes: [CONFIGURATION_ERROR],
+  },
 });
 
 /**
@@ -115,6 +146,22 @@ function failureMessage(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+/** A cycle abandoned because a later candle closed before its model call or order: it is not decided late. */
+class StaleCycle extends Error {
+  constructor(
+    readonly asOf: number,
+    readonly step: string,
+  ) {
+    super(`the candle that closed at ${asOf} is no longer the latest: ${step} skipped`);
+  }
+}
+
+/** What the workflow's context step hands to decide: the stored prompt's reference, and its request (to rebuild it). */
+interface WorkflowContext {
+  ref: PromptRef;
+  request: BuildContextRequest;
+}
+
 export async function pairTrader(input: PairTraderInput): Promise<PairState> {
   const info = workflowInfo();
   /**
@@ -132,6 +179,11 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
   let forceExitConsumed = 0;
   let stopRequested = false;
   const run = carried?.run ?? 1;
+  /** the account traded in (journal `run`): `replay-<id>`, `paper` or `live`; older inputs name none */
+  const account = input.account ?? input.mode;
+  /** candle close of the last cycle started (decided, failed or abandoned): the gap after it is missed candles */
+  let lastTickAsOf: number | null = carried?.lastTickAsOf ?? state.lastCycleAsOf;
+  let missedCandles = carried?.missedCandles ?? 0;
   let cyclesThisRun = 0;
   let nextWakeTime: number | null = null;
   let nextDecisionAsOf: number | null = null;
@@ -151,16 +203,42 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
   const marketNow = (): number => (clock ? clock.recordedTime(Date.now()) : Date.now());
   /** workflow (wall) time at which the market reaches `t` */
   const wallAt = (t: number): number => (clock ? clock.wallTime(t) : t);
+  const tfMs = timeframeMs(input.timeframe);
+  /** the latest candle close a cycle may decide at now: closed, and its grace period over */
+  const latestDecidable = (): number => {
+    const latest = candleOpenTime(marketNow() - input.graceMs, input.timeframe);
+    return replay ? Math.min(latest, replay.recordedEnd) : latest;
+  };
+
+  // the cycle in progress: its candle, decision id and price (for the journal step)
+  let cycleAsOf = 0;
+  let cycleDecisionId = '';
+  let cyclePrice: number | null = null;
+  /** throws StaleCycle when a later candle has closed since the cycle's candle */
+  const assertFresh = (step: string): void => {
+    if (latestDecidable() > cycleAsOf) throw new StaleCycle(cycleAsOf, step);
+  };
 
   const decide = decider(input);
-  const steps: CycleSteps = {
-    fetchMarket: (req) => market.fetchMarket({ ...req, mode: input.mode }),
-    buildContext: (req) => local.buildContext(req),
-    decide: (ctx) => decide.decide(ctx),
+  const steps: CycleSteps<WorkflowContext> = {
+    fetchMarket: async (req) => {
+      const view = await market.fetchMarket({ ...req, mode: input.mode, account });
+      cyclePrice = view.snapshot.price;
+      return view;
+    },
+    buildContext: async (req) => {
+      const request: BuildContextRequest = { ...req, decisionId: cycleDecisionId, owner, run: account };
+      return { ref: await local.buildContext(request), request };
+    },
+    decide: (ctx) => {
+      assertFresh('the model call');
+      return decide.decide({ ref: ctx.ref, request: ctx.request });
+    },
     checkRisk: (req) => local.checkRisk(req),
     execute: async (req): Promise<Execution> => {
+      assertFresh('the order');
       try {
-        return await orders.execute(req);
+        return await orders.execute({ ...req, account });
       } catch (err) {
         const type = failureType(err);
         if (type === null || !(NON_RETRYABLE_EXCHANGE_ERROR_TYPES as readonly string[]).includes(type)) throw err;
@@ -188,6 +266,8 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
     nextDecisionAsOf,
     lastCycleAsOf: state.lastCycleAsOf,
     counters: state.counters,
+    missedCandles,
+    account,
     run,
     cyclesThisRun,
   });
@@ -252,7 +332,7 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
     try {
       await startChild(tradeReview, {
         workflowId: reviewWorkflowId(input.pair, trade.tradeId),
-        args: [{ trade, parentWorkflowId: info.workflowId, mode: input.mode }],
+        args: [{ trade, parentWorkflowId: info.workflowId, mode: input.mode, account }],
         parentClosePolicy: ParentClosePolicy.ABANDON,
       });
     } catch (err) {
@@ -262,19 +342,63 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
     }
   };
 
+  /** journals the candle closes after `from` and before `to` as missed (none when they are adjacent) */
+  const recordMissed = async (from: number | null, to: number, reason: 'outage' | 'stale'): Promise<void> => {
+    if (from === null || to - from <= tfMs) return;
+    const count = Math.round((to - from) / tfMs) - 1;
+    missedCandles += count;
+    await journalQuietly(() =>
+      journal.recordMissedCandles({
+        owner,
+        run: account,
+        pair: input.pair,
+        firstClose: from + tfMs,
+        lastClose: to - tfMs,
+        count,
+        reason,
+      }),
+    );
+  };
+  /** a journal write that failed for good: the decision stands (it is in this history); only its journal row is missing */
+  const journalQuietly = async (write: () => Promise<void>): Promise<void> => {
+    try {
+      await write();
+    } catch (err) {
+      if (!(err instanceof ActivityFailure)) throw err;
+      log.warn('journal write failed', { pair: input.pair, asOf: cycleAsOf, message: failureMessage(err) });
+    }
+  };
+
   for (;;) {
     if (stopRequested) break;
-    const from = Math.max(marketNow(), state.lastCycleAsOf ?? Number.NEGATIVE_INFINITY);
-    const asOf = nextCloseAfter(from, input.timeframe);
-    if (replay && asOf > replay.recordedEnd) {
-      log.info('replay reached the end of its recorded data', { recordedEnd: replay.recordedEnd });
-      break;
+    // the next candle to decide at: one that has closed since the last cycle started (after a stale cycle), else the
+    // next close to come
+    const ready = latestDecidable();
+    let asOf: number;
+    if (lastTickAsOf !== null && ready > lastTickAsOf) {
+      asOf = ready;
+    } else {
+      const from = Math.max(marketNow(), lastTickAsOf ?? Number.NEGATIVE_INFINITY);
+      asOf = nextCloseAfter(from, input.timeframe);
+      if (replay && asOf > replay.recordedEnd) {
+        log.info('replay reached the end of its recorded data', { recordedEnd: replay.recordedEnd });
+        break;
+      }
+      nextDecisionAsOf = asOf;
+      nextWakeTime = wallAt(asOf + input.graceMs);
+      const sleepMs = nextWakeTime - Date.now();
+      if (sleepMs > 0 && (await condition(() => stopRequested, sleepMs))) break;
+      nextWakeTime = null;
     }
+
+    // woke late (a worker outage, a slow task): decide at the latest closed candle; the ones before it are missed
+    asOf = Math.max(asOf, latestDecidable());
     nextDecisionAsOf = asOf;
-    nextWakeTime = wallAt(asOf + input.graceMs);
-    const sleepMs = nextWakeTime - Date.now();
-    if (sleepMs > 0 && (await condition(() => stopRequested, sleepMs))) break;
-    nextWakeTime = null;
+    await recordMissed(lastTickAsOf, asOf, 'outage');
+    lastTickAsOf = asOf;
+    cycleAsOf = asOf;
+    cycleDecisionId = decisionId(owner, input.pair, asOf);
+    cyclePrice = null;
 
     const forceExitAtTick = forceExitRequested;
     try {
@@ -296,37 +420,45 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
       }
       for (const event of out.events) {
         if (event.type !== 'decision') continue;
-        try {
-          await local.recordDecision({
-            owner,
+        await journalQuietly(() =>
+          journal.recordDecision({
+            decisionId: cycleDecisionId,
             pair: input.pair,
+            price: event.context?.ref.price ?? cyclePrice,
             record: event.record,
             result: event.result,
             verdict: event.verdict,
-            context: event.context,
             clientOrderId: event.clientOrderId,
-          });
-        } catch (err) {
-          // the decision stands (it is in this history); only its journal line is missing
-          if (!(err instanceof ActivityFailure)) throw err;
-          log.warn('journal write failed', { pair: input.pair, asOf, message: failureMessage(err) });
-        }
+            owner,
+            run: account,
+          }),
+        );
       }
     } catch (err) {
-      // An activity that exhausted its retries (exchange or LLM down): skip this candle, keep the state, and try again
-      // at the next close. Anything else is a bug and fails the workflow task (Temporal retries it after a fix).
-      if (!(err instanceof ActivityFailure)) throw err;
-      if (failureType(err) === MARKET_DATA_UNAVAILABLE && replay) {
-        log.info('replay data ended', { asOf, message: failureMessage(err) });
-        break;
+      if (err instanceof StaleCycle) {
+        // nothing was decided or sent: the next cycle starts at once, on the latest candle
+        log.warn('cycle outlived its candle; deciding on the latest one instead', {
+          pair: input.pair,
+          asOf,
+          step: err.step,
+        });
+        await recordMissed(asOf - tfMs, asOf + tfMs, 'stale');
+      } else {
+        // An activity that exhausted its retries (exchange or LLM down): skip this candle, keep the state, and try
+        // again at the next close. Anything else is a bug and fails the workflow task (Temporal retries it after a fix).
+        if (!(err instanceof ActivityFailure)) throw err;
+        if (failureType(err) === MARKET_DATA_UNAVAILABLE && replay) {
+          log.info('replay data ended', { asOf, message: failureMessage(err) });
+          break;
+        }
+        state = { ...state, counters: { ...state.counters, failedCycles: state.counters.failedCycles + 1 } };
+        log.warn('decision cycle failed; retrying at the next candle close', {
+          pair: input.pair,
+          asOf,
+          type: failureType(err),
+          message: failureMessage(err),
+        });
       }
-      state = { ...state, counters: { ...state.counters, failedCycles: state.counters.failedCycles + 1 } };
-      log.warn('decision cycle failed; retrying at the next candle close', {
-        pair: input.pair,
-        asOf,
-        type: failureType(err),
-        message: failureMessage(err),
-      });
     }
     cyclesThisRun += 1;
     publish(false);
@@ -336,12 +468,19 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
       const next = makeContinueAsNewFunc<typeof pairTrader>({
         memo: workflowInfo().memo,
         typedSearchAttributes: workflowInfo().typedSearchAttributes,
-        workflowTaskTimeout: workflowInfo().taskTimeoutMs,
+        workflowTaskTimeout: PAIR_WORKFLOW_TASK_TIMEOUT,
       });
       return next({
         ...input,
         replay,
-        carried: { state, paused, forceExitPending: forceExitRequested > forceExitConsumed, run: run + 1 },
+        carried: {
+          state,
+          paused,
+          forceExitPending: forceExitRequested > forceExitConsumed,
+          run: run + 1,
+          lastTickAsOf,
+          missedCandles,
+        },
       });
     }
   }

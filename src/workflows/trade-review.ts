@@ -20,6 +20,6 @@ const reviewer = proxyActivities<ReviewActivities>({
 
 export async function tradeReview(input: TradeReviewInput): Promise<TradeReviewResult> {
   const result = await reviewer.reviewTrade(input.trade);
-  await reviewer.recordTrade({ trade: input.trade, ...result });
+  await reviewer.recordTrade({ trade: input.trade, ...(input.account ? { run: input.account } : {}), ...result });
   return result;
 }

@@ -7,7 +7,8 @@ import { ApplicationFailure } from '@temporalio/common';
 import { ConfigSchema, type Config } from '../../src/core/config';
 import { createActivityRuntime, type ActivityRuntime } from '../../src/activities';
 import { initialPairState, runCycle, type CycleSteps, type PairState } from '../../src/core/cycle';
-import type { Activities } from '../../src/activities/types';
+import type { Activities, BuildContextRequest, PromptRef } from '../../src/activities/types';
+import { decisionId } from '../../src/core/ids';
 import { CONFIGURATION_ERROR, MARKET_DATA_UNAVAILABLE } from '../../src/core/error-types';
 import { readJsonLines } from '../../src/store/jsonl';
 import { Journal } from '../../src/store/journal';
@@ -28,17 +29,30 @@ function replayConfig(dataDir: string): Config {
   });
 }
 
-function stepsOf(a: Activities, owner: string, pair: string, journalEvents = true) {
-  const steps: CycleSteps = {
-    fetchMarket: (req) => a.fetchMarket(req),
-    buildContext: (req) => a.buildContext(req),
+/** What the workflow's context step hands to decide (as in src/workflows/pair-trader.ts). */
+interface StepContext {
+  ref: PromptRef;
+  request: BuildContextRequest;
+}
+
+/** The cycle's steps over the activities, the way pairTrader wires them (decision id per cycle, account per request). */
+function stepsOf(a: Activities, owner: string, pair: string, journalEvents = true, account?: string) {
+  const run = account ?? 'replay';
+  let id = '';
+  const steps: CycleSteps<StepContext> = {
+    fetchMarket: (req) => a.fetchMarket({ ...req, ...(account ? { account } : {}) }),
+    buildContext: async (req) => {
+      const request: BuildContextRequest = { ...req, decisionId: id, owner, run };
+      return { ref: await a.buildContext(request), request };
+    },
     decide: (ctx) => a.decide(ctx),
     checkRisk: (req) => a.checkRisk(req),
-    execute: (req) => a.execute(req),
+    execute: (req) => a.execute({ ...req, ...(account ? { account } : {}) }),
   };
   return {
     steps,
     async cycle(state: PairState, asOf: number) {
+      id = decisionId(owner, pair, asOf);
       const out = await runCycle(
         steps,
         state,
@@ -53,17 +67,19 @@ function stepsOf(a: Activities, owner: string, pair: string, journalEvents = tru
         for (const e of out.events) {
           if (e.type === 'decision') {
             await a.recordDecision({
-              owner,
+              decisionId: id,
               pair,
+              price: e.context?.ref.price ?? null,
               record: e.record,
               result: e.result,
               verdict: e.verdict,
-              context: e.context,
               clientOrderId: e.clientOrderId,
+              owner,
+              run,
             });
           } else if (e.type === 'tradeClosed') {
             const reviewed = await a.reviewTrade(e.trade);
-            await a.recordTrade({ trade: e.trade, ...reviewed });
+            await a.recordTrade({ trade: e.trade, run, ...reviewed });
           }
         }
       }
@@ -97,10 +113,8 @@ describe('activities (replay mode: recorded candles, paper exchange, baseline, j
       trades += out.events.filter((e) => e.type === 'tradeClosed').length;
       const decision = out.events.find((e) => e.type === 'decision');
       if (decision?.type === 'decision' && decision.context) {
-        for (const tf of Object.values(decision.context.snapshot.timeframes)) {
-          for (const c of tf.candles) assert.ok(c.time + HALF_HOUR <= asOf, 'a raw candle closes after asOf');
-        }
-        assert.ok(decision.context.snapshot.asOf <= asOf);
+        assert.equal(decision.context.ref.decisionId, decisionId(OWNER, PAIR, asOf));
+        assert.ok(decision.context.request.snapshot.asOf <= asOf);
       }
     }
     assert.equal(state.counters.cycles, cycles);
@@ -191,5 +205,108 @@ describe('activities (replay mode: recorded candles, paper exchange, baseline, j
       journal.close();
     }
     assert.ok(readFileSync(join(dir, 'logs/llm_decisions.jsonl'), 'utf8').length > 0);
+  });
+
+  test('what a workflow records is compact: a snapshot without series, a prompt reference, a decision without prompt', async () => {
+    const asOf = Date.parse('2025-06-21T12:00:00Z');
+    const pair = 'SOL/USDT:USDT';
+    const a = runtime.activities;
+    const view = await a.fetchMarket({ pair, asOf, since: asOf - HALF_HOUR });
+    for (const [tf, s] of Object.entries(view.snapshot.timeframes)) {
+      assert.equal(s.tails.close.length, 0, `${tf}: series tails in the recorded view`);
+      assert.equal(s.candles.length, tf === '30m' ? 1 : 0, `${tf}: raw candles in the recorded view`);
+      assert.notEqual(s.indicators.rsi14, undefined);
+    }
+    const id = decisionId(OWNER, pair, asOf);
+    const request: BuildContextRequest = {
+      snapshot: view.snapshot,
+      account: view.account,
+      position: null,
+      recentDecisions: [],
+      decisionId: id,
+      owner: OWNER,
+      run: 'replay',
+    };
+    const ref = await a.buildContext(request);
+    assert.equal(ref.decisionId, id);
+    assert.equal(ref.price, view.snapshot.price);
+    assert.ok(ref.tokens !== null && ref.tokens > 500, `prompt tokens ${ref.tokens}`);
+    const result = await a.decide({ ref, request });
+    assert.equal(result.prompt, undefined, 'the decide result carries the prompt');
+    const sizes = {
+      view: JSON.stringify(view).length,
+      ref: JSON.stringify(ref).length,
+      result: JSON.stringify(result).length,
+    };
+    assert.ok(sizes.view < 4_000 && sizes.ref < 300 && sizes.result < 1_500, JSON.stringify(sizes));
+
+    // the full prompt, with the series the view left out, is in the journal under the decision id
+    const journal = Journal.fromConfig(replayConfig(dir), {});
+    try {
+      const prompt = journal.prompt(id);
+      assert.ok(prompt, 'no prompt stored under the decision id');
+      assert.equal(prompt.tokens, ref.tokens);
+      assert.equal(prompt.messages[0]?.role, 'system');
+      assert.ok(prompt.messages[1]!.content.length > 2_000, 'the stored prompt is the whole user message');
+    } finally {
+      journal.close();
+    }
+  });
+
+  test('decide on a worker that did not build the prompt builds it again from the request', async () => {
+    const asOf = Date.parse('2025-06-22T08:00:00Z');
+    const pair = 'ETH/USDT:USDT';
+    const view = await runtime.activities.fetchMarket({ pair, asOf, since: null });
+    const request: BuildContextRequest = {
+      snapshot: view.snapshot,
+      account: view.account,
+      position: null,
+      recentDecisions: [],
+      decisionId: decisionId(OWNER, pair, asOf),
+      owner: OWNER,
+      run: 'replay',
+    };
+    const ref = await runtime.activities.buildContext(request);
+    const here = await runtime.activities.decide({ ref, request });
+    const other = await createActivityRuntime(replayConfig(dir), { logger: silent });
+    try {
+      const there = await other.activities.decide({ ref, request });
+      assert.deepEqual(there.decision, here.decision);
+    } finally {
+      await other.close();
+    }
+  });
+
+  test('each replay account is its own paper ledger file: an order in one is not in another', async () => {
+    const asOf = Date.parse('2025-06-20T12:00:00Z');
+    const pair = 'XRP/USDT:USDT';
+    const view = await runtime.activities.fetchMarket({ pair, asOf, since: null, account: 'replay-a' });
+    const order = {
+      intent: {
+        kind: 'open' as const,
+        pair,
+        side: 'long' as const,
+        leverage: 2,
+        margin: 100,
+        quantity: 200 / view.snapshot.price,
+        price: view.snapshot.price,
+        stopPrice: null,
+      },
+      clientOrderId: 'ltaccounttest01',
+      asOf,
+      tradeId: 'ltaccounttest01',
+      account: 'replay-a',
+    };
+    assert.equal((await runtime.activities.execute(order)).status, 'filled');
+    assert.ok(existsSync(join(dir, 'paper-replay-a.sqlite')));
+    const inA = await runtime.activities.fetchMarket({ pair, asOf, since: null, account: 'replay-a' });
+    const inB = await runtime.activities.fetchMarket({ pair, asOf, since: null, account: 'replay-b' });
+    assert.equal(inA.account.positions.filter((p) => p.pair === pair).length, 1);
+    assert.equal(inB.account.positions.length, 0, 'a new replay account starts flat');
+    assert.equal(inB.account.equity, replayConfig(dir).paper.starting_balance);
+    await assert.rejects(
+      runtime.activities.fetchMarket({ pair, asOf, since: null, account: '../escape' }),
+      (err: unknown) => err instanceof ApplicationFailure && err.type === CONFIGURATION_ERROR,
+    );
   });
 });

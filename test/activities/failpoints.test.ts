@@ -32,10 +32,8 @@ test('a named failpoint logs one line and pauses for its time; others do nothing
 test('a probability pauses only on that share of passes', async () => {
   let calls = 0;
   const draws = [0.1, 0.9, 0.2, 0.5];
-  const fp = createFailpoints(
-    { warn: () => (calls += 1) },
-    { [FAILPOINTS_ENV]: 'decide.beforeProvider=0@0.25' },
-    () => draws.shift()!,
+  const fp = createFailpoints({ warn: () => (calls += 1) }, { [FAILPOINTS_ENV]: 'decide.beforeProvider=0@0.25' }, () =>
+    draws.shift()!,
   );
   for (let i = 0; i < 4; i++) await fp('decide.beforeProvider');
   assert.equal(calls, 2);

@@ -202,9 +202,9 @@ function lastActionText(s: PairStatus): string {
   return d.outcome === 'none' || d.outcome === 'executed' ? d.tool : `${d.tool} (${d.outcome})`;
 }
 
-/** The workflow's count of candle closes skipped instead of decided late, when its counters have one. */
+/** The workflow's count of candle closes skipped instead of decided late (workflows of older versions have none). */
 function missedCandles(s: PairStatus): number | null {
-  const value = (s.counters as { missedCandles?: unknown }).missedCandles;
+  const value = (s as { missedCandles?: unknown }).missedCandles;
   return typeof value === 'number' ? value : null;
 }
 
