@@ -6,11 +6,11 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { tmpdir } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import type { WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
+import type { Client, WorkflowHandle, WorkflowHandleWithFirstExecutionRunId } from '@temporalio/client';
 import { Worker, bundleWorkflowCode, type WorkflowBundleWithSourceMap } from '@temporalio/worker';
 import proto from '@temporalio/proto';
 import type { temporal } from '@temporalio/proto';
@@ -37,6 +37,7 @@ import {
 } from '../../src/workflows/messages';
 import { Journal } from '../../src/store/journal';
 import { readJsonLines } from '../../src/store/jsonl';
+import { historyToFixture } from '../helpers/history-fixtures';
 import { acquireServer, requireServerInCi, type IntegrationServer } from './temporal-server';
 
 const DATA = join(process.cwd(), '../shared/data/binanceusdm');
@@ -125,6 +126,36 @@ async function sleep(ms: number): Promise<void> {
   await new Promise((resolve) => setTimeout(resolve, ms));
 }
 
+/**
+ * `LLM_TRADER_RECORD_HISTORIES=<dir>` makes the suite write the history of every workflow it ran that has completed
+ * into `<dir>` (one JSON file per workflow, named by its workflow id without the run's prefix): the fixtures that
+ * test/workflows/history-replay.test.ts replays against the current workflow code. Refresh them with
+ *   LLM_TRADER_RECORD_HISTORIES=test/fixtures/histories node scripts/run-tests.mjs test/integration/pair-trader
+ */
+const RECORD_HISTORIES_ENV = 'LLM_TRADER_RECORD_HISTORIES';
+
+async function recordHistories(client: Client, dir: string, handles: readonly WorkflowHandle[]): Promise<void> {
+  mkdirSync(dir, { recursive: true });
+  const write = async (handle: WorkflowHandle, suffix: string): Promise<void> => {
+    const name = handle.workflowId
+      .replace(`${RUN}-`, '')
+      .replace(`${RUN}:`, '')
+      .replace(/[^A-Za-z0-9._-]+/g, '_');
+    const file = join(dir, `${name}${suffix}.json`);
+    writeFileSync(`${file}.tmp`, historyToFixture(await handle.fetchHistory()));
+    renameSync(`${file}.tmp`, file);
+    console.log(`# recorded the history of ${handle.workflowId}${suffix} in ${file}`);
+  };
+  for (const handle of handles) {
+    const { status, runId } = await handle.describe();
+    if (status.name !== 'COMPLETED' && status.name !== 'TERMINATED') continue;
+    await write(handle, '');
+    // a chain of runs (continue-as-new): its first run too, which ends in the continue-as-new event
+    const first = (handle as Partial<WorkflowHandleWithFirstExecutionRunId>).firstExecutionRunId;
+    if (first && first !== runId) await write(client.workflow.getHandle(handle.workflowId, first), '.run1');
+  }
+}
+
 /** Poll a query until `until` holds (or fail after `timeoutMs`). */
 async function waitForStatus(
   handle: WorkflowHandle,
@@ -206,6 +237,13 @@ describe('pairTrader on a Temporal server (replay mode, ../shared/data)', () => 
 
   after(async () => {
     if (!server) return;
+    const recordTo = process.env[RECORD_HISTORIES_ENV];
+    try {
+      if (recordTo) await recordHistories(server.env.client, recordTo, handles);
+    } catch (err) {
+      console.log(`# could not record the histories: ${String(err)}`);
+      process.exitCode = 1;
+    }
     // a failed test may leave its workflows running: end every one the suite started
     await Promise.all(
       handles.map(async (h) => {
