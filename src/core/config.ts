@@ -182,7 +182,7 @@ export const TemporalConfigSchema = z
     /** seconds to wait after a candle close before deciding (lets the exchange publish the candle) */
     grace_seconds: number({ min: 0, max: 600 }).default(5),
     /** continue-as-new after this many cycles even if the server does not suggest it */
-    max_cycles_per_run: number({ min: 1, max: 100_000, int: true }).default(500),
+    max_cycles_per_run: number({ min: 1, max: 100_000, int: true }).default(200),
   })
   .strict();
 
