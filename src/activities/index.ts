@@ -72,13 +72,13 @@ export interface TradingAccount {
 
 export interface ActivityDeps {
   config: Config;
-  /** the default account (requests that name none): the exchange (paper, replay or live) */
-  exchange: Exchange;
-  /** the paper exchange when trading on paper: advanced to each cycle's asOf (funding, stops, liquidations) */
-  paper: PaperExchange | null;
+  /** one account for every request, when `accountFor` is not given: the exchange (paper, replay or live) */
+  exchange?: Exchange;
+  /** its paper exchange when trading on paper: advanced to each cycle's asOf (funding, stops, liquidations) */
+  paper?: PaperExchange | null;
   /**
-   * the account a request names (`account`), e.g. one paper account per replay execution; default: every request
-   * trades in the default account
+   * the account a request names (`account`; a request that names none: the mode's name, `paper`, `replay` or
+   * `live`), e.g. one paper account per replay execution, opened on first use
    */
   accountFor?: (id: AccountId) => TradingAccount;
   /** candles and funding, asOf-bounded */
@@ -160,21 +160,28 @@ function historyResult(result: ProviderDecision): ProviderDecision {
 export function createActivities(deps: ActivityDeps): Activities {
   const { config, market, provider, journal, logger } = deps;
   const failpoint: Failpoints = deps.failpoints ?? (() => Promise.resolve());
-  const defaultAccount: TradingAccount = {
-    exchange: deps.exchange,
-    paper: deps.paper,
-    ...(deps.setMarketTime ? { setMarketTime: deps.setMarketTime } : {}),
-  };
-  /** the account of a request; the default one when it names none */
+  const accountFor = deps.accountFor;
+  if (accountFor === undefined && deps.exchange === undefined) {
+    throw new TypeError('createActivities: pass either accountFor or the exchange of the one account');
+  }
+  const single: TradingAccount | null = accountFor
+    ? null
+    : {
+        exchange: deps.exchange!,
+        paper: deps.paper ?? null,
+        ...(deps.setMarketTime ? { setMarketTime: deps.setMarketTime } : {}),
+      };
+  /** the account of a request */
   function accountOf(id: AccountId | undefined, pair: string): TradingAccount {
-    if (id === undefined || deps.accountFor === undefined) return defaultAccount;
+    if (single) return single;
+    if (id === undefined) return accountFor!(config.mode);
     if (!ACCOUNT_ID.test(id)) {
       configurationError(
         `the workflow of ${pair} names the account "${id}": an account id is 1-64 letters, digits, "-" or "_" ` +
           `(restart the pair with \`llm-trader start\`)`,
       );
     }
-    return deps.accountFor(id);
+    return accountFor!(id);
   }
   /** full snapshots by pair and time (fetchMarket keeps them for the context step) */
   const snapshots = new StepCache<MarketSnapshot>(STEP_CACHE_ENTRIES);
@@ -547,24 +554,20 @@ export async function createActivityRuntime(config: Config, opts: ActivityRuntim
       accounts.set(id, account);
       return account;
     };
-    // the mode's own account (`paper-paper.sqlite`, `paper-replay.sqlite`, or the exchange): requests naming none
-    const defaultAccount = openAccount(config.mode);
     const activities = createActivities({
       config,
-      exchange: defaultAccount.exchange,
-      paper: defaultAccount.paper,
+      // requests that name no account trade the mode's own: `paper-paper.sqlite`, `paper-replay.sqlite`, the exchange
       accountFor: openAccount,
       market,
       provider,
       journal,
       logger: opts.logger,
       failpoints: createFailpoints(opts.logger),
-      ...(defaultAccount.setMarketTime ? { setMarketTime: defaultAccount.setMarketTime } : {}),
     });
     opts.logger.info('activities ready', {
       mode: config.mode,
       provider: provider.name,
-      exchange: defaultAccount.exchange.id,
+      exchange: config.exchange.name,
     });
     return {
       activities,
