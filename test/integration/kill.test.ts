@@ -60,12 +60,12 @@ describe('worker processes SIGKILLed at random points and at failpoints (replay 
       console.log(`# the workers' logs and files are kept in ${report.dataDir} (seed ${seed})`);
     }
 
+    for (const check of report.checks) assert.ok(check.ok, `${check.name}: ${check.detail}`);
     assert.equal(
       report.kills.length,
       PLAN.length,
       `only ${report.kills.length} of ${PLAN.length} kills: ${report.stopReason}`,
     );
-    for (const check of report.checks) assert.ok(check.ok, `${check.name}: ${check.detail}`);
     const slow = report.slowKills.map(
       (k) =>
         `kill ${k.index} (${k.point}): ` +
