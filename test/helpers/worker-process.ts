@@ -1048,10 +1048,7 @@ export async function runKillScenario(opts: KillRunOptions): Promise<KillRunRepo
         ? `min ${secs(recoveryFromKill.min)}, median ${secs(recoveryFromKill.median)}, max ${secs(recoveryFromKill.max)}`
         : 'n/a'),
     '',
-    table(
-      ['check', 'result', 'detail'],
-      checks.map((c) => [c.name, c.ok ? 'ok' : 'FAILED', c.detail]),
-    ),
+    ...checks.map((c) => `${c.ok ? 'ok    ' : 'FAILED'}  ${c.name}: ${c.detail}`),
   ].join('\n');
   const allOk = checks.length > 0 && checks.every((c) => c.ok);
   if (allOk && slowKills.length === 0) rmSync(dataDir, { recursive: true, force: true });
