@@ -10,7 +10,8 @@
  * and exits on alternate candles, so that nearly every cycle places an order.
  *
  * Kill points:
- * - `asleep`: a random time while every pair sleeps between cycles (checked with the status query just before);
+ * - `asleep`: a random time while every pair sleeps between cycles: its status query says it waits for its timer, and
+ *   describe shows no workflow task pending (a trade review's start or completion wakes a sleeping pair for a task);
  * - `random`: a random time, whatever the workers are doing;
  * - a failpoint name (`decide.beforeProvider`, `execute.afterOrder`, `recordDecision.start`, ...): the worker runs with
  *   LLM_TRADER_FAILPOINTS=<name>=<pause>, and is killed while the first activity that reaches it pauses there. Since
@@ -668,11 +669,16 @@ export async function runKillScenario(opts: KillRunOptions): Promise<KillRunRepo
           asleepVerified = false;
           const deadline = Date.now() + 30_000;
           while (Date.now() < deadline) {
+            // asleep: waiting for its timer (status) with no workflow task scheduled or running (a child review's
+            // start or completion wakes a sleeping pair for a task; a kill during it is not a kill "asleep")
             const all = await queryAll();
             const now = Date.now();
-            if ([...all.values()].every((s) => s !== null && s.nextWakeTime !== null && s.nextWakeTime - now > 120)) {
-              asleepVerified = true;
-              break;
+            if ([...all.values()].every((s) => s !== null && s.nextWakeTime !== null && s.nextWakeTime - now > 150)) {
+              const described = await Promise.all([...handles.values()].map((h) => h.describe().catch(() => null)));
+              if (described.every((d) => d !== null && !d.raw.pendingWorkflowTask)) {
+                asleepVerified = true;
+                break;
+              }
             }
             await sleep(50 + random() * 150);
           }
