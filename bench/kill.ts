@@ -114,6 +114,15 @@ export async function runKillBench(argv: readonly string[] = process.argv.slice(
     return 2;
   }
   console.log(`# kill bench on ${acquired.origin} (${acquired.env.address}), seed ${args.seed}`);
+  // Ctrl-C: no further kill, then the checks and the clean-up; a second one exits at once (the workers are killed)
+  const abort = new AbortController();
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (abort.signal.aborted) process.exit(130);
+    console.log(`# ${signal}: stopping after the current kill (again to exit at once)`);
+    abort.abort();
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
     const report = await runKillScenario({
       address: acquired.env.address,
@@ -126,6 +135,7 @@ export async function runKillBench(argv: readonly string[] = process.argv.slice(
       maxDurationMs: args.maxMinutes * 60_000,
       recoveryTimeoutMs: 150_000,
       log: (line) => console.log(line),
+      signal: abort.signal,
     });
     console.log(`\n${report.summary}`);
     const failed = report.checks.filter((c) => !c.ok);
@@ -143,6 +153,8 @@ export async function runKillBench(argv: readonly string[] = process.argv.slice(
       console.log(`only ${report.kills.length}/${args.kills} kills: ${report.stopReason}`);
     return failed.length === 0 && report.slowKills.length === 0 ? 0 : 1;
   } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
     await acquired.env.teardown();
   }
 }

@@ -333,6 +333,8 @@ export interface KillRunOptions {
   maxCyclesPerRun?: number;
   /** progress lines */
   log: (line: string) => void;
+  /** when aborted, no further kill is started: the run stops its pairs, checks and cleans up */
+  signal?: AbortSignal;
 }
 
 export interface KillRecord {
@@ -659,6 +661,10 @@ export async function runKillScenario(opts: KillRunOptions): Promise<KillRunRepo
     for (let k = 0; k < opts.plan.length; k += 1) {
       if (opts.maxDurationMs !== undefined && Date.now() - began > opts.maxDurationMs) {
         stopReason = `time budget of ${secs(opts.maxDurationMs)} reached after ${k} kills`;
+        break;
+      }
+      if (opts.signal?.aborted) {
+        stopReason = `interrupted after ${k} kills`;
         break;
       }
       const point = opts.plan[k]!;
