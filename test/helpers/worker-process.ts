@@ -718,9 +718,21 @@ export async function runKillScenario(opts: KillRunOptions): Promise<KillRunRepo
       await current.kill();
       const killMarketTime = clock.recordedTime(killedAt);
 
-      const replacement = startWorker();
+      // a replacement that fails to start (e.g. node_modules being reinstalled under the run) is retried once; the
+      // recovery counts from the start of the one that runs
+      let replacement = startWorker();
       current = replacement;
-      const startedAt = await replacement.waitStarted();
+      let startedAt: number;
+      try {
+        startedAt = await replacement.waitStarted();
+      } catch (err) {
+        log(
+          `# kill ${k + 1}: replacement ${replacement.name} did not start, starting another: ${(err as Error).message}`,
+        );
+        replacement = startWorker();
+        current = replacement;
+        startedAt = await replacement.waitStarted();
+      }
       const recoveredAt: Record<string, number | null> = Object.fromEntries(opts.pairs.map((p) => [p, null]));
       const deadline = startedAt + recoveryTimeoutMs;
       while (Date.now() < deadline && Object.values(recoveredAt).some((v) => v === null)) {

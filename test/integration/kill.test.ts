@@ -6,6 +6,11 @@
  * record, no decision was taken on a stale candle, and that every kill is recovered from within
  * {@link RECOVERY_LIMIT_MS} of the replacement worker's start. Prints the recovery times (min / median / max) whatever
  * the outcome. The harness is test/helpers/worker-process.ts; `npm run bench:kill` runs the same with many more kills.
+ *
+ *   TEMPORAL_CLI_PATH=../shared/tools/temporal-dev/temporal node scripts/run-tests.mjs test/integration/kill
+ *
+ * KILL_SEED=<n> repeats a run's random delays (the seed is printed). On a failure the workers' logs, the config, the
+ * decision file and the SQLite files are kept in the printed folder.
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
