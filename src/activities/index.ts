@@ -12,6 +12,7 @@
  */
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
+import { heartbeat } from '@temporalio/activity';
 import type { Config } from '../core/config';
 import { Journal, journalContext } from '../store/journal';
 import type { MarketView, RiskRequest } from '../core/cycle';
@@ -130,6 +131,18 @@ function compactResult(result: ProviderDecision): ProviderDecision {
     ...(result.notes && result.notes.length > 0 ? { notes: result.notes } : {}),
     ...(result.originalUsage ? { originalUsage: result.originalUsage } : {}),
   };
+}
+
+/** How often the order activity heartbeats (its heartbeat timeout in the workflow is 4 s). */
+export const EXECUTE_HEARTBEAT_MS = 1_000;
+
+/** Heartbeats when running as a regular activity; outside an activity (tests, backtests) it does nothing. */
+function heartbeatQuietly(): void {
+  try {
+    heartbeat();
+  } catch {
+    // not in an activity context
+  }
 }
 
 /** Full snapshots and built prompts kept between a cycle's steps on this worker (a few per pair). */
@@ -258,6 +271,48 @@ export function createActivities(deps: ActivityDeps): Activities {
     return context;
   }
 
+  /** places the order of `req` under its client order id (idempotent), with the protective stop on an entry */
+  function placeOrder(exchange: Exchange, req: ExecuteActivityRequest): Promise<Execution> {
+    return classified(`execute ${req.intent.kind} on ${req.intent.pair}`, async () => {
+      const { intent, clientOrderId } = req;
+      await failpoint('execute.beforeOrder');
+      if (intent.kind === 'open' || intent.kind === 'increase')
+        await exchange.prepareEntry(intent.pair, intent.leverage);
+      const buy = (intent.kind === 'open' || intent.kind === 'increase') === (intent.side === 'long');
+      const result = await exchange.createOrder({
+        pair: intent.pair,
+        side: buy ? 'buy' : 'sell',
+        quantity: intent.quantity,
+        reduceOnly: intent.kind === 'reduce' || intent.kind === 'close',
+        clientOrderId,
+        referencePrice: intent.price,
+      });
+      if (intent.kind === 'open' && intent.stopPrice !== null && result.status === 'filled') {
+        // the protective stop on the exchange: it holds even if this worker is down
+        await exchange.placeStopOrder({
+          pair: intent.pair,
+          side: buy ? 'sell' : 'buy',
+          quantity: result.filledQuantity,
+          stopPrice: intent.stopPrice,
+          clientOrderId: stopOrderId(req.tradeId),
+        });
+      }
+      if (intent.kind === 'close' && result.status === 'filled') {
+        // the position is gone: its protective stop must not fire on a later position (idempotent)
+        await exchange.cancelOrder(intent.pair, stopOrderId(req.tradeId));
+      }
+      await failpoint('execute.afterOrder');
+      const positions = await exchange.fetchPositions();
+      return {
+        clientOrderId,
+        status: result.status === 'filled' ? 'filled' : 'rejected',
+        fills: result.fills,
+        position: positions.find((p) => p.pair === intent.pair) ?? null,
+        error: result.status === 'filled' ? null : `order ${clientOrderId} is ${result.status}`,
+      };
+    });
+  }
+
   return {
     async fetchMarket({ pair, asOf, since, mode, account: accountId }): Promise<MarketView> {
       if (mode !== undefined && mode !== config.mode) {
@@ -345,44 +400,14 @@ export function createActivities(deps: ActivityDeps): Activities {
 
     async execute(req: ExecuteActivityRequest): Promise<Execution> {
       const { exchange } = accountOf(req.account, req.intent.pair);
-      return classified(`execute ${req.intent.kind} on ${req.intent.pair}`, async () => {
-        const { intent, clientOrderId } = req;
-        await failpoint('execute.beforeOrder');
-        if (intent.kind === 'open' || intent.kind === 'increase')
-          await exchange.prepareEntry(intent.pair, intent.leverage);
-        const buy = (intent.kind === 'open' || intent.kind === 'increase') === (intent.side === 'long');
-        const result = await exchange.createOrder({
-          pair: intent.pair,
-          side: buy ? 'buy' : 'sell',
-          quantity: intent.quantity,
-          reduceOnly: intent.kind === 'reduce' || intent.kind === 'close',
-          clientOrderId,
-          referencePrice: intent.price,
-        });
-        if (intent.kind === 'open' && intent.stopPrice !== null && result.status === 'filled') {
-          // the protective stop on the exchange: it holds even if this worker is down
-          await exchange.placeStopOrder({
-            pair: intent.pair,
-            side: buy ? 'sell' : 'buy',
-            quantity: result.filledQuantity,
-            stopPrice: intent.stopPrice,
-            clientOrderId: stopOrderId(req.tradeId),
-          });
-        }
-        if (intent.kind === 'close' && result.status === 'filled') {
-          // the position is gone: its protective stop must not fire on a later position (idempotent)
-          await exchange.cancelOrder(intent.pair, stopOrderId(req.tradeId));
-        }
-        await failpoint('execute.afterOrder');
-        const positions = await exchange.fetchPositions();
-        return {
-          clientOrderId,
-          status: result.status === 'filled' ? 'filled' : 'rejected',
-          fills: result.fills,
-          position: positions.find((p) => p.pair === intent.pair) ?? null,
-          error: result.status === 'filled' ? null : `order ${clientOrderId} is ${result.status}`,
-        };
-      });
+      // heartbeats tell the server this worker is alive: a dead one is noticed within the heartbeat timeout
+      const beat = setInterval(heartbeatQuietly, EXECUTE_HEARTBEAT_MS);
+      heartbeatQuietly();
+      try {
+        return await placeOrder(exchange, req);
+      } finally {
+        clearInterval(beat);
+      }
     },
 
     async recordDecision(input: RecordDecisionInput): Promise<void> {

@@ -94,6 +94,11 @@ export interface RecordDecisionInput {
   pair: string;
   /** the decision price; null when no market was read */
   price: number | null;
+  /**
+   * workflow time at which the decision was taken (the model's answer came back, or the protective rule fired), Unix
+   * ms: a decision journaled late after a worker died was still taken on time when this is within its candle
+   */
+  decidedAt: number;
   record: DecisionRecord;
   result: ProviderDecision | null;
   verdict: Verdict | null;

@@ -30,6 +30,7 @@ import {
   log,
   proxyActivities,
   makeContinueAsNewFunc,
+  patched,
   proxyLocalActivities,
   setHandler,
   startChild,
@@ -103,10 +104,27 @@ const journal = proxyActivities<Pick<PairActivities, 'recordDecision' | 'recordM
 });
 
 /**
- * Orders: never retried on a non-retryable exchange type. A retry of a retryable failure is safe because the client
- * order id is looked up before anything is sent.
+ * Orders: a regular activity. Once the workflow task that decided an order completes, the order step is on the
+ * server: a worker that dies after the exchange accepted the order and before it reported back is detected by the
+ * missed heartbeat within seconds, and the activity is retried as it is (same client order id: the exchange finds
+ * the order instead of placing a second one). As a local activity the whole task was lost with the worker, and the
+ * retried task asked the model again on a market that now showed the order's position as untracked: the fill was
+ * never recorded. Never retried on a non-retryable exchange type.
  */
-const orders = proxyLocalActivities<Pick<PairActivities, 'execute'>>({
+const orders = proxyActivities<Pick<PairActivities, 'execute'>>({
+  startToCloseTimeout: '60s',
+  heartbeatTimeout: '4s',
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumInterval: '30s',
+    maximumAttempts: 6,
+    nonRetryableErrorTypes: [...NON_RETRYABLE_EXCHANGE_ERROR_TYPES, CONFIGURATION_ERROR],
+  },
+});
+
+/** Orders as local activities: the workflows recorded before EXECUTE_AS_ACTIVITY_PATCH replay with these. */
+const localOrders = proxyLocalActivities<Pick<PairActivities, 'execute'>>({
   startToCloseTimeout: '60s',
   retry: {
     initialInterval: '2s',
@@ -145,6 +163,9 @@ function failureMessage(err: unknown): string {
   if (err instanceof ActivityFailure && err.cause) return err.cause.message;
   return err instanceof Error ? err.message : String(err);
 }
+
+/** Orders moved from a local to a regular activity (histories recorded before keep replaying as they were). */
+const EXECUTE_AS_ACTIVITY_PATCH = 'execute-as-activity';
 
 /** A cycle abandoned because a later candle closed before its model call or order: it is not decided late. */
 class StaleCycle extends Error {
@@ -214,6 +235,7 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
   let cycleAsOf = 0;
   let cycleDecisionId = '';
   let cyclePrice: number | null = null;
+  let cycleDecidedAt = 0;
   /** throws StaleCycle when a later candle has closed since the cycle's candle */
   const assertFresh = (step: string): void => {
     if (latestDecidable() > cycleAsOf) throw new StaleCycle(cycleAsOf, step);
@@ -224,21 +246,26 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
     fetchMarket: async (req) => {
       const view = await market.fetchMarket({ ...req, mode: input.mode, account });
       cyclePrice = view.snapshot.price;
+      // a protective exit is decided on this view
+      cycleDecidedAt = Date.now();
       return view;
     },
     buildContext: async (req) => {
       const request: BuildContextRequest = { ...req, decisionId: cycleDecisionId, owner, run: account };
       return { ref: await local.buildContext(request), request };
     },
-    decide: (ctx) => {
+    decide: async (ctx) => {
       assertFresh('the model call');
-      return decide.decide({ ref: ctx.ref, request: ctx.request });
+      const result = await decide.decide({ ref: ctx.ref, request: ctx.request });
+      cycleDecidedAt = Date.now();
+      return result;
     },
     checkRisk: (req) => local.checkRisk(req),
     execute: async (req): Promise<Execution> => {
       assertFresh('the order');
       try {
-        return await orders.execute({ ...req, account });
+        const send = patched(EXECUTE_AS_ACTIVITY_PATCH) ? orders : localOrders;
+        return await send.execute({ ...req, account });
       } catch (err) {
         const type = failureType(err);
         if (type === null || !(NON_RETRYABLE_EXCHANGE_ERROR_TYPES as readonly string[]).includes(type)) throw err;
@@ -425,6 +452,7 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
             decisionId: cycleDecisionId,
             pair: input.pair,
             price: event.context?.ref.price ?? cyclePrice,
+            decidedAt: cycleDecidedAt,
             record: event.record,
             result: event.result,
             verdict: event.verdict,

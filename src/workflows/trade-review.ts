@@ -8,8 +8,9 @@ import type { ReviewActivities, TradeReviewResult } from '../activities/types';
 import { CONFIGURATION_ERROR } from '../core/error-types';
 import type { TradeReviewInput } from './messages';
 
+// pure computations and one journal write: a worker that dies meanwhile hands the review on after 10 s, not a minute
 const reviewer = proxyActivities<ReviewActivities>({
-  startToCloseTimeout: '60s',
+  startToCloseTimeout: '10s',
   retry: {
     initialInterval: '2s',
     backoffCoefficient: 2,

@@ -70,6 +70,7 @@ function stepsOf(a: Activities, owner: string, pair: string, journalEvents = tru
               decisionId: id,
               pair,
               price: e.context?.ref.price ?? null,
+              decidedAt: asOf,
               record: e.record,
               result: e.result,
               verdict: e.verdict,

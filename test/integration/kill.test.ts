@@ -14,7 +14,7 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { acquireServer, type IntegrationServer } from './temporal-server';
+import { acquireServer, requireServerInCi, type IntegrationServer } from './temporal-server';
 import { RECOVERY_LIMIT_MS, runKillScenario, type KillPoint, type KillRunReport } from '../helpers/worker-process';
 
 /** >= 5 kills covering the four kill points of the issue, plus one at a random time. */
@@ -35,6 +35,7 @@ describe('worker processes SIGKILLed at random points and at failpoints (replay 
     const acquired = await acquireServer();
     if (typeof acquired === 'string') {
       skip = acquired;
+      requireServerInCi(skip);
       console.log(`# kill test skipped: ${skip}`);
       return;
     }

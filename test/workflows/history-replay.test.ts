@@ -25,7 +25,8 @@ const quiet = {
 
 describe('recorded histories replay on the current workflow code', () => {
   test('every fixture replays without a non-determinism error, and the fixtures cover the workflow paths', async () => {
-    const files = readdirSync(FIXTURES)
+    // one folder per recording (the workflow code of that day): every folder must keep replaying
+    const files = readdirSync(FIXTURES, { recursive: true, encoding: 'utf8' })
       .filter((f) => f.endsWith('.json'))
       .sort();
     const histories = files.map((f) => ({
