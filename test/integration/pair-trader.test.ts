@@ -322,7 +322,8 @@ describe('pairTrader on a Temporal server (replay mode, ../shared/data)', () => 
       `# BTC history: ${perCycle.toFixed(1)} events and ${(bytes / btcState.counters.cycles / 1024).toFixed(2)} KB ` +
         `per decision cycle (${events} events, ${bytes} bytes, ${btcState.counters.cycles} cycles)`,
     );
-    assert.ok(perCycle <= 18, `events per decision cycle ${perCycle.toFixed(1)} > 18`);
+    // a hold is ~15 events; an order adds its activity (3) and the task that reads its result (3): BTC trades often
+    assert.ok(perCycle <= 22, `events per decision cycle ${perCycle.toFixed(1)} > 22`);
   });
 
   test('pause stops decisions, resume restarts them, forceExit closes without the model, stop completes', async (t) => {
