@@ -95,6 +95,8 @@ export interface ScaleFigures {
   kbPerPairDay: number;
   failedCycles: number;
   missedCandles: number;
+  taskTimeouts: number;
+  taskFailures: number;
   workerWarnings: number;
   workerErrors: number;
 }
@@ -195,6 +197,9 @@ export interface HistoryFigures {
   /** per timed cycle, ms: the journal activity's start to its completion */
   journalRuns: number[];
   missed: number;
+  /** workflow tasks that timed out or failed (a task that outlived PAIR_WORKFLOW_TASK_TIMEOUT, a worker error) */
+  taskTimeouts: number;
+  taskFailures: number;
 }
 
 /** The figures of one workflow's history (see the module comment). */
@@ -206,6 +211,8 @@ export function historyFigures(history: temporal.api.history.v1.IHistory): Histo
   const latenesses: number[] = [];
   const decideLatencies: number[] = [];
   let missed = 0;
+  let taskTimeouts = 0;
+  let taskFailures = 0;
   let lastWftStarted = Number.NaN;
   const intendedFire = new Map<number, number>();
   const taskWaits: number[] = [];
@@ -224,6 +231,12 @@ export function historyFigures(history: temporal.api.history.v1.IHistory): Histo
       case EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
         lastWftStarted = t;
         if (cycleStart !== null && cycleTask === null) cycleTask = t;
+        break;
+      case EventType.EVENT_TYPE_WORKFLOW_TASK_TIMED_OUT:
+        taskTimeouts += 1;
+        break;
+      case EventType.EVENT_TYPE_WORKFLOW_TASK_FAILED:
+        taskFailures += 1;
         break;
       case EventType.EVENT_TYPE_TIMER_STARTED: {
         if (cycleStart !== null) {
@@ -304,6 +317,8 @@ export function historyFigures(history: temporal.api.history.v1.IHistory): Histo
     journalWaits,
     journalRuns,
     missed,
+    taskTimeouts,
+    taskFailures,
   };
 }
 
@@ -557,6 +572,8 @@ export async function runScale(pairs: number, opts: Omit<Options, 'sizes'>): Pro
       kbPerPairDay: (perCycle * CYCLES_PER_DAY) / 1024,
       failedCycles,
       missedCandles,
+      taskTimeouts: figures.reduce((s, f) => s + f.taskTimeouts, 0),
+      taskFailures: figures.reduce((s, f) => s + f.taskFailures, 0),
       workerWarnings: level('WARN'),
       workerErrors: level('ERROR'),
     };
@@ -594,6 +611,7 @@ function printTable(rows: ScaleFigures[]): void {
     ['history KB / pair-day (48 cycles)', (r) => f(r.kbPerPairDay, 0)],
     ['failed cycles', (r) => String(r.failedCycles)],
     ['missed candles', (r) => String(r.missedCandles)],
+    ['workflow tasks timed out / failed', (r) => `${r.taskTimeouts} / ${r.taskFailures}`],
     ['worker log warn / error lines', (r) => `${r.workerWarnings} / ${r.workerErrors}`],
   ];
   const width = Math.max(...table.map(([label]) => label.length));
