@@ -388,7 +388,7 @@ export function createActivities(deps: ActivityDeps): Activities {
       try {
         const result = await provider.decide(context);
         answers.set(ref.decisionId, result);
-        return historyResult(result);
+        return { ...historyResult(result), answeredAt: Date.now() };
       } catch (err) {
         throw toFailure(err, `decide ${context.pair}`);
       }

@@ -32,6 +32,11 @@ export interface ProviderDecision extends DecisionResult {
   notes?: string[];
   /** number of model answers requested: 1, or 2 after a repair round; 0 for a cache hit */
   rounds?: number;
+  /**
+   * worker wall time at which the decide activity had the answer, Unix ms. The workflow judges a decision's freshness
+   * by it: recorded in the activity's result, it is the same when the history is replayed
+   */
+  answeredAt?: number;
   /** on a cache hit: the token usage of the original call (the hit itself used no tokens) */
   originalUsage?: TokenUsage;
   /** sha256 cache key of the request, when the result went through a decision cache */

@@ -167,6 +167,9 @@ function failureMessage(err: unknown): string {
 /** Orders moved from a local to a regular activity (histories recorded before keep replaying as they were). */
 const EXECUTE_AS_ACTIVITY_PATCH = 'execute-as-activity';
 
+/** Every cycle starts with a timer, even one already due (histories recorded before skipped due timers). */
+const TIMER_EVERY_CYCLE_PATCH = 'timer-every-cycle';
+
 /** A cycle abandoned because a later candle closed before its model call or order: it is not decided late. */
 class StaleCycle extends Error {
   constructor(
@@ -236,9 +239,15 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
   let cycleDecisionId = '';
   let cyclePrice: number | null = null;
   let cycleDecidedAt = 0;
-  /** throws StaleCycle when a later candle has closed since the cycle's candle */
-  const assertFresh = (step: string): void => {
-    if (latestDecidable() > cycleAsOf) throw new StaleCycle(cycleAsOf, step);
+  /**
+   * throws StaleCycle when a later candle had closed (and its grace passed) at wall time `at`. `at` comes from a step's
+   * recorded result or from the moment the cycle woke, never from the workflow clock in mid-cycle: a replay must take
+   * the same branch, and the clock a workflow sees after a local activity depends on how its task was heartbeated.
+   */
+  const assertFreshAt = (at: number, step: string): void => {
+    const market = clock ? clock.recordedTime(at) : at;
+    const latest = candleOpenTime(market - input.graceMs, input.timeframe);
+    if ((replay ? Math.min(latest, replay.recordedEnd) : latest) > cycleAsOf) throw new StaleCycle(cycleAsOf, step);
   };
 
   const decide = decider(input);
@@ -246,8 +255,6 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
     fetchMarket: async (req) => {
       const view = await market.fetchMarket({ ...req, mode: input.mode, account });
       cyclePrice = view.snapshot.price;
-      // a protective exit is decided on this view
-      cycleDecidedAt = Date.now();
       return view;
     },
     buildContext: async (req) => {
@@ -255,14 +262,16 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
       return { ref: await local.buildContext(request), request };
     },
     decide: async (ctx) => {
-      assertFresh('the model call');
       const result = await decide.decide({ ref: ctx.ref, request: ctx.request });
-      cycleDecidedAt = Date.now();
+      // an answer that came after the next candle closed is not acted on (results of older versions carry no time)
+      if (result.answeredAt !== undefined) {
+        assertFreshAt(result.answeredAt, 'the order (the answer came too late)');
+        cycleDecidedAt = result.answeredAt;
+      }
       return result;
     },
     checkRisk: (req) => local.checkRisk(req),
     execute: async (req): Promise<Execution> => {
-      assertFresh('the order');
       try {
         const send = patched(EXECUTE_AS_ACTIVITY_PATCH) ? orders : localOrders;
         return await send.execute({ ...req, account });
@@ -402,8 +411,10 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
     // next close to come
     const ready = latestDecidable();
     let asOf: number;
+    let sleepMs: number;
     if (lastTickAsOf !== null && ready > lastTickAsOf) {
       asOf = ready;
+      sleepMs = 0;
     } else {
       const from = Math.max(marketNow(), lastTickAsOf ?? Number.NEGATIVE_INFINITY);
       asOf = nextCloseAfter(from, input.timeframe);
@@ -413,10 +424,16 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
       }
       nextDecisionAsOf = asOf;
       nextWakeTime = wallAt(asOf + input.graceMs);
-      const sleepMs = nextWakeTime - Date.now();
-      if (sleepMs > 0 && (await condition(() => stopRequested, sleepMs))) break;
-      nextWakeTime = null;
+      sleepMs = nextWakeTime - Date.now();
     }
+    // Every cycle starts with a timer, also one already due: the commands then do not depend on the clock, and the
+    // cycle's choices (the candle, the missed ones) are made at the start of the task the timer opens, whose time a
+    // replay sees exactly. (Whether a due timer was skipped depended on the clock after the last step, which a
+    // replaying worker could see later than the worker that ran it: a non-determinism the kill test found.)
+    if (patched(TIMER_EVERY_CYCLE_PATCH)) {
+      if (await condition(() => stopRequested, Math.max(1, sleepMs))) break;
+    } else if (sleepMs > 0 && (await condition(() => stopRequested, sleepMs))) break;
+    nextWakeTime = null;
 
     // woke late (a worker outage, a slow task): decide at the latest closed candle; the ones before it are missed
     asOf = Math.max(asOf, latestDecidable());
@@ -424,6 +441,8 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
     await recordMissed(lastTickAsOf, asOf, 'outage');
     lastTickAsOf = asOf;
     cycleAsOf = asOf;
+    // the moment the cycle starts: a protective exit is decided now (the model's decisions at its answer)
+    cycleDecidedAt = Date.now();
     cycleDecisionId = decisionId(owner, input.pair, asOf);
     cyclePrice = null;
 
