@@ -4,18 +4,18 @@
  * mirror, MFE/MAE tracker, recent decisions, pause flag, counters) is workflow state and is carried across
  * continue-as-new.
  *
- * Fresh decisions only. On waking, and again before the model is asked and before an order is sent, the workflow
- * compares the cycle's candle with the market clock: when a later candle has closed (the worker was down, or a step
- * outlived its candle), the cycle decides at the latest closed candle instead, and the candles in between are
- * journaled as missed (`recordMissedCandles`), never decided late. The checks read the workflow clock, so a replay
- * of the history takes the same branch; an order step that passed its check is retried as it is (its client order id
- * makes the retry find the order instead of placing a second one).
+ * Fresh decisions only. Every cycle starts with a timer (also one already due); at the start of the task it opens,
+ * the workflow picks the latest closed candle, and the candles since the last cycle are journaled as missed
+ * (`recordMissedCandles`), never decided late. A model answer that came after the next candle closed (by the decide
+ * activity's recorded `answeredAt`) is not acted on: that candle is missed too, and the next cycle starts at once.
+ * Both read only times a replay sees exactly (a task's start, an activity's result), so a replay takes the same
+ * branch. An order step is retried as it is (its client order id makes the retry find the order, never a second).
  *
- * History budget. The market, context, decision, risk and order steps are local activities (one marker each, no
- * extra workflow task); their results are compact: the snapshot without the prompt's series, a reference to the
- * prompt (stored in the journal under the decision id), the decision without the prompt. The journal write is a
- * regular activity, `recordDecision`, so the Web UI lists every decision by name with its tool, arguments, reason,
- * price and outcome in its input. A hold cycle is about 15 events and 4-5 KB.
+ * History budget. The market, context, decision and risk steps are local activities (one marker each, no extra
+ * workflow task); their results are compact: the snapshot without the prompt's series, a reference to the prompt
+ * (stored in the journal under the decision id), the decision without the prompt. The order (`execute`) and the
+ * journal write (`recordDecision`) are regular activities, so the Web UI lists every decision by name with its tool,
+ * arguments, reason, price and outcome in its input. A hold cycle is about 15 events and 6 KB.
  *
  * Recovery. The workflow task timeout is short ({@link PAIR_WORKFLOW_TASK_TIMEOUT}): when a worker dies mid-cycle,
  * the server hands the cycle to another worker within that time (a longer model call makes the SDK heartbeat the
@@ -83,7 +83,7 @@ const market = proxyLocalActivities<Pick<PairActivities, 'fetchMarket'>>({
   },
 });
 
-const local = proxyLocalActivities<Pick<PairActivities, 'buildContext' | 'checkRisk' | 'recordDecision'>>({
+const local = proxyLocalActivities<Pick<PairActivities, 'buildContext' | 'checkRisk'>>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', maximumAttempts: 3, nonRetryableErrorTypes: [CONFIGURATION_ERROR] },
 });
