@@ -181,6 +181,7 @@ describe('environments and configuration', () => {
         api_secret: API_SECRET,
         sandbox: false,
         demo_trading: true,
+        api_url: null,
         ccxt_options: { rateLimit: 2 },
       },
       { marketsCacheFile: null, fetchImplementation: fake.fetchImplementation },
@@ -411,7 +412,8 @@ describe('exchange errors through HTTP', () => {
     ];
     for (const [status, code, msg, type, retryable] of cases) {
       fake.fault({ method: 'GET', path: '/fapi/v3/account', kind: 'error', status, code, msg });
-      await assert.rejects(ex.fetchBalance(), exchangeError(type, retryable), `${status} ${code}`);
+      // a fresh client each time: after a 429 or 418 a client sends nothing until the back-off has passed
+      await assert.rejects(adapter().fetchBalance(), exchangeError(type, retryable), `${status} ${code}`);
     }
   });
 
