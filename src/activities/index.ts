@@ -12,17 +12,17 @@
  */
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { heartbeat } from '@temporalio/activity';
+import { Context, heartbeat } from '@temporalio/activity';
 import type { Config } from '../core/config';
 import { Journal, journalContext } from '../store/journal';
-import type { MarketView, RiskRequest } from '../core/cycle';
+import type { MarketView, OpenTradeRef, RiskRequest } from '../core/cycle';
 import type { DecisionContext } from '../core/context-types';
-import type { AccountSnapshot, Candle, Execution, ExternalClose, MarketSnapshot, Verdict } from '../core/types';
+import type { Candle, ExchangePosition, Execution, ExternalClose, MarketSnapshot, Verdict } from '../core/types';
 import { checkRisk, type MarketLimits } from '../core/risk';
 import { buildSnapshot, compactSnapshot, snapshotAt, type SnapshotOptions } from '../core/snapshot';
 import { timeframeMs } from '../core/timeframe';
 import { CONFIGURATION_ERROR, MARKET_DATA_UNAVAILABLE } from '../core/error-types';
-import { stopOrderId } from '../core/ids';
+import { currentStopOf, protectiveStopPlan } from '../core/protective-stop';
 import { reviewTrade, reflectOnTrade, evaluateTrade, rewardForTrade } from '../core/learning';
 import { buildDecisionContext } from '../llm/context-builder';
 import type { DecisionProvider, ProviderDecision } from '../llm/provider';
@@ -136,6 +136,15 @@ function compactResult(result: ProviderDecision): ProviderDecision {
 /** How often the order activity heartbeats (its heartbeat timeout in the workflow is 4 s). */
 export const EXECUTE_HEARTBEAT_MS = 1_000;
 
+/** The attempt number of the running activity (1 for the first); 1 outside an activity (tests, backtests). */
+function activityAttempt(): number {
+  try {
+    return Context.current().info.attempt;
+  } catch {
+    return 1;
+  }
+}
+
 /** Heartbeats when running as a regular activity; outside an activity (tests, backtests) it does nothing. */
 function heartbeatQuietly(): void {
   try {
@@ -248,17 +257,6 @@ export function createActivities(deps: ActivityDeps): Activities {
     };
   }
 
-  async function account(exchange: Exchange, pair: string, externalCloses: ExternalClose[]): Promise<AccountSnapshot> {
-    const [balance, positions] = await Promise.all([exchange.fetchBalance(), exchange.fetchPositions()]);
-    return {
-      equity: balance.equity,
-      available: balance.available,
-      usedMargin: balance.usedMargin,
-      positions,
-      externalCloses: externalCloses.filter((c) => c.pair === pair),
-    };
-  }
-
   /** builds the prompt of `req` on the full snapshot, stores it in the journal under the decision id, keeps it */
   async function promptFor(req: BuildContextRequest): Promise<DecisionContext> {
     const { decisionId, owner, run, ...request } = req;
@@ -271,50 +269,112 @@ export function createActivities(deps: ActivityDeps): Activities {
     return context;
   }
 
-  /** places the order of `req` under its client order id (idempotent), with the protective stop on an entry */
-  function placeOrder(exchange: Exchange, req: ExecuteActivityRequest): Promise<Execution> {
+  /**
+   * Places the order of `req` under its client order id (idempotent: a retried attempt finds the order it placed),
+   * then keeps the protective stop right for the position it leaves (placed with an entry, replaced after an increase
+   * or a reduction, cancelled when flat: src/core/protective-stop.ts). A partly filled order counts with what filled.
+   * A stop the exchange refuses for good does not undo the order: the fill is reported, the refusal logged, and the
+   * cycle's own protective exit still guards the position.
+   */
+  function placeOrder(exchange: Exchange, req: ExecuteActivityRequest, attempt: number): Promise<Execution> {
     return classified(`execute ${req.intent.kind} on ${req.intent.pair}`, async () => {
       const { intent, clientOrderId } = req;
+      // an earlier attempt may have placed the order (and its stop) before its worker died or its answer was lost
+      const mayExist = attempt > 1;
       await failpoint('execute.beforeOrder');
-      if (intent.kind === 'open' || intent.kind === 'increase')
-        await exchange.prepareEntry(intent.pair, intent.leverage);
-      const buy = (intent.kind === 'open' || intent.kind === 'increase') === (intent.side === 'long');
+      const adds = intent.kind === 'open' || intent.kind === 'increase';
+      if (adds) await exchange.prepareEntry(intent.pair, intent.leverage);
+      const buy = adds === (intent.side === 'long');
       const result = await exchange.createOrder({
         pair: intent.pair,
         side: buy ? 'buy' : 'sell',
         quantity: intent.quantity,
-        reduceOnly: intent.kind === 'reduce' || intent.kind === 'close',
+        reduceOnly: !adds,
         clientOrderId,
         referencePrice: intent.price,
+        mayExist,
       });
-      if (intent.kind === 'open' && intent.stopPrice !== null && result.status === 'filled') {
-        // the protective stop on the exchange: it holds even if this worker is down
-        await exchange.placeStopOrder({
-          pair: intent.pair,
-          side: buy ? 'sell' : 'buy',
-          quantity: result.filledQuantity,
-          stopPrice: intent.stopPrice,
-          clientOrderId: stopOrderId(req.tradeId),
-        });
-      }
-      if (intent.kind === 'close' && result.status === 'filled') {
-        // the position is gone: its protective stop must not fire on a later position (idempotent)
-        await exchange.cancelOrder(intent.pair, stopOrderId(req.tradeId));
-      }
       await failpoint('execute.afterOrder');
       const positions = await exchange.fetchPositions();
-      return {
-        clientOrderId,
-        status: result.status === 'filled' ? 'filled' : 'rejected',
-        fills: result.fills,
-        position: positions.find((p) => p.pair === intent.pair) ?? null,
-        error: result.status === 'filled' ? null : `order ${clientOrderId} is ${result.status}`,
-      };
+      const position = positions.find((p) => p.pair === intent.pair) ?? null;
+      if (!(result.filledQuantity > 0)) {
+        return {
+          clientOrderId,
+          status: 'rejected',
+          fills: [],
+          position,
+          error: `order ${clientOrderId} is ${result.status} with nothing filled`,
+        };
+      }
+      const stopOrderId = await keepProtectiveStop(exchange, req, position, mayExist);
+      return { clientOrderId, status: 'filled', fills: result.fills, position, error: null, stopOrderId };
     });
   }
 
+  /** Carries out the stop plan after a filled order; returns the stop protecting the position. */
+  async function keepProtectiveStop(
+    exchange: Exchange,
+    req: ExecuteActivityRequest,
+    position: ExchangePosition | null,
+    mayExist: boolean,
+  ): Promise<string | null> {
+    const plan = protectiveStopPlan(req, position, config.risk.emergency_stop_loss);
+    const pair = req.intent.pair;
+    if (plan.place !== null) {
+      let placed;
+      try {
+        placed = await exchange.placeStopOrder({ pair, ...plan.place, mayExist });
+      } catch (err) {
+        if (!(err instanceof ExchangeError) || err.retryable) throw err;
+        logger.warn('protective stop refused by the exchange; the previous stop (if any) is kept', {
+          pair,
+          clientOrderId: plan.place.clientOrderId,
+          stopPrice: plan.place.stopPrice,
+          error: err.message,
+        });
+        return currentStopOf(req);
+      }
+      if (placed === null) return null; // the exchange has no stop orders
+    }
+    if (plan.cancel !== null) await exchange.cancelOrder(pair, plan.cancel);
+    return plan.result;
+  }
+
+  /**
+   * Live: what the exchange's books say about the open position of `open` since the last cycle: the funding it paid
+   * or received since its entry (minus what the cycle counts already), and its protective stop's fill when the stop
+   * closed it (real price, fee and time of the execution).
+   */
+  async function exchangeBooks(
+    exchange: Exchange,
+    pair: string,
+    open: OpenTradeRef,
+    positions: ExchangePosition[],
+  ): Promise<{ fundingSince: number; externalCloses: ExternalClose[] }> {
+    const payments = await exchange.fetchFundingPayments(pair, open.entryTime);
+    const paid = payments.reduce((sum, p) => sum + p.amount, 0);
+    const fundingSince = Math.round((paid - open.funding) * 1e8) / 1e8;
+    const externalCloses: ExternalClose[] = [];
+    if (open.stopOrderId !== null && !positions.some((p) => p.pair === pair)) {
+      const stop = await exchange.fetchOrderByClientId(pair, open.stopOrderId);
+      if (stop !== null && stop.status === 'filled' && stop.fills.length > 0) {
+        const quantity = stop.fills.reduce((sum, f) => sum + f.quantity, 0);
+        externalCloses.push({
+          pair,
+          time: Math.max(...stop.fills.map((f) => f.time)),
+          price: stop.fills.reduce((sum, f) => sum + f.price * f.quantity, 0) / quantity,
+          quantity,
+          fee: stop.fills.reduce((sum, f) => sum + f.fee, 0),
+          reason: 'stop',
+          clientOrderId: open.stopOrderId,
+        });
+      }
+    }
+    return { fundingSince, externalCloses };
+  }
+
   return {
-    async fetchMarket({ pair, asOf, since, mode, account: accountId }): Promise<MarketView> {
+    async fetchMarket({ pair, asOf, since, mode, account: accountId, open }): Promise<MarketView> {
       if (mode !== undefined && mode !== config.mode) {
         configurationError(
           `the workflow of ${pair} trades in ${mode} mode but this worker is configured for ${config.mode} mode: ` +
@@ -350,7 +410,6 @@ export function createActivities(deps: ActivityDeps): Activities {
         const from = since ?? asOf - timeframeMs(main);
         // read the closes by time window: another pair's balance read may already have advanced this pair
         if (paper) await paper.advancePair(pair, asOf);
-        const externalCloses = paper ? paper.externalCloses(pair, from, asOf) : [];
         const recent = await market.candles(
           pair,
           main,
@@ -358,11 +417,25 @@ export function createActivities(deps: ActivityDeps): Activities {
           Math.min(MAX_CANDLES_SINCE, Math.max(1, Math.ceil((asOf - from) / timeframeMs(main)))),
         );
         const candlesSince = recent.filter((c) => c.time + timeframeMs(main) > from);
-        const fundingSince = paper ? paperFundingPaid(paper, pair, from, asOf) : 0;
+        const [balance, positions] = await Promise.all([exchange.fetchBalance(), exchange.fetchPositions()]);
+        let externalCloses: ExternalClose[] = [];
+        let fundingSince = 0;
+        if (paper) {
+          externalCloses = paper.externalCloses(pair, from, asOf);
+          fundingSince = paperFundingPaid(paper, pair, from, asOf);
+        } else if (open) {
+          ({ fundingSince, externalCloses } = await exchangeBooks(exchange, pair, open, positions));
+        }
         return {
           // compact: the workflow records this view in its history
           snapshot: compactSnapshot(snapshot),
-          account: await account(exchange, pair, externalCloses),
+          account: {
+            equity: balance.equity,
+            available: balance.available,
+            usedMargin: balance.usedMargin,
+            positions,
+            externalCloses: externalCloses.filter((c) => c.pair === pair),
+          },
           candlesSince,
           fundingSince,
           limits: await limitsFor(exchange, pair),
@@ -404,7 +477,7 @@ export function createActivities(deps: ActivityDeps): Activities {
       const beat = setInterval(heartbeatQuietly, EXECUTE_HEARTBEAT_MS);
       heartbeatQuietly();
       try {
-        return await placeOrder(exchange, req);
+        return await placeOrder(exchange, req, activityAttempt());
       } finally {
         clearInterval(beat);
       }
