@@ -1,0 +1,232 @@
+/**
+ * Live mode against the local exchange (test/local-exchange), in process: the worker's real activities
+ * (`createActivityRuntime` with a live configuration whose `exchange.api_url` is the local exchange), the real ccxt
+ * `binanceusdm` over HTTP, and decision cycles (`runCycle`) wired to the activities the way pairTrader wires them. The
+ * exchange runs on a market clock the test sets: each cycle at `asOf` runs at market time `asOf + grace`.
+ *
+ * Decisions come from the `replay` provider over a script written here (one llm_decisions.jsonl line per decision).
+ */
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { MockActivityEnvironment } from '@temporalio/testing';
+import { ApplicationFailure } from '@temporalio/common';
+import { ConfigSchema, type Config } from '../../src/core/config';
+import { createActivityRuntime, type ActivityRuntime } from '../../src/activities';
+import type { Activities, BuildContextRequest, ExecuteActivityRequest, PromptRef } from '../../src/activities/types';
+import { initialPairState, runCycle, type CycleResult, type CycleSteps, type PairState } from '../../src/core/cycle';
+import { decisionId } from '../../src/core/ids';
+import type { Execution, ToolName } from '../../src/core/types';
+import { LocalExchange, type LocalExchangeOptions } from '../local-exchange/server';
+
+export const LOCAL_API_KEY = 'local-exchange-test-key-0123456789';
+export const LOCAL_API_SECRET = 'local-exchange-test-secret-9876543210-abcdef';
+export const DATA_DIR = join(process.cwd(), '../shared/data/binanceusdm');
+export const HALF_HOUR = 30 * 60_000;
+/** market seconds between a candle close and the cycle that decides on it (temporal.grace_seconds) */
+export const GRACE_MS = 5_000;
+
+export const silentLogger = { info: () => undefined, warn: () => undefined, error: () => undefined };
+
+/** A settable market clock and a local exchange running on it. */
+export async function startLocalExchange(
+  start: number,
+  opts: Partial<LocalExchangeOptions> = {},
+): Promise<{ exchange: LocalExchange; clock: { now: number } }> {
+  const clock = { now: start };
+  const exchange = await LocalExchange.start({
+    apiKey: LOCAL_API_KEY,
+    apiSecret: LOCAL_API_SECRET,
+    clock: () => clock.now,
+    dataDir: DATA_DIR,
+    ...opts,
+  });
+  return { exchange, clock };
+}
+
+/** One decision of the script: the tool and its arguments (`pair` is added). */
+export interface ScriptedDecision {
+  time: number;
+  tool: ToolName;
+  args: Record<string, unknown>;
+}
+
+/** Writes the script as llm_decisions.jsonl lines for the `replay` provider. */
+export function writeScript(file: string, pair: string, decisions: readonly ScriptedDecision[]): void {
+  const lines = decisions.map((d) =>
+    JSON.stringify({
+      timestamp: new Date(d.time).toISOString(),
+      pair,
+      action: d.tool,
+      decision: { pair, ...d.args },
+      model: 'script',
+      source: 'script',
+    }),
+  );
+  writeFileSync(file, `${lines.join('\n')}\n`);
+}
+
+/** Arguments of the tools, with the fields a script does not care about filled in. */
+export const tools = {
+  entry(leverage: number, stake: number, reason = 'scripted entry'): Record<string, unknown> {
+    return {
+      leverage,
+      stake_amount: stake,
+      confidence_score: 80,
+      key_support: 1,
+      key_resistance: 10_000_000,
+      rsi_value: 50,
+      trend_strength: 'medium',
+      reason,
+    };
+  },
+  adjust(pct: number, reason = 'scripted adjustment'): Record<string, unknown> {
+    return { adjustment_pct: pct, confidence_score: 80, key_support: 1, key_resistance: 10_000_000, reason };
+  },
+  exit(reason = 'scripted exit'): Record<string, unknown> {
+    return { confidence_score: 80, rsi_value: 50, trade_score: 60, reason };
+  },
+  hold(reason = 'scripted hold'): Record<string, unknown> {
+    return { confidence_score: 70, rsi_value: 50, reason };
+  },
+};
+
+/** A live configuration for the local exchange at `apiUrl` (keys in the config, as EXCHANGE_API_KEY would set). */
+export function liveConfig(
+  dataDir: string,
+  apiUrl: string,
+  pairs: readonly string[],
+  extra: Record<string, unknown> = {},
+): Config {
+  return ConfigSchema.parse({
+    mode: 'live',
+    pairs: [...pairs],
+    data_dir: dataDir,
+    exchange: {
+      name: 'binanceusdm',
+      api_key: LOCAL_API_KEY,
+      api_secret: LOCAL_API_SECRET,
+      api_url: apiUrl,
+      // ccxt's limiter stays on; 5 ms per weight unit instead of Binance's 50 keeps the suite fast
+      ccxt_options: { rateLimit: 5, timeout: 5_000 },
+    },
+    llm: { provider: 'replay', replay_file: join(dataDir, 'script.jsonl') },
+    risk: { max_leverage: 20, cooldown_minutes: 0, max_open_trades: 10 },
+    temporal: { grace_seconds: GRACE_MS / 1000 },
+    ...extra,
+  });
+}
+
+/** What the workflow's context step hands to decide (as in src/workflows/pair-trader.ts). */
+interface StepContext {
+  ref: PromptRef;
+  request: BuildContextRequest;
+}
+
+/**
+ * Runs `execute` as Temporal runs a regular activity with the workflow's retry policy: in an activity context with
+ * its attempt number, again with the same input while the failure is retryable (up to `maxAttempts`). Returns the
+ * execution and the number of attempts it took; a non-retryable failure is rethrown.
+ */
+export async function executeWithRetries(
+  activities: Activities,
+  req: ExecuteActivityRequest,
+  maxAttempts = 6,
+  onFailure?: (attempt: number, err: ApplicationFailure) => void,
+): Promise<{ execution: Execution; attempts: number }> {
+  for (let attempt = 1; ; attempt++) {
+    const env = new MockActivityEnvironment({ attempt });
+    try {
+      return { execution: await env.run(activities.execute, req), attempts: attempt };
+    } catch (err) {
+      if (!(err instanceof ApplicationFailure) || err.nonRetryable || attempt >= maxAttempts) throw err;
+      onFailure?.(attempt, err);
+    }
+  }
+}
+
+export interface LiveHarness {
+  dir: string;
+  config: Config;
+  runtime: ActivityRuntime;
+  /** every event of every cycle, in order */
+  events: CycleResult<StepContext>['events'];
+  state: PairState;
+  /** runs the cycle of the candle closing at `asOf`, at market time asOf + grace */
+  cycle(asOf: number): Promise<CycleResult<StepContext>>;
+  close(): Promise<void>;
+}
+
+/**
+ * The worker's live activities on the local exchange for `pair`, with `decisions` scripted; a temporary data dir.
+ * Orders are executed as Temporal would (in an activity context, retried on retryable failures).
+ */
+export async function liveHarness(opts: {
+  exchange: LocalExchange;
+  clock: { now: number };
+  pair: string;
+  decisions: readonly ScriptedDecision[];
+  config?: Record<string, unknown>;
+  owner?: string;
+}): Promise<LiveHarness> {
+  const dir = mkdtempSync(join(tmpdir(), 'llm-trader-live-'));
+  const config = liveConfig(dir, opts.exchange.url, [opts.pair], opts.config);
+  writeScript(join(dir, 'script.jsonl'), opts.pair, opts.decisions);
+  const runtime = await createActivityRuntime(config, { logger: silentLogger });
+  const a = runtime.activities;
+  const owner = opts.owner ?? `pair:binanceusdm:${opts.pair}`;
+  let id = '';
+  const steps: CycleSteps<StepContext> = {
+    fetchMarket: (req) => a.fetchMarket({ ...req, mode: 'live', account: 'live' }),
+    buildContext: async (req) => {
+      const request: BuildContextRequest = { ...req, decisionId: id, owner, run: 'live' };
+      return { ref: await a.buildContext(request), request };
+    },
+    decide: (ctx) => a.decide(ctx),
+    checkRisk: (req) => a.checkRisk(req),
+    execute: async (req) => (await executeWithRetries(a, { ...req, account: 'live' })).execution,
+  };
+  const harness: LiveHarness = {
+    dir,
+    config,
+    runtime,
+    events: [],
+    state: initialPairState(opts.pair),
+    async cycle(asOf) {
+      opts.clock.now = asOf + GRACE_MS;
+      id = decisionId(owner, opts.pair, asOf);
+      const out = await runCycle(
+        steps,
+        harness.state,
+        { asOf, orderOwner: owner, forceExit: false, paused: false },
+        { risk: config.risk, maxRecentDecisions: 5, maintenanceMarginRate: config.paper.maintenance_margin_rate },
+      );
+      for (const e of out.events) {
+        if (e.type === 'decision') {
+          await a.recordDecision({
+            decisionId: id,
+            pair: opts.pair,
+            price: e.context?.ref.price ?? null,
+            decidedAt: asOf,
+            record: e.record,
+            result: e.result,
+            verdict: e.verdict,
+            clientOrderId: e.clientOrderId,
+            owner,
+            run: 'live',
+          });
+        } else if (e.type === 'tradeClosed') {
+          await a.recordTrade({ trade: e.trade, run: 'live', ...(await a.reviewTrade(e.trade)) });
+        }
+      }
+      harness.state = out.state;
+      harness.events.push(...out.events);
+      return out;
+    },
+    async close() {
+      await runtime.close();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+  return harness;
+}
