@@ -33,7 +33,7 @@ import { ReplayProvider } from '../llm/replay-provider';
 import { LlmError } from '../llm/errors';
 import { ExchangeError, classifyError } from '../exchange/errors';
 import type { Exchange } from '../exchange/port';
-import { CcxtExchange } from '../exchange/ccxt-exchange';
+import { CcxtExchange, type CcxtExchangeOptions } from '../exchange/ccxt-exchange';
 import { PaperExchange } from '../exchange/paper-exchange';
 import { LiveMarketSource, RecordedMarketSource, csvRecordedData, type MarketSource } from '../exchange/market-source';
 import type {
@@ -587,6 +587,8 @@ export interface ActivityRuntimeOptions {
   logger: ActivityLogger;
   /** replaces the configured decision provider (scripted runs, tests) */
   provider?: DecisionProvider;
+  /** timings of the live exchange client (tests shorten them); default the adapter's */
+  exchangeTimings?: Pick<CcxtExchangeOptions, 'maxBackOffWaitMs' | 'lookupRetryDelaysMs'>;
 }
 
 export async function createActivityRuntime(config: Config, opts: ActivityRuntimeOptions): Promise<ActivityRuntime> {
@@ -603,7 +605,7 @@ export async function createActivityRuntime(config: Config, opts: ActivityRuntim
     let markets: Pick<Exchange, 'market'> | undefined;
     let live: CcxtExchange | null = null;
     if (config.mode === 'live') {
-      live = CcxtExchange.fromConfig(config.exchange, { marketsCacheFile });
+      live = CcxtExchange.fromConfig(config.exchange, { marketsCacheFile, ...opts.exchangeTimings });
       market = new LiveMarketSource(live);
     } else if (config.mode === 'replay') {
       market = new RecordedMarketSource(csvRecordedData(config.replay.data));

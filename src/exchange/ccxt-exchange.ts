@@ -358,7 +358,10 @@ export class CcxtExchange implements Exchange {
    */
   static fromConfig(
     config: Config['exchange'],
-    extra: Pick<CcxtExchangeOptions, 'marketsCacheFile' | 'fetchImplementation' | 'settleCurrency'> = {},
+    extra: Pick<
+      CcxtExchangeOptions,
+      'marketsCacheFile' | 'fetchImplementation' | 'settleCurrency' | 'maxBackOffWaitMs' | 'lookupRetryDelaysMs'
+    > = {},
   ): CcxtExchange {
     return new CcxtExchange({
       exchangeId: config.name,

@@ -10,9 +10,10 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { MockActivityEnvironment } from '@temporalio/testing';
-import { ApplicationFailure } from '@temporalio/common';
+import { ApplicationFailure, type Logger } from '@temporalio/common';
 import { ConfigSchema, type Config } from '../../src/core/config';
-import { createActivityRuntime, type ActivityRuntime } from '../../src/activities';
+import { createActivityRuntime, type ActivityRuntime, type ActivityRuntimeOptions } from '../../src/activities';
+import { NON_RETRYABLE_EXCHANGE_ERROR_TYPES } from '../../src/core/error-types';
 import type { Activities, BuildContextRequest, ExecuteActivityRequest, PromptRef } from '../../src/activities/types';
 import { initialPairState, runCycle, type CycleResult, type CycleSteps, type PairState } from '../../src/core/cycle';
 import { decisionId } from '../../src/core/ids';
@@ -108,7 +109,7 @@ export function liveConfig(
       api_secret: LOCAL_API_SECRET,
       api_url: apiUrl,
       // ccxt's limiter stays on; 5 ms per weight unit instead of Binance's 50 keeps the suite fast
-      ccxt_options: { rateLimit: 5, timeout: 5_000 },
+      ccxt_options: { rateLimit: 5, timeout: 3_000 },
     },
     llm: { provider: 'replay', replay_file: join(dataDir, 'script.jsonl') },
     risk: { max_leverage: 20, cooldown_minutes: 0, max_open_trades: 10 },
@@ -123,25 +124,84 @@ interface StepContext {
   request: BuildContextRequest;
 }
 
+/** The activity context's logger: failures are the tests' to report. */
+const QUIET: Logger = {
+  log: () => undefined,
+  trace: () => undefined,
+  debug: () => undefined,
+  info: () => undefined,
+  warn: () => undefined,
+  error: () => undefined,
+};
+
+/** A retry policy as the workflow gives its activities (src/workflows/pair-trader.ts). */
+export interface RetryPolicy {
+  maxAttempts: number;
+  initialMs: number;
+  coefficient: number;
+  maxMs: number;
+}
+
+/** The order step's policy: 6 attempts, 1 s then doubling up to 30 s. */
+export const ORDER_RETRY: RetryPolicy = { maxAttempts: 6, initialMs: 1_000, coefficient: 2, maxMs: 30_000 };
+/** The market step's policy: 8 attempts, 1 s then doubling up to 30 s. */
+export const MARKET_RETRY: RetryPolicy = { maxAttempts: 8, initialMs: 1_000, coefficient: 2, maxMs: 30_000 };
+
+export interface Retried<T> {
+  result: T;
+  attempts: number;
+  /** the failures of the attempts before the one that succeeded */
+  failures: ApplicationFailure[];
+}
+
 /**
- * Runs `execute` as Temporal runs a regular activity with the workflow's retry policy: in an activity context with
- * its attempt number, again with the same input while the failure is retryable (up to `maxAttempts`). Returns the
- * execution and the number of attempts it took; a non-retryable failure is rethrown.
+ * Runs an activity as Temporal does: in an activity context carrying its attempt number, again with the same input
+ * after the policy's delay while the failure is retryable. A non-retryable failure, or the last attempt's, is thrown.
  */
-export async function executeWithRetries(
+export async function withRetries<T>(
+  run: (env: MockActivityEnvironment) => Promise<T>,
+  policy: RetryPolicy,
+): Promise<Retried<T>> {
+  const failures: ApplicationFailure[] = [];
+  for (let attempt = 1; ; attempt++) {
+    const env = new MockActivityEnvironment({ attempt }, { logger: QUIET });
+    try {
+      return { result: await run(env), attempts: attempt, failures };
+    } catch (err) {
+      if (!(err instanceof ApplicationFailure) || err.nonRetryable || attempt >= policy.maxAttempts) throw err;
+      failures.push(err);
+      const delay = Math.min(policy.maxMs, policy.initialMs * policy.coefficient ** (attempt - 1));
+      await new Promise((resolve) => setTimeout(resolve, delay));
+    }
+  }
+}
+
+/** `execute` with the order step's retry policy. */
+export function executeWithRetries(
   activities: Activities,
   req: ExecuteActivityRequest,
-  maxAttempts = 6,
-  onFailure?: (attempt: number, err: ApplicationFailure) => void,
-): Promise<{ execution: Execution; attempts: number }> {
-  for (let attempt = 1; ; attempt++) {
-    const env = new MockActivityEnvironment({ attempt });
-    try {
-      return { execution: await env.run(activities.execute, req), attempts: attempt };
-    } catch (err) {
-      if (!(err instanceof ApplicationFailure) || err.nonRetryable || attempt >= maxAttempts) throw err;
-      onFailure?.(attempt, err);
-    }
+  policy: RetryPolicy = ORDER_RETRY,
+): Promise<Retried<Execution>> {
+  return withRetries((env) => env.run(activities.execute, req), policy);
+}
+
+/**
+ * What pairTrader does with an order step that failed for good with a non-retryable exchange type: the cycle records
+ * a rejected order and goes on.
+ */
+async function orderStep(activities: Activities, req: ExecuteActivityRequest): Promise<Execution> {
+  try {
+    return (await executeWithRetries(activities, req)).result;
+  } catch (err) {
+    const type = err instanceof ApplicationFailure ? (err.type ?? '') : '';
+    if (!(NON_RETRYABLE_EXCHANGE_ERROR_TYPES as readonly string[]).includes(type)) throw err;
+    return {
+      clientOrderId: req.clientOrderId,
+      status: 'rejected',
+      fills: [],
+      position: null,
+      error: `${type}: ${(err as Error).message}`,
+    };
   }
 }
 
@@ -159,7 +219,8 @@ export interface LiveHarness {
 
 /**
  * The worker's live activities on the local exchange for `pair`, with `decisions` scripted; a temporary data dir.
- * Orders are executed as Temporal would (in an activity context, retried on retryable failures).
+ * Orders are executed as Temporal would (in an activity context, retried on retryable failures), and a non-retryable
+ * exchange refusal becomes a rejected order as in pairTrader.
  */
 export async function liveHarness(opts: {
   exchange: LocalExchange;
@@ -168,11 +229,15 @@ export async function liveHarness(opts: {
   decisions: readonly ScriptedDecision[];
   config?: Record<string, unknown>;
   owner?: string;
+  exchangeTimings?: ActivityRuntimeOptions['exchangeTimings'];
 }): Promise<LiveHarness> {
   const dir = mkdtempSync(join(tmpdir(), 'llm-trader-live-'));
   const config = liveConfig(dir, opts.exchange.url, [opts.pair], opts.config);
   writeScript(join(dir, 'script.jsonl'), opts.pair, opts.decisions);
-  const runtime = await createActivityRuntime(config, { logger: silentLogger });
+  const runtime = await createActivityRuntime(config, {
+    logger: silentLogger,
+    ...(opts.exchangeTimings ? { exchangeTimings: opts.exchangeTimings } : {}),
+  });
   const a = runtime.activities;
   const owner = opts.owner ?? `pair:binanceusdm:${opts.pair}`;
   let id = '';
@@ -184,7 +249,7 @@ export async function liveHarness(opts: {
     },
     decide: (ctx) => a.decide(ctx),
     checkRisk: (req) => a.checkRisk(req),
-    execute: async (req) => (await executeWithRetries(a, { ...req, account: 'live' })).execution,
+    execute: (req) => orderStep(a, { ...req, account: 'live' }),
   };
   const harness: LiveHarness = {
     dir,

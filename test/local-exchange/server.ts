@@ -10,12 +10,12 @@
  *   query string followed by the body (without the signature) under the secret, and `timestamp` within `recvWindow`
  *   (default 5000 ms) of the server's wall clock and at most 1000 ms ahead of it;
  * - request weights per IP and minute (Binance's table, simplified) with 429 + `Retry-After` above the limit, and a 418
- *   ban (with `Retry-After`) for a client that sends again before the `Retry-After` of a 429 has passed;
+ *   ban (with `Retry-After`) for a client that keeps sending before the `Retry-After` of a 429 has passed;
  * - the books and matching engine of engine.ts over recorded candles (recorded-market.ts);
  * - fault injection ({@link Fault}): errors with any status and code (429 with Retry-After, 418, 5xx), errors answered
  *   after the request was executed (Binance's 503 "execution status unknown"), responses dropped or delayed after the
  *   request was executed, order look-ups that do not see orders younger than a lag, partial fills, fills in several
- *   trades.
+ *   trades, and a hook run before a request (another client changing the account).
  *
  * Times. The engine runs on the market clock (`clock()`, recorded Unix ms); every time on the wire is shifted by
  * `shiftMs` (a whole number of days, so candles, days and funding times stay aligned), so that a recorded market can be
@@ -59,6 +59,8 @@ export interface RecordedRequest {
   status: number;
   /** Binance error code when the answer was an error */
   code: number | null;
+  /** the Retry-After answered, s; null when none */
+  retryAfter: number | null;
 }
 
 /** What happens to the next request(s) matching `method` and `path` (and `match`, when given). */
@@ -80,6 +82,8 @@ export type Fault = {
   | { kind: 'delay-after'; ms: number }
   /** the order placed by this request fills like this (partial fill, several trades) */
   | ({ kind: 'fill' } & FillShape)
+  /** `run` is called, then the request is executed (e.g. another client of the account moves funds first) */
+  | { kind: 'before'; run: (exchange: LocalExchange) => void }
 );
 
 export interface LocalExchangeOptions {
@@ -287,12 +291,14 @@ export class LocalExchange {
       for (const [k, v] of new URLSearchParams(body)) params[k] = v;
       const method = req.method ?? 'GET';
       const path = url.pathname;
-      const record: RecordedRequest = { method, path, params, at, status: 0, code: null };
+      const record: RecordedRequest = { method, path, params, at, status: 0, code: null, retryAfter: null };
       this.requests.push(record);
       const send = (reply: Reply): void => {
         record.status = reply.status;
         const code = (reply.body as { code?: unknown } | null)?.code;
         record.code = reply.status >= 400 && typeof code === 'number' ? code : null;
+        const retryAfter = reply.headers?.['retry-after'];
+        record.retryAfter = retryAfter === undefined ? null : Number(retryAfter);
         if (res.destroyed) return;
         res.writeHead(reply.status, {
           'content-type': 'application/json',
@@ -322,6 +328,7 @@ export class LocalExchange {
           ),
         );
       }
+      if (fault?.kind === 'before') fault.run(this);
       const reply = this.handle(method, path, params, rawQuery, body, req.headers['x-mbx-apikey'], fault);
       if (fault?.kind === 'error-after') return send(errorReply(fault.status, fault.code, fault.msg));
       if (fault?.kind === 'drop-after') {
