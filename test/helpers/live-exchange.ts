@@ -40,6 +40,9 @@ export async function startLocalExchange(
     apiSecret: LOCAL_API_SECRET,
     clock: () => clock.now,
     dataDir: DATA_DIR,
+    // cycles run far faster than the market clock here (20 half-hours in a few seconds): Binance's 2400 weight per
+    // minute would throttle them; tests of the limit set their own
+    weightLimit: 1_000_000,
     ...opts,
   });
   return { exchange, clock };
@@ -108,8 +111,8 @@ export function liveConfig(
       api_key: LOCAL_API_KEY,
       api_secret: LOCAL_API_SECRET,
       api_url: apiUrl,
-      // ccxt's limiter stays on; 5 ms per weight unit instead of Binance's 50 keeps the suite fast
-      ccxt_options: { rateLimit: 5, timeout: 3_000 },
+      // ccxt's limiter stays on; 1 ms per weight unit instead of Binance's 50 keeps the suite fast
+      ccxt_options: { rateLimit: 1, timeout: 3_000 },
     },
     llm: { provider: 'replay', replay_file: join(dataDir, 'script.jsonl') },
     risk: { max_leverage: 20, cooldown_minutes: 0, max_open_trades: 10 },
@@ -119,7 +122,7 @@ export function liveConfig(
 }
 
 /** What the workflow's context step hands to decide (as in src/workflows/pair-trader.ts). */
-interface StepContext {
+export interface StepContext {
   ref: PromptRef;
   request: BuildContextRequest;
 }
@@ -205,22 +208,83 @@ async function orderStep(activities: Activities, req: ExecuteActivityRequest): P
   }
 }
 
-export interface LiveHarness {
-  dir: string;
-  config: Config;
-  runtime: ActivityRuntime;
+/** Decision cycles of one pair over a set of activities, wired as pairTrader wires them. */
+export interface PairCycles {
   /** every event of every cycle, in order */
   events: CycleResult<StepContext>['events'];
   state: PairState;
-  /** runs the cycle of the candle closing at `asOf`, at market time asOf + grace */
+  /** runs the cycle of the candle closing at `asOf` */
   cycle(asOf: number): Promise<CycleResult<StepContext>>;
+}
+
+/**
+ * Cycles of `pair` over `activities`: decisions and closed trades are journaled as the workflow does, orders are
+ * executed as Temporal runs them (see {@link orderStep}). `mode` and `account` go into every request when given.
+ */
+export function pairCycles(
+  a: Activities,
+  opts: { pair: string; owner: string; config: Config; account: string; mode?: 'live' | 'paper' | 'replay' },
+): PairCycles {
+  let id = '';
+  const scope = { account: opts.account, ...(opts.mode ? { mode: opts.mode } : {}) };
+  const steps: CycleSteps<StepContext> = {
+    fetchMarket: (req) => a.fetchMarket({ ...req, ...scope }),
+    buildContext: async (req) => {
+      const request: BuildContextRequest = { ...req, decisionId: id, owner: opts.owner, run: opts.account };
+      return { ref: await a.buildContext(request), request };
+    },
+    decide: (ctx) => a.decide(ctx),
+    checkRisk: (req) => a.checkRisk(req),
+    execute: (req) => orderStep(a, { ...req, account: opts.account }),
+  };
+  const { config, pair, owner } = opts;
+  const cycles: PairCycles = {
+    events: [],
+    state: initialPairState(pair),
+    async cycle(asOf) {
+      id = decisionId(owner, pair, asOf);
+      const out = await runCycle(
+        steps,
+        cycles.state,
+        { asOf, orderOwner: owner, forceExit: false, paused: false },
+        { risk: config.risk, maxRecentDecisions: 5, maintenanceMarginRate: config.paper.maintenance_margin_rate },
+      );
+      for (const e of out.events) {
+        if (e.type === 'decision') {
+          await a.recordDecision({
+            decisionId: id,
+            pair,
+            price: e.context?.ref.price ?? null,
+            decidedAt: asOf,
+            record: e.record,
+            result: e.result,
+            verdict: e.verdict,
+            clientOrderId: e.clientOrderId,
+            owner,
+            run: opts.account,
+          });
+        } else if (e.type === 'tradeClosed') {
+          await a.recordTrade({ trade: e.trade, run: opts.account, ...(await a.reviewTrade(e.trade)) });
+        }
+      }
+      cycles.state = out.state;
+      cycles.events.push(...out.events);
+      return out;
+    },
+  };
+  return cycles;
+}
+
+export interface LiveHarness extends PairCycles {
+  dir: string;
+  config: Config;
+  runtime: ActivityRuntime;
   close(): Promise<void>;
 }
 
 /**
  * The worker's live activities on the local exchange for `pair`, with `decisions` scripted; a temporary data dir.
- * Orders are executed as Temporal would (in an activity context, retried on retryable failures), and a non-retryable
- * exchange refusal becomes a rejected order as in pairTrader.
+ * Each cycle at `asOf` runs at market time asOf + grace.
  */
 export async function liveHarness(opts: {
   exchange: LocalExchange;
@@ -238,60 +302,30 @@ export async function liveHarness(opts: {
     logger: silentLogger,
     ...(opts.exchangeTimings ? { exchangeTimings: opts.exchangeTimings } : {}),
   });
-  const a = runtime.activities;
-  const owner = opts.owner ?? `pair:binanceusdm:${opts.pair}`;
-  let id = '';
-  const steps: CycleSteps<StepContext> = {
-    fetchMarket: (req) => a.fetchMarket({ ...req, mode: 'live', account: 'live' }),
-    buildContext: async (req) => {
-      const request: BuildContextRequest = { ...req, decisionId: id, owner, run: 'live' };
-      return { ref: await a.buildContext(request), request };
-    },
-    decide: (ctx) => a.decide(ctx),
-    checkRisk: (req) => a.checkRisk(req),
-    execute: (req) => orderStep(a, { ...req, account: 'live' }),
-  };
-  const harness: LiveHarness = {
+  const cycles = pairCycles(runtime.activities, {
+    pair: opts.pair,
+    owner: opts.owner ?? `pair:binanceusdm:${opts.pair}`,
+    config,
+    account: 'live',
+    mode: 'live',
+  });
+  return {
     dir,
     config,
     runtime,
-    events: [],
-    state: initialPairState(opts.pair),
-    async cycle(asOf) {
+    get events() {
+      return cycles.events;
+    },
+    get state() {
+      return cycles.state;
+    },
+    cycle(asOf) {
       opts.clock.now = asOf + GRACE_MS;
-      id = decisionId(owner, opts.pair, asOf);
-      const out = await runCycle(
-        steps,
-        harness.state,
-        { asOf, orderOwner: owner, forceExit: false, paused: false },
-        { risk: config.risk, maxRecentDecisions: 5, maintenanceMarginRate: config.paper.maintenance_margin_rate },
-      );
-      for (const e of out.events) {
-        if (e.type === 'decision') {
-          await a.recordDecision({
-            decisionId: id,
-            pair: opts.pair,
-            price: e.context?.ref.price ?? null,
-            decidedAt: asOf,
-            record: e.record,
-            result: e.result,
-            verdict: e.verdict,
-            clientOrderId: e.clientOrderId,
-            owner,
-            run: 'live',
-          });
-        } else if (e.type === 'tradeClosed') {
-          await a.recordTrade({ trade: e.trade, run: 'live', ...(await a.reviewTrade(e.trade)) });
-        }
-      }
-      harness.state = out.state;
-      harness.events.push(...out.events);
-      return out;
+      return cycles.cycle(asOf);
     },
     async close() {
       await runtime.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };
-  return harness;
 }
