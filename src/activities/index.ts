@@ -548,6 +548,35 @@ function paperFundingPaid(paper: PaperExchange, pair: string, from: number, to: 
   return sum;
 }
 
+/**
+ * Live mode: checks the keys and the account before the worker takes work (a bad key or an account in hedge mode
+ * fails at start, not at the first order). An exchange that cannot be reached right now is only a warning: the
+ * activities retry.
+ * @throws Error naming the exchange's answer and what to fix, for a non-retryable failure
+ */
+async function checkLiveAccount(live: CcxtExchange, config: Config, logger: ActivityLogger): Promise<void> {
+  try {
+    const balance = await live.checkAccount(config.pairs[0]!);
+    logger.info('live exchange account checked', {
+      exchange: live.id,
+      environment: live.environment,
+      ...(config.exchange.api_url !== null ? { apiUrl: config.exchange.api_url } : {}),
+      currency: balance.currency,
+      equity: balance.equity,
+      available: balance.available,
+    });
+  } catch (err) {
+    const failure = classifyError(err);
+    if (failure.retryable) {
+      logger.warn('live exchange not reachable at start; the activities retry when they run', {
+        error: failure.message,
+      });
+      return;
+    }
+    throw new Error(`live mode: the exchange account cannot be traded: ${failure.message}`, { cause: err });
+  }
+}
+
 export interface ActivityRuntime {
   activities: Activities;
   close(): Promise<void>;
@@ -669,6 +698,7 @@ export async function createActivityRuntime(config: Config, opts: ActivityRuntim
       provider: provider.name,
       exchange: config.exchange.name,
     });
+    if (live) await checkLiveAccount(live, config, opts.logger);
     return {
       activities,
       close: async () => {

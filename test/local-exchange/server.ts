@@ -349,6 +349,7 @@ export class LocalExchange {
    * third violation bans the client (418) for `banSeconds`.
    */
   private rateLimit(method: string, path: string, params: Record<string, string>, at: number): Reply | null {
+    if (path.startsWith('/local/')) return null;
     if (at < this.bannedUntil) return this.banned(at);
     if (at < this.backOffUntil) {
       this.violations += 1;
@@ -413,6 +414,8 @@ export class LocalExchange {
       'GET /fapi/v1/klines': () => this.klines(p),
       'GET /fapi/v1/premiumIndex': () => this.premiumIndex(p),
       'GET /fapi/v1/fundingRate': () => this.fundingRate(p),
+      // not Binance: the books, for a person watching a rehearsal
+      'GET /local/books': () => ({ status: 200, body: this.books() }),
     };
     const signedRoutes: Record<string, () => Reply> = {
       'GET /fapi/v1/leverageBracket': () => this.leverageBracket(p),
@@ -483,6 +486,42 @@ export class LocalExchange {
       return errorReply(400, -1021, 'Timestamp for this request is outside of the recvWindow.');
     }
     return null;
+  }
+
+  /** A summary of the account: wallet, positions, open stops, the last trades and the income totals. */
+  books(): Record<string, unknown> {
+    const e = this.engine;
+    const iso = (t: number): string => new Date(this.toWire(t)).toISOString();
+    return {
+      marketTime: iso(this.clock()),
+      wallet: e.wallet,
+      available: e.availableBalance(),
+      positions: [...e.positions]
+        .filter(([, p]) => p.amount !== 0)
+        .map(([symbol, p]) => ({ symbol, amount: p.amount, entryPrice: p.entryPrice, margin: p.margin })),
+      openStops: e.algoOrders
+        .filter((a) => a.algoStatus === 'NEW')
+        .map((a) => ({
+          symbol: a.symbol,
+          clientAlgoId: a.clientAlgoId,
+          side: a.side,
+          quantity: a.quantity,
+          triggerPrice: a.triggerPrice,
+        })),
+      orders: e.orders.length,
+      lastTrades: e.trades.slice(-10).map((t) => ({
+        time: iso(t.time),
+        symbol: t.symbol,
+        side: t.side,
+        price: t.price,
+        qty: t.qty,
+        commission: t.commission,
+        realizedPnl: t.realizedPnl,
+      })),
+      income: Object.fromEntries(
+        (['COMMISSION', 'REALIZED_PNL', 'FUNDING_FEE'] as const).map((type) => [type, e.incomeTotal(type)]),
+      ),
+    };
   }
 
   // ------------------------------------------------------------------------------------------------------------

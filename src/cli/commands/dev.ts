@@ -127,7 +127,7 @@ async function dev(opts: DevOptions, cmd: Command): Promise<void> {
   const settings = temporalSettings(config);
 
   if (config.mode === 'live') {
-    logger.warn('live mode: the worker places real orders on the exchange with the configured keys', {
+    logger.warn(`live mode: the worker places orders on ${liveVenue(config.exchange)} with the configured keys`, {
       exchange: config.exchange.name,
       pairs: config.pairs,
     });
@@ -186,6 +186,14 @@ async function dev(opts: DevOptions, cmd: Command): Promise<void> {
   }
 }
 
+/** Where live orders go: the exchange's API at `api_url`, its demo trading or testnet, or the real exchange. */
+export function liveVenue(exchange: Config['exchange']): string {
+  if (exchange.api_url !== null) return `the ${exchange.name} API at ${exchange.api_url} (exchange.api_url)`;
+  if (exchange.demo_trading) return `${exchange.name} demo trading (exchange.demo_trading)`;
+  if (exchange.sandbox) return `the ${exchange.name} testnet (exchange.sandbox)`;
+  return `${exchange.name}: REAL orders with real money`;
+}
+
 function summary(config: Config, address: string, server: DevServer | null): string {
   const lines = [
     '',
@@ -194,7 +202,7 @@ function summary(config: Config, address: string, server: DevServer | null): str
         ? `recorded candles from ${resolve(config.replay.data)}, ${config.replay.seconds_per_candle} s per candle`
         : config.mode === 'paper'
           ? `paper orders on live public market data from ${config.exchange.name}`
-          : `REAL orders on ${config.exchange.name}`),
+          : `orders on ${liveVenue(config.exchange)}`),
   ];
   if (server) {
     lines.push(`Temporal Web UI: ${server.webUiUrl}`);
