@@ -343,7 +343,8 @@ export function createActivities(deps: ActivityDeps): Activities {
   /**
    * Live: what the exchange's books say about the open position of `open` since the last cycle: the funding it paid
    * or received since its entry (minus what the cycle counts already), and its protective stop's fill when the stop
-   * closed it (real price, fee and time of the execution).
+   * closed it (real price, fee and time of the execution). A position gone without its stop leaves the stop open:
+   * it is cancelled here.
    */
   async function exchangeBooks(
     exchange: Exchange,
@@ -357,7 +358,18 @@ export function createActivities(deps: ActivityDeps): Activities {
     const externalCloses: ExternalClose[] = [];
     if (open.stopOrderId !== null && !positions.some((p) => p.pair === pair)) {
       const stop = await exchange.fetchOrderByClientId(pair, open.stopOrderId);
-      if (stop !== null && stop.status === 'filled' && stop.fills.length > 0) {
+      if (stop !== null && stop.status === 'open') {
+        // the position is gone without its stop (liquidated, or closed by hand): it must not fire on a later one
+        await exchange.cancelOrder(pair, open.stopOrderId);
+      }
+      if (stop !== null && stop.status === 'filled' && stop.fills.length === 0) {
+        throw new ExchangeError(
+          'ExchangeOperationFailed',
+          `${exchange.id}: the protective stop ${open.stopOrderId} of ${pair} has triggered but the exchange does not ` +
+            'list its fills yet; retried, so that the trade is recorded at the fill price',
+        );
+      }
+      if (stop !== null && stop.status === 'filled') {
         const quantity = stop.fills.reduce((sum, f) => sum + f.quantity, 0);
         externalCloses.push({
           pair,

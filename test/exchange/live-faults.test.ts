@@ -13,7 +13,7 @@ import type { ExecuteActivityRequest } from '../../src/activities/types';
 import type { MarketView } from '../../src/core/cycle';
 import { stopPriceFor } from '../../src/core/risk';
 import type { EngineConfig } from '../local-exchange/engine';
-import type { LocalExchange, LocalExchangeOptions } from '../local-exchange/server';
+import { IN_FLIGHT_MS, type LocalExchange, type LocalExchangeOptions } from '../local-exchange/server';
 import {
   HALF_HOUR,
   MARKET_RETRY,
@@ -420,6 +420,26 @@ describe('faults in decision cycles (what the trader records)', () => {
     assert.deepEqual(statusOf(ex, '/fapi/v1/order', 'POST'), ['400 -2019'], 'not retried');
   });
 
+  test('a position closed outside the trader: recorded as an external close, and its stop cancelled', async () => {
+    const { exchange: ex, live: lv } = await setUp({
+      decisions: [{ time: start, tool: 'signal_entry_long', args: tools.entry(10, 200) }],
+    });
+    await lv.cycle(start);
+    const stopId = lv.state.position!.stopOrderId!;
+    // someone closes the position by hand on the exchange
+    const amount = ex.engine.position(SYMBOL)!.amount;
+    ex.engine.placeMarketOrder(
+      { symbol: SYMBOL, side: 'SELL', type: 'MARKET', quantity: String(amount), reduceOnly: 'true' },
+      start + 600_000,
+    );
+    await lv.cycle(start + HALF_HOUR);
+    const closed = lv.events.find((e) => e.type === 'tradeClosed');
+    assert.ok(closed?.type === 'tradeClosed');
+    assert.equal(closed.trade.exitReason, 'external');
+    assert.equal(lv.state.position, null);
+    assert.equal(ex.engine.algoOrders.find((a) => a.clientAlgoId === stopId)?.algoStatus, 'CANCELED');
+  });
+
   test('the weight limit under concurrent pairs: 429s are waited out by every request of the client, never banned', async () => {
     const { exchange: ex, live: lv } = await setUp({ server: { weightLimit: 60, weightWindowMs: 2_000 } });
     const a = lv.runtime.activities;
@@ -443,8 +463,8 @@ describe('faults in decision cycles (what the trader records)', () => {
     assert.ok(limited.length > 0, 'the limit was reached');
     assert.equal(ex.requests.filter((r) => r.status === 418).length, 0, 'never banned');
     for (const r of limited) {
-      // a request already on its way when the 429 was answered arrives within a few ms of it
-      const early = ex.requests.filter((x) => x.at > r.at + 100 && x.at < r.at + 1_000 * r.retryAfter!);
+      // requests already on their way when the 429 was answered (concurrent pairs) arrive just after it
+      const early = ex.requests.filter((x) => x.at > r.at + IN_FLIGHT_MS && x.at < r.at + 1_000 * r.retryAfter!);
       assert.deepEqual(
         early.map((x) => x.path),
         [],

@@ -12,7 +12,7 @@ import { ExchangeError } from '../../src/exchange/errors';
 import { RecordedMarketSource, csvRecordedData } from '../../src/exchange/market-source';
 import { DATA_DIR, LOCAL_API_KEY, LOCAL_API_SECRET, startLocalExchange } from '../helpers/live-exchange';
 import { crossingTime } from './engine';
-import type { LocalExchange } from './server';
+import { IN_FLIGHT_MS, type LocalExchange } from './server';
 
 const BTC = 'BTC/USDT:USDT';
 const T = Date.parse('2025-06-22T07:00:05Z');
@@ -173,6 +173,8 @@ describe('the local exchange', () => {
       const limited = await time();
       assert.equal(limited.status, 429);
       assert.ok(Number(limited.headers.get('retry-after')) > 0);
+      assert.equal((await time()).status, 429, 'refused, but on its way before the 429 could be read');
+      await new Promise((r) => setTimeout(r, IN_FLIGHT_MS + 50));
       assert.equal((await time()).status, 429, 'a first violation');
       assert.equal((await time()).status, 429, 'a second one');
       const banned = await time();

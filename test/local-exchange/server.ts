@@ -45,6 +45,8 @@ export const DEFAULT_EXCHANGE_INFO = new URL('../fixtures/binanceusdm-exchange-i
 export const DEFAULT_DATA_DIR = new URL('../../../shared/data/binanceusdm', import.meta.url);
 
 const DAY_MS = 86_400_000;
+/** A request arriving this soon after a 429 was already on its way (wall ms): not a failure to back off. */
+export const IN_FLIGHT_MS = 1_000;
 const WEEK_MS = 7 * DAY_MS;
 
 export interface RecordedRequest {
@@ -167,6 +169,8 @@ export class LocalExchange {
   private weightUsed = 0;
   /** the Retry-After of the last 429 runs until this wall time */
   private backOffUntil = 0;
+  /** when the last 429 was answered (wall ms) */
+  private limitedAt = 0;
   /** requests sent before the Retry-After had passed */
   private violations = 0;
   private bannedUntil = 0;
@@ -316,6 +320,7 @@ export class LocalExchange {
           if (fault.status === 418) this.bannedUntil = at + fault.retryAfterSec * 1000;
           else {
             this.backOffUntil = at + fault.retryAfterSec * 1000;
+            this.limitedAt = at;
             this.violations = 0;
           }
         }
@@ -345,13 +350,15 @@ export class LocalExchange {
 
   /**
    * Request weight accounting per fixed window, Retry-After and bans; a reply when the request is refused. A request
-   * sent while the Retry-After of a 429 is still running is refused again (429) and counted as a violation; the
-   * third violation bans the client (418) for `banSeconds`.
+   * that arrives while the Retry-After of a 429 is still running is refused again (429); unless it arrives within
+   * {@link IN_FLIGHT_MS} of that 429 (it was on its way before the client could read it), it counts as a failure to
+   * back off, and the third one bans the client (418) for `banSeconds`.
    */
   private rateLimit(method: string, path: string, params: Record<string, string>, at: number): Reply | null {
     if (path.startsWith('/local/')) return null;
     if (at < this.bannedUntil) return this.banned(at);
     if (at < this.backOffUntil) {
+      if (at - this.limitedAt <= IN_FLIGHT_MS) return this.tooMany(Math.ceil((this.backOffUntil - at) / 1000));
       this.violations += 1;
       if (this.violations >= 3) {
         this.bannedUntil = at + (this.opts.banSeconds ?? 120) * 1000;
@@ -371,6 +378,7 @@ export class LocalExchange {
     if (this.weightUsed + weight > (this.opts.weightLimit ?? 2400)) {
       const seconds = Math.max(1, Math.ceil((windowStart + windowMs - at) / 1000));
       this.backOffUntil = at + seconds * 1000;
+      this.limitedAt = at;
       this.violations = 0;
       return this.tooMany(seconds);
     }
