@@ -290,7 +290,7 @@ describe('the Exchange port', () => {
     ex.close();
   });
 
-  test('two workers sharing one account file (two connections) see and keep each other\'s orders', async () => {
+  test("two workers sharing one account file (two connections) see and keep each other's orders", async () => {
     const file = freshFile();
     let now = Date.parse('2025-06-01T12:00:00Z');
     const open = (): PaperExchange =>
