@@ -12,11 +12,18 @@
  * `<name>=error(<type>|<type>...)` makes the step fail there with an exchange error of that type instead, the types
  * taken in turn at each pass (as gofail's `return` term): e.g. `execute.beforeOrder=error(ExchangeInsufficientFunds|
  * ExchangeInvalidOrder|none)` has the exchange refuse an order for insufficient margin, the next as invalid, let the
- * third through, and so on. The log line is `failpoint <name>: failing with <type>`.
+ * third through, and so on; LLM transport types (`decide.beforeProvider=error(LlmUnavailable)`) fail the model call.
+ * The log line is `failpoint <name>: failing with <type>`.
  *
  * Activities only: workflow code never reads the environment.
  */
 import { EXCHANGE_ERROR_TYPES, ExchangeError, type ExchangeErrorType } from '../exchange/errors';
+import { LLM_ERROR_TYPES } from '../core/error-types';
+import { LlmError, type LlmErrorType } from '../llm/errors';
+
+/** What an error failpoint can fail with: an exchange error type, or an LLM transport error type. */
+type InjectedError = ExchangeErrorType | LlmErrorType;
+const INJECTABLE: readonly string[] = [...EXCHANGE_ERROR_TYPES, ...LLM_ERROR_TYPES];
 
 /** Every place an activity can pause, in the order a decision cycle reaches them. */
 export const FAILPOINTS = [
@@ -42,7 +49,7 @@ interface Failpoint {
   pauseMs: number;
   probability: number;
   /** exchange error types to fail with, in turn (`none`: that pass goes through); empty: pause */
-  errors: (ExchangeErrorType | 'none')[];
+  errors: (InjectedError | 'none')[];
 }
 
 export interface FailpointLogger {
@@ -74,16 +81,16 @@ export function parseFailpoints(value: string | undefined): Map<FailpointName, F
     }
     const errors = m[3] === undefined ? [] : m[3].split('|');
     for (const type of errors) {
-      if (type !== 'none' && !(EXCHANGE_ERROR_TYPES as readonly string[]).includes(type)) {
+      if (type !== 'none' && !INJECTABLE.includes(type)) {
         throw new Error(
-          `${FAILPOINTS_ENV}: "${entry}": "${type}" is not an exchange error type; known: ${EXCHANGE_ERROR_TYPES.join(', ')}`,
+          `${FAILPOINTS_ENV}: "${entry}": "${type}" is not an exchange or LLM error type; known: ${INJECTABLE.join(', ')}`,
         );
       }
     }
     out.set(name, {
       pauseMs: m[2] === undefined ? 0 : Number(m[2]),
       probability: m[4] === undefined ? 1 : Number(m[4]),
-      errors: errors as (ExchangeErrorType | 'none')[],
+      errors: errors as (InjectedError | 'none')[],
     });
   }
   return out.size > 0 ? out : null;
@@ -113,7 +120,13 @@ export function createFailpoints(
       passes.set(name, (passes.get(name) ?? 0) + 1);
       if (type === 'none') return;
       logger.warn(`failpoint ${name}: failing with ${type}`, { failpoint: name, error: type });
-      throw new ExchangeError(type, `failpoint ${name}: the exchange refused the request (${type}, injected)`);
+      if ((LLM_ERROR_TYPES as readonly string[]).includes(type)) {
+        throw new LlmError(type as LlmErrorType, `failpoint ${name}: the model server failed (${type}, injected)`);
+      }
+      throw new ExchangeError(
+        type as ExchangeErrorType,
+        `failpoint ${name}: the exchange refused the request (${type}, injected)`,
+      );
     }
     logger.warn(`failpoint ${name}: pausing ${point.pauseMs} ms`, { failpoint: name, pauseMs: point.pauseMs });
     await new Promise((resolve) => setTimeout(resolve, point.pauseMs));

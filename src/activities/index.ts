@@ -397,8 +397,8 @@ export function createActivities(deps: ActivityDeps): Activities {
     async decide({ ref, request }: DecideRequest): Promise<ProviderDecision> {
       // the prompt built by this worker's context step, or (after a worker change) built again from its request
       const context = contexts.get(ref.decisionId) ?? (await promptFor(request));
-      await failpoint('decide.beforeProvider');
       try {
+        await failpoint('decide.beforeProvider');
         const result = await provider.decide(context);
         answers.set(ref.decisionId, result);
         return { ...historyResult(result), answeredAt: Date.now() };

@@ -187,9 +187,19 @@ function decider(input: PairTraderInput) {
   });
 }
 
-/** The failure type of an activity failure (`ApplicationFailure.type`), or null. */
+/**
+ * A step that failed for good: a regular activity's failure (ActivityFailure), or a local activity's, which reaches
+ * the workflow as the activity's ApplicationFailure itself (no ActivityFailure around it). Anything else thrown in
+ * the workflow is a bug.
+ */
+function isStepFailure(err: unknown): err is ActivityFailure | ApplicationFailure {
+  return err instanceof ActivityFailure || err instanceof ApplicationFailure;
+}
+
+/** The failure type of a step's failure (`ApplicationFailure.type`), or null. */
 function failureType(err: unknown): string | null {
   if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return err.cause.type ?? null;
+  if (err instanceof ApplicationFailure) return err.type ?? null;
   return null;
 }
 
@@ -331,7 +341,7 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
       try {
         await admission.requestAdmission({ account, request: req, replyTo: info.workflowId });
       } catch (err) {
-        if (!(err instanceof ActivityFailure)) throw err;
+        if (!isStepFailure(err)) throw err;
         return {
           status: 'refused',
           requestId: req.requestId,
@@ -485,7 +495,7 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
     try {
       await write();
     } catch (err) {
-      if (!(err instanceof ActivityFailure)) throw err;
+      if (!isStepFailure(err)) throw err;
       log.warn('journal write failed', { pair: input.pair, asOf: cycleAsOf, message: failureMessage(err) });
     }
   };
@@ -513,7 +523,7 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
       await admission.settleSlot({ account, settlement: after.settlement });
       admissionSlot = after.held;
     } catch (err) {
-      if (!(err instanceof ActivityFailure)) throw err;
+      if (!isStepFailure(err)) throw err;
       log.warn('admission slot not settled; trying again after the next cycle', { message: failureMessage(err) });
     }
   };
@@ -628,7 +638,7 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
       } else {
         // An activity that exhausted its retries (exchange or LLM down): skip this candle, keep the state, and try
         // again at the next close. Anything else is a bug and fails the workflow task (Temporal retries it after a fix).
-        if (!(err instanceof ActivityFailure)) throw err;
+        if (!isStepFailure(err)) throw err;
         if (failureType(err) === MARKET_DATA_UNAVAILABLE && replay) {
           log.info('replay data ended', { asOf, message: failureMessage(err) });
           break;

@@ -50,8 +50,8 @@ describe('refused orders never kill a pair (real Temporal server, worker process
   let server: IntegrationServer | null = null;
   let skip: string | null = null;
   let dir = '';
-  let worker: WorkerProcess | null = null;
-  let handle: WorkflowHandle | null = null;
+  const workers: WorkerProcess[] = [];
+  const handles: WorkflowHandle[] = [];
 
   before(async () => {
     const acquired = await acquireServer();
@@ -62,34 +62,34 @@ describe('refused orders never kill a pair (real Temporal server, worker process
     }
     server = acquired;
     dir = mkdtempSync(join(tmpdir(), 'llm-trader-refusals-'));
+    mkdirSync(join(dir, 'workers'), { recursive: true });
   });
 
   after(async () => {
-    await handle?.terminate('refusal test cleanup').catch(() => undefined);
-    await worker?.kill();
+    for (const h of handles) await h.terminate('refusal test cleanup').catch(() => undefined);
+    for (const w of workers) await w.kill();
     await server?.env.teardown();
     if (dir && process.exitCode === undefined) rmSync(dir, { recursive: true, force: true });
   });
 
-  test('insufficient margin, invalid order, a refused reduce-only exit and a bad request: each recorded, the pair trades on', async (t) => {
-    if (skip) return t.skip(skip);
+  /** One pair in replay mode on a worker process armed with `failpoints`; the script enters at even candles, exits at odd. */
+  async function scenario(failpoints: string) {
     const client = server!.env.client;
     const runId = `ref${Date.now().toString(36)}`;
     const taskQueue = `llm-trader-${runId}`;
-    const decisionFile = join(dir, 'script.jsonl');
+    const decisionFile = join(dir, `${runId}-script.jsonl`);
     const raw = {
       mode: 'replay',
       pairs: [PAIR],
-      data_dir: join(dir, 'user_data'),
+      data_dir: join(dir, runId),
       replay: { data: resolve(repoRoot, '../shared/data/binanceusdm'), seconds_per_candle: 2 },
       temporal: { task_queue: taskQueue, namespace: server!.namespace, grace_seconds: 0, max_cycles_per_run: 200 },
       llm: { provider: 'replay', replay_file: decisionFile },
       risk: { cooldown_minutes: 0 },
     };
     const config = ConfigSchema.parse(raw);
-    const configFile = join(dir, 'config.json');
+    const configFile = join(dir, `${runId}-config.json`);
     writeFileSync(configFile, JSON.stringify(raw, null, 2));
-    mkdirSync(join(dir, 'workers'), { recursive: true });
     const step = timeframeMs(config.timeframes.main);
     const schedule0 = await replaySchedule(config, PAIR);
     const candle = (k: number): number => schedule0.recordedStart + (k + 1) * step;
@@ -119,29 +119,26 @@ describe('refused orders never kill a pair (real Temporal server, worker process
       );
     }
     writeFileSync(decisionFile, `${lines.join('\n')}\n`);
-
-    worker = WorkerProcess.start({
-      name: 'w1',
+    const worker = WorkerProcess.start({
+      name: runId,
       configFile,
       env: { TEMPORAL_ADDRESS: server!.address, TEMPORAL_NAMESPACE: server!.namespace },
-      failpoints: `execute.beforeOrder=error(${REFUSALS.join('|')})`,
-      logFile: join(dir, 'workers', 'w1.log'),
+      failpoints,
+      logFile: join(dir, 'workers', `${runId}.log`),
     });
+    workers.push(worker);
     await worker.waitStarted();
     const account = `replay-${runId}`;
     const schedule = { ...schedule0, wallStart: Date.now() + 1_000, recordedEnd: candle(CANDLES) };
     const input = pairTraderInput(config, PAIR, schedule, {}, account);
-    handle = await client.workflow.start(PAIR_TRADER_WORKFLOW, {
+    const handle = await client.workflow.start(PAIR_TRADER_WORKFLOW, {
       workflowId: `pair:${runId}:${PAIR}`,
       taskQueue,
       args: [input],
       typedSearchAttributes: initialSearchAttributes(input),
       workflowTaskTimeout: PAIR_WORKFLOW_TASK_TIMEOUT,
     });
-
-    // every order the script produces until the exchange has answered each way
-    const deadline = Date.now() + 90_000;
-    let status: PairStatus | null = null;
+    handles.push(handle);
     const journal = (): { time: number; tool: string; outcome: string; detail: string | null }[] => {
       const db = new Database(join(config.data_dir, 'journal.sqlite'), { readonly: true, fileMustExist: true });
       try {
@@ -152,13 +149,34 @@ describe('refused orders never kill a pair (real Temporal server, worker process
         db.close();
       }
     };
+    const status = async (): Promise<PairStatus | null> => {
+      try {
+        return await handle.query(statusQuery);
+      } catch {
+        return null;
+      }
+    };
+    return { client, handle, candle, journal, status, account, taskQueue };
+  }
+
+  test('insufficient margin, invalid order, a refused reduce-only exit and a bad request: each recorded, the pair trades on', async (t) => {
+    if (skip) return t.skip(skip);
+    const {
+      client,
+      handle,
+      candle,
+      journal,
+      status: query,
+      account,
+      taskQueue,
+    } = await scenario(`execute.beforeOrder=error(${REFUSALS.join('|')})`);
+
+    // every order the script produces until the exchange has answered each way
+    const deadline = Date.now() + 90_000;
+    let status: PairStatus | null = null;
     let refused: ReturnType<typeof journal> = [];
     for (;;) {
-      try {
-        status = await handle.query(statusQuery);
-      } catch {
-        status = null;
-      }
+      status = await query();
       refused = status ? journal().filter((r) => r.outcome === 'refused') : [];
       if (
         refused.length >= 4 &&
@@ -198,5 +216,29 @@ describe('refused orders never kill a pair (real Temporal server, worker process
     await handle.signal(stopSignal);
     const final = (await handle.result()) as PairState;
     assert.ok(final.counters.entries >= 1, 'an entry filled between the refusals');
+  });
+
+  test('a model call that fails for good skips its candle: the pair counts it and decides at the next one', async (t) => {
+    if (skip) return t.skip(skip);
+    // LlmBadRequest is not retried: every second decision fails at once (a local activity's final failure)
+    const {
+      handle,
+      candle,
+      journal,
+      status: query,
+    } = await scenario('decide.beforeProvider=error(LlmBadRequest|none)');
+    const deadline = Date.now() + 90_000;
+    let status: PairStatus | null = null;
+    for (;;) {
+      status = await query();
+      if (status !== null && status.lastCycleAsOf !== null && status.lastCycleAsOf >= candle(7)) break;
+      assert.ok(Date.now() < deadline, `the pair did not reach candle 7 in 90 s: ${JSON.stringify(status)}`);
+      await sleep(300);
+    }
+    assert.ok(status.counters.failedCycles >= 3, `failed cycles ${status.counters.failedCycles}`);
+    assert.ok(journal().length >= 3, 'the other candles were decided and journaled');
+    assert.equal((await handle.describe()).status.name, 'RUNNING');
+    await handle.signal(stopSignal);
+    await handle.result();
   });
 });
