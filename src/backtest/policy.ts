@@ -5,6 +5,7 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { LlmConfig } from '../core/config';
+import { redactCredentials } from '../core/redact';
 import type { RecordedMarketSource } from '../exchange/market-source';
 import { BaselineProvider } from '../llm/baseline';
 import type { DecisionCache } from '../llm/decision-cache';
@@ -53,7 +54,7 @@ export async function openaiPolicy(llm: LlmConfig, cache: DecisionCache | null):
   const provider: DecisionProvider = cache ? new CachedProvider(inner, cache) : inner;
   return {
     name: 'openai',
-    id: `openai:${llm.model}@${llm.api_base} temperature=${llm.temperature} max_tokens=${llm.max_tokens}`,
+    id: `openai:${llm.model}@${redactCredentials(llm.api_base)} temperature=${llm.temperature} max_tokens=${llm.max_tokens}`,
     context: 'prompt',
     remote: true,
     provider: () => provider,

@@ -10,11 +10,12 @@ import { resolve } from 'node:path';
 import { WorkflowExecutionAlreadyStartedError, type SearchAttributePair } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../core/config';
+import { parseDateTime } from '../core/dates';
 import { candleOpenTime, timeframeMs } from '../core/timeframe';
 import { RecordedMarketSource, csvRecordedData } from '../exchange/market-source';
 import { safeUrl } from '../llm/errors';
 import { DEFAULT_MAX_RETRY_AFTER_MS } from '../llm/openai-provider';
-import { Redactor } from '../store/redactor';
+import { Redactor } from '../core/redact';
 import type { pairTrader } from '../workflows/pair-trader';
 import {
   LastActionKey,
@@ -173,7 +174,7 @@ export async function replaySchedule(
 
   let recordedStart: number;
   if (config.replay.start !== null) {
-    recordedStart = Date.parse(config.replay.start);
+    recordedStart = parseDateTime(config.replay.start) ?? Number.NaN;
     if (!Number.isFinite(recordedStart)) {
       throw new OperatorError(
         `replay.start must be an ISO date like 2025-06-10T00:00:00Z, got ${JSON.stringify(config.replay.start)}`,

@@ -15,6 +15,7 @@ import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import type { BacktestResult } from '../../backtest/result';
 import { ConfigSchema, formatPath, type Config } from '../../core/config';
+import { parseTimeOption } from '../../core/dates';
 import { closedCount } from '../../core/timeframe';
 import type { Candle } from '../../core/types';
 import { RecordedMarketSource, csvRecordedData } from '../../exchange/market-source';
@@ -68,19 +69,6 @@ export function registerBacktest(program: Command): void {
 
 function usage(command: Command, message: string): never {
   return command.error(`backtest: ${message}`, { exitCode: 2, code: 'llm-trader.backtest-usage' });
-}
-
-/**
- * A time option: Unix ms (digits), a date (`2025-06-01`, UTC midnight) or an ISO date-time (UTC unless it names a
- * zone). Null when the text is none of these.
- */
-export function parseTimeOption(text: string): number | null {
-  const t = text.trim();
-  if (/^\d{10,}$/.test(t)) return Number(t);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(t)) return null;
-  const zoned = /(Z|[+-]\d{2}:?\d{2})$/i.test(t) || /^\d{4}-\d{2}-\d{2}$/.test(t);
-  const ms = Date.parse(zoned ? t : `${t}Z`);
-  return Number.isFinite(ms) ? ms : null;
 }
 
 /** The folder holding the data files: `dir`, or `dir/<exchange>` when only that one has them (e.g. ../shared/data). */
@@ -171,8 +159,9 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
   const from = opts.from === undefined ? null : parseTimeOption(opts.from);
   const to = opts.to === undefined ? null : parseTimeOption(opts.to);
   if (opts.from !== undefined && from === null)
-    usage(command, `--from "${opts.from}" is not a date, ISO time or Unix ms`);
-  if (opts.to !== undefined && to === null) usage(command, `--to "${opts.to}" is not a date, ISO time or Unix ms`);
+    usage(command, `--from "${opts.from}" is not an existing UTC date (2025-06-01), ISO time or Unix ms`);
+  if (opts.to !== undefined && to === null)
+    usage(command, `--to "${opts.to}" is not an existing UTC date (2025-06-01), ISO time or Unix ms`);
   const samples = Number(opts.lookaheadSamples);
   if (!Number.isInteger(samples) || samples < 1) {
     usage(command, `--lookahead-samples must be a positive integer, got "${opts.lookaheadSamples}"`);
