@@ -35,7 +35,8 @@ import { ExchangeError, classifyError } from '../exchange/errors';
 import type { Exchange } from '../exchange/port';
 import { CcxtExchange } from '../exchange/ccxt-exchange';
 import { PaperExchange } from '../exchange/paper-exchange';
-import { LiveMarketSource, RecordedMarketSource, csvRecordedData, type MarketSource } from '../exchange/market-source';
+import { LiveMarketSource, RecordedMarketSource, type MarketSource } from '../exchange/market-source';
+import { openRecordedSource } from '../store/recorded-source';
 import type {
   AccountId,
   Activities,
@@ -508,7 +509,8 @@ function providerFor(config: Config, dataDir: string): { provider: DecisionProvi
  * Build the worker's activities from the configuration:
  * - live: the ccxt exchange with keys; market data from it
  * - paper: the paper exchange (SQLite account under data_dir) over the real exchange's public market data
- * - replay: the paper exchange over recorded candles (`replay.data`), on the recorded clock the workflows pass in
+ * - replay: the paper exchange over recorded candles (the candle database, or the CSV folder `replay.data`), on the
+ *   recorded clock the workflows pass in
  */
 export interface ActivityRuntimeOptions {
   logger: ActivityLogger;
@@ -533,7 +535,9 @@ export async function createActivityRuntime(config: Config, opts: ActivityRuntim
       live = CcxtExchange.fromConfig(config.exchange, { marketsCacheFile });
       market = new LiveMarketSource(live);
     } else if (config.mode === 'replay') {
-      market = new RecordedMarketSource(csvRecordedData(config.replay.data));
+      const recorded = await openRecordedSource(config);
+      closers.push(() => recorded.close());
+      market = recorded.market;
     } else {
       // public market data only: no keys leave the worker for paper trading
       const publicExchange = CcxtExchange.fromConfig(

@@ -241,8 +241,11 @@ export const TemporalConfigSchema = z
 
 export const ReplayConfigSchema = z
   .object({
-    /** folder of recorded candles in the ../shared/data layout (CSV / CSV.gz) */
-    data: z.string().default('../shared/data/binanceusdm'),
+    /**
+     * a folder of recorded candles in the ../shared/data layout (CSV / CSV.gz), read directly; null (the default):
+     * the candle database `<data_dir>/candles.sqlite` that import-data and download-data fill
+     */
+    data: z.string().min(1).nullable().default(null),
     /** recorded time at which the replay starts (ISO date); default: 20 days into the data */
     start: z
       .string()

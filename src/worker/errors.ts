@@ -10,3 +10,14 @@ export class OperatorError extends Error {
     this.stack = message;
   }
 }
+
+/**
+ * Bad input an operator can fix (a missing data folder, an empty candle database, a corrupt decision log, an output
+ * folder already in use): like {@link OperatorError}, one line saying what is wrong and what to do; the CLI exits 2.
+ */
+export class InputError extends OperatorError {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'InputError';
+  }
+}
