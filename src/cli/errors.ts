@@ -161,6 +161,9 @@ export function wantsStack(argv: readonly string[], env: NodeJS.ProcessEnv = pro
 /** The stack of `err` and of each of its causes. */
 export function stackText(err: unknown): string {
   return chain(err)
-    .map((e, i) => `${i === 0 ? '' : 'caused by: '}${e instanceof Error ? (e.stack ?? e.message) : String(e)}`)
+    .map(
+      (e, i) =>
+        `${i === 0 ? '' : 'caused by: '}${e instanceof OperatorError ? (e.trace ?? e.message) : e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
+    )
     .join('\n');
 }

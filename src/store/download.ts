@@ -16,6 +16,7 @@
 import { candleOpenTime, timeframeMs } from '../core/timeframe';
 import type { FundingEvent } from '../core/snapshot';
 import type { Candle } from '../core/types';
+import { OperatorError } from '../worker/errors';
 import type { CandleStore } from './candle-store';
 
 const MINUTE_MS = 60_000;
@@ -307,7 +308,7 @@ function toCandle(row: readonly (number | undefined)[]): Candle | string {
 
 function clientFailure(exchange: string, symbol: string, series: string, since: number, err: unknown): Error {
   const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-  return new Error(
+  return new OperatorError(
     `${exchange} ${symbol} ${series}: request since ${new Date(since).toISOString()} failed: ${message}. ` +
       'What was downloaded so far is stored; run the same command again to resume.',
     { cause: err },

@@ -136,8 +136,13 @@ function parsePolicy(command: Command, text: string, config: Config): PolicySpec
 class LineWriter {
   private readonly fd: number;
 
+  /**
+   * @param file where the lines go (the run's staging folder)
+   * @param name the file as errors name it (where it will be once the run has succeeded)
+   */
   constructor(
     readonly file: string,
+    private readonly name: string,
     private readonly redactor: Redactor,
   ) {
     this.fd = openSync(file, 'wx');
@@ -146,7 +151,11 @@ class LineWriter {
   write(line: string): void {
     const data = Buffer.from(`${this.redactor.redact(line)}\n`, 'utf8');
     let offset = 0;
-    while (offset < data.length) offset += writeSync(this.fd, data, offset, data.length - offset);
+    try {
+      while (offset < data.length) offset += writeSync(this.fd, data, offset, data.length - offset);
+    } catch (err) {
+      throw new Error(`cannot write ${this.name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
   }
 
   close(): void {
@@ -253,7 +262,11 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
     }
     const folder = RunFolder.prepare(out, opts.force === true);
     try {
-      const log = new LineWriter(folder.file(journal.DECISIONS_LOG_FILE), redactor);
+      const log = new LineWriter(
+        folder.file(journal.DECISIONS_LOG_FILE),
+        join(out, journal.DECISIONS_LOG_FILE),
+        redactor,
+      );
       const bar = process.stderr.isTTY
         ? new cliProgress.SingleBar(
             {
