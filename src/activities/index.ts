@@ -19,9 +19,9 @@ import type { MarketView, RiskRequest } from '../core/cycle';
 import type { DecisionContext } from '../core/context-types';
 import type { AccountSnapshot, Candle, Execution, ExternalClose, MarketSnapshot, Verdict } from '../core/types';
 import { checkRisk, type MarketLimits } from '../core/risk';
-import { buildSnapshot, compactSnapshot, snapshotAt, type SnapshotOptions } from '../core/snapshot';
+import { buildSnapshot, compactSnapshot, missingLatestCandle, snapshotAt, type SnapshotOptions } from '../core/snapshot';
 import { timeframeMs } from '../core/timeframe';
-import { CONFIGURATION_ERROR, MARKET_DATA_UNAVAILABLE } from '../core/error-types';
+import { CONFIGURATION_ERROR, MARKET_DATA_GAP, MARKET_DATA_UNAVAILABLE } from '../core/error-types';
 import { stopOrderId } from '../core/ids';
 import { reviewTrade, reflectOnTrade, evaluateTrade, rewardForTrade } from '../core/learning';
 import { buildDecisionContext } from '../llm/context-builder';
@@ -337,12 +337,26 @@ export function createActivities(deps: ActivityDeps): Activities {
         }
         throw toFailure(err, `fetch market data of ${pair}`);
       }
-      if (market instanceof RecordedMarketSource && snapshot.asOf < asOf - timeframeMs(main)) {
-        throw ApplicationFailure.create({
-          type: MARKET_DATA_UNAVAILABLE,
-          message: `recorded data of ${pair} ends at ${new Date(snapshot.asOf).toISOString()}, before ${new Date(asOf).toISOString()}`,
-          nonRetryable: true,
-        });
+      if (market instanceof RecordedMarketSource) {
+        // never decide on a snapshot whose latest candle is missing: past the end of the data the replay ends; in a
+        // gap this cycle fails without a decision and the pair goes on at the next close
+        const missing = missingLatestCandle(await market.seriesCache(pair, main, informative), asOf);
+        if (missing?.dataEnded) {
+          throw ApplicationFailure.create({
+            type: MARKET_DATA_UNAVAILABLE,
+            message: `recorded data of ${pair} ends at ${new Date(snapshot.asOf).toISOString()}, before ${new Date(asOf).toISOString()}`,
+            nonRetryable: true,
+          });
+        }
+        if (missing) {
+          throw ApplicationFailure.create({
+            type: MARKET_DATA_GAP,
+            message:
+              `no decision for ${pair} at ${new Date(asOf).toISOString()}: its latest ${missing.timeframe} candle is ` +
+              `missing from the recorded data (${market.data.description}); waiting for the next candle close`,
+            nonRetryable: true,
+          });
+        }
       }
       // the market clock moves only to a time the data covers
       setMarketTime?.(asOf);

@@ -53,6 +53,7 @@ import type { DecisionRecord as WarningRecord } from '../core/learning/warnings'
 import { checkRisk, type MarketLimits } from '../core/risk';
 import {
   mainSnapshotAt,
+  missingLatestCandle,
   timeframeSnapshotAt,
   upperBoundByTime,
   type FundingEvent,
@@ -387,31 +388,12 @@ function memoSnapshotAt(memo: PairMemo, mainCount: number, opts: SnapshotOptions
   return snapshot;
 }
 
-/** Number of open times in `time` (ascending) that are <= `lastOpen`. */
-function countUpTo(time: Float64Array, lastOpen: number): number {
-  let lo = 0;
-  let hi = time.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (time[mid]! <= lastOpen) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
-}
-
 /**
  * {@link Session.missingAt} without a session: the timeframe of `runtime` whose latest candle is missing at `asOf`,
  * or null when a cycle can run there (binary searches; for planning, e.g. which cycles a replayed log must cover).
  */
 export function latestCandleMissing(runtime: PairRuntime, asOf: number): string | null {
-  const [main, ...informative] = runtime.cache.timeframes;
-  const n = countUpTo(main!.time, asOf - main!.timeframeMs);
-  if (n === 0 || main!.time[n - 1]! + main!.timeframeMs !== asOf) return main!.timeframe;
-  for (const series of informative) {
-    const count = countUpTo(series.time, asOf - series.timeframeMs);
-    if (count > 0 && series.time[count - 1]! !== lastClosedCandleOpen(asOf, series.timeframe)) return series.timeframe;
-  }
-  return null;
+  return missingLatestCandle(runtime.cache, asOf)?.timeframe ?? null;
 }
 
 /** The in-process cycle steps over `env` (see the module comment). */
