@@ -19,7 +19,13 @@ import type { MarketView, RiskRequest } from '../core/cycle';
 import type { DecisionContext } from '../core/context-types';
 import type { AccountSnapshot, Candle, Execution, ExternalClose, MarketSnapshot, Verdict } from '../core/types';
 import { checkRisk, type MarketLimits } from '../core/risk';
-import { buildSnapshot, compactSnapshot, missingLatestCandle, snapshotAt, type SnapshotOptions } from '../core/snapshot';
+import {
+  buildSnapshot,
+  compactSnapshot,
+  missingLatestCandle,
+  snapshotAt,
+  type SnapshotOptions,
+} from '../core/snapshot';
 import { timeframeMs } from '../core/timeframe';
 import { CONFIGURATION_ERROR, MARKET_DATA_GAP, MARKET_DATA_UNAVAILABLE } from '../core/error-types';
 import { stopOrderId } from '../core/ids';
