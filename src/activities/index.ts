@@ -12,7 +12,15 @@
  */
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { heartbeat } from '@temporalio/activity';
+import { activityInfo, heartbeat, Context as ActivityContext } from '@temporalio/activity';
+import { WorkflowNotFoundError } from '@temporalio/common';
+import {
+  ACCOUNT_WORKFLOW,
+  accountWorkflowId,
+  admissionRequestSignal,
+  settleSlotSignal,
+  type AccountWorkflowInput,
+} from '../workflows/messages';
 import type { Config } from '../core/config';
 import { Journal, journalContext } from '../store/journal';
 import type { MarketView, RiskRequest } from '../core/cycle';
@@ -176,6 +184,11 @@ function historyResult(result: ProviderDecision): ProviderDecision {
   const { thinking: _thinking, rawToolCalls: _raw, prompt: _prompt, ...rest } = compactResult(result);
   return rest;
 }
+
+/** An account workflow with no slot held and no request for this long completes (the next request starts it again). */
+const ACCOUNT_IDLE_MS = 60 * 60_000;
+/** As the pair workflows': a worker that dies while answering hands the account to another within seconds. */
+const ACCOUNT_WORKFLOW_TASK_TIMEOUT = '10 seconds';
 
 export function createActivities(deps: ActivityDeps): Activities {
   const { config, market, provider, journal, logger } = deps;
@@ -420,7 +433,10 @@ export function createActivities(deps: ActivityDeps): Activities {
     },
 
     async execute(req: ExecuteActivityRequest): Promise<Execution> {
-      const { exchange } = accountOf(req.account, req.intent.pair);
+      const { exchange, setMarketTime } = accountOf(req.account, req.intent.pair);
+      // replay: the order is placed at its candle close also on a worker whose first step of this account it is (a
+      // retry after a worker died); its market clock would otherwise still be at the start
+      setMarketTime?.(req.asOf);
       // heartbeats tell the server this worker is alive: a dead one is noticed within the heartbeat timeout
       const beat = setInterval(heartbeatQuietly, EXECUTE_HEARTBEAT_MS);
       heartbeatQuietly();
@@ -428,6 +444,35 @@ export function createActivities(deps: ActivityDeps): Activities {
         return await placeOrder(exchange, req);
       } finally {
         clearInterval(beat);
+      }
+    },
+
+    async wallClock(): Promise<number> {
+      return Date.now();
+    },
+
+    async requestAdmission({ account, request, replyTo }): Promise<void> {
+      const client = ActivityContext.current().client;
+      const args: AccountWorkflowInput = { account, idleMs: ACCOUNT_IDLE_MS };
+      await client.workflow.signalWithStart(ACCOUNT_WORKFLOW, {
+        workflowId: accountWorkflowId(account, activityInfo().taskQueue),
+        taskQueue: activityInfo().taskQueue,
+        args: [args],
+        signal: admissionRequestSignal,
+        signalArgs: [{ request, replyTo }],
+        workflowTaskTimeout: ACCOUNT_WORKFLOW_TASK_TIMEOUT,
+      });
+      await failpoint('requestAdmission.afterSignal');
+    },
+
+    async settleSlot({ account, settlement }): Promise<void> {
+      const client = ActivityContext.current().client;
+      try {
+        const id = accountWorkflowId(account, activityInfo().taskQueue);
+        await client.workflow.getHandle(id).signal(settleSlotSignal, settlement);
+      } catch (err) {
+        // no account workflow running: it holds no slot (a new one starts empty), so there is nothing to settle
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
       }
     },
 

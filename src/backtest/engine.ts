@@ -52,6 +52,15 @@ import { tradeRow } from '../core/trade-row';
 import type { DecisionRecord as WarningRecord } from '../core/learning/warnings';
 import { checkRisk, type MarketLimits } from '../core/risk';
 import {
+  admit,
+  emptyBook,
+  settle,
+  slotAfterAdmission,
+  slotAfterCycle,
+  type AdmissionBook,
+  type HeldSlot,
+} from '../core/admission';
+import {
   mainSnapshotAt,
   missingLatestCandle,
   timeframeSnapshotAt,
@@ -177,6 +186,8 @@ export interface SessionEnv {
   closedTrades: ClosedTrade[];
   /** recent decisions per pair, oldest first (learning context); the driver appends */
   learningDecisions: Map<string, WarningRecord[]>;
+  /** the run's portfolio admission book (default: an empty one); the driver settles it after each cycle */
+  book?: AdmissionBook;
 }
 
 /** The in-process steps plus the account each pair's last fetchMarket returned. */
@@ -200,6 +211,8 @@ export interface CycleCapture {
   state: PairState;
   /** the whole account before the cycle */
   ledger: LedgerState;
+  /** the portfolio admission book before the cycle */
+  book: AdmissionBook;
   /** closed trades before the cycle (learning) */
   closedTrades: ClosedTrade[];
   learningDecisions: Map<string, WarningRecord[]>;
@@ -399,6 +412,7 @@ export function latestCandleMissing(runtime: PairRuntime, asOf: number): string 
 /** The in-process cycle steps over `env` (see the module comment). */
 export function createSession(env: SessionEnv): Session {
   const { config, ledger, provider, snapshotOptions, prompt } = env;
+  const book = env.book ?? emptyBook();
   let lastAccount: AccountSnapshot | null = null;
   const memos = new Map<string, PairMemo>();
   const memoOf = (pair: string): PairMemo => {
@@ -482,6 +496,11 @@ export function createSession(env: SessionEnv): Session {
 
     checkRisk(req): Verdict {
       return checkRisk({ ...req, risk: config.risk, market: req.limits });
+    },
+
+    // the same portfolio admission as the account workflow, on the run's one book (pairs are executed in order)
+    admit(req) {
+      return admit(book, req);
     },
 
     execute({ intent, clientOrderId, asOf, tradeId }): Execution {
@@ -673,9 +692,11 @@ export async function simulate(input: {
   const closedTrades: ClosedTrade[] = [];
   const learningDecisions = new Map<string, WarningRecord[]>();
   const prompt = policy.context === 'prompt' ? await import('../llm/context-builder') : null;
+  const book = emptyBook();
   const session = createSession({
     config,
     ledger,
+    book,
     pairs: input.runtimes,
     provider: policy.provider(input.market),
     prompt,
@@ -687,6 +708,8 @@ export async function simulate(input: {
   const runtimes = pairs.map((p) => input.runtimes.get(p)!);
   const states = pairs.map((p) => initialPairState(p));
   const owners = pairs.map((p) => orderOwner(runId, p));
+  /** each pair's admission slot, as the pair's driver keeps it (src/core/admission.ts) */
+  const held: (HeldSlot | null)[] = pairs.map(() => null);
   const orders: OrderRow[] = [];
   const decisions = new DecisionLog(times.length * runtimes.length);
   const equity: EquityPoint[] = [];
@@ -723,6 +746,7 @@ export async function simulate(input: {
             tick,
             state,
             ledger: ledger.state(),
+            book: structuredClone(book),
             closedTrades: closedTrades.slice(),
             learningDecisions: new Map([...learningDecisions].map(([k, v]) => [k, v.slice()])),
             events: [],
@@ -761,9 +785,16 @@ export async function simulate(input: {
           onDecision?.(rt.pair, ev, runId);
         } else if (ev.type === 'order') {
           orders.push(orderRow(t, ev));
+        } else if (ev.type === 'admission') {
+          held[pi] = slotAfterAdmission(held[pi]!, ev.request, ev.decision);
         } else {
           closedTrades.push(ev.trade);
         }
+      }
+      if (held[pi] !== null) {
+        const after = slotAfterCycle(held[pi]!, out.state.position, rt.pair, owners[pi]!);
+        if (after.settlement) settle(book, after.settlement);
+        held[pi] = after.held;
       }
     }
     let open = 0;

@@ -61,9 +61,12 @@ export interface DecisionRow {
   model: string | null;
   confidence: number | null;
   reason: string;
-  /** none (hold, wait), executed, rejected (by the risk gate), failed (by the exchange) */
-  outcome: 'none' | 'executed' | 'rejected' | 'failed';
-  /** the gate's rejection reasons or clamp notes, or the exchange's error */
+  /**
+   * none (hold, wait), executed, rejected (by the risk gate), refused (at portfolio admission, or by the exchange),
+   * failed (a protective exit the exchange did not fill)
+   */
+  outcome: 'none' | 'executed' | 'rejected' | 'refused' | 'failed';
+  /** the gate's rejection reasons or clamp notes, the admission's refusal, or the exchange's error */
   detail: string | null;
   /** the tool's arguments except pair and reason; null for a protective or operator exit */
   args: Record<string, unknown> | null;
