@@ -27,9 +27,15 @@ import type { MarketView, RiskRequest } from '../core/cycle';
 import type { DecisionContext } from '../core/context-types';
 import type { AccountSnapshot, Candle, Execution, ExternalClose, MarketSnapshot, Verdict } from '../core/types';
 import { checkRisk, type MarketLimits } from '../core/risk';
-import { buildSnapshot, compactSnapshot, snapshotAt, type SnapshotOptions } from '../core/snapshot';
+import {
+  buildSnapshot,
+  compactSnapshot,
+  missingLatestCandle,
+  snapshotAt,
+  type SnapshotOptions,
+} from '../core/snapshot';
 import { timeframeMs } from '../core/timeframe';
-import { CONFIGURATION_ERROR, MARKET_DATA_UNAVAILABLE } from '../core/error-types';
+import { CONFIGURATION_ERROR, MARKET_DATA_GAP, MARKET_DATA_UNAVAILABLE } from '../core/error-types';
 import { stopOrderId } from '../core/ids';
 import { reviewTrade, reflectOnTrade, evaluateTrade, rewardForTrade } from '../core/learning';
 import { buildDecisionContext } from '../llm/context-builder';
@@ -43,7 +49,8 @@ import { ExchangeError, classifyError } from '../exchange/errors';
 import type { Exchange } from '../exchange/port';
 import { CcxtExchange } from '../exchange/ccxt-exchange';
 import { PaperExchange } from '../exchange/paper-exchange';
-import { LiveMarketSource, RecordedMarketSource, csvRecordedData, type MarketSource } from '../exchange/market-source';
+import { LiveMarketSource, RecordedMarketSource, type MarketSource } from '../exchange/market-source';
+import { openRecordedSource } from '../store/recorded-source';
 import type {
   AccountId,
   Activities,
@@ -349,12 +356,26 @@ export function createActivities(deps: ActivityDeps): Activities {
         }
         throw toFailure(err, `fetch market data of ${pair}`);
       }
-      if (market instanceof RecordedMarketSource && snapshot.asOf < asOf - timeframeMs(main)) {
-        throw ApplicationFailure.create({
-          type: MARKET_DATA_UNAVAILABLE,
-          message: `recorded data of ${pair} ends at ${new Date(snapshot.asOf).toISOString()}, before ${new Date(asOf).toISOString()}`,
-          nonRetryable: true,
-        });
+      if (market instanceof RecordedMarketSource) {
+        // never decide on a snapshot whose latest candle is missing: past the end of the data the replay ends; in a
+        // gap this cycle fails without a decision and the pair goes on at the next close
+        const missing = missingLatestCandle(await market.seriesCache(pair, main, informative), asOf);
+        if (missing?.dataEnded) {
+          throw ApplicationFailure.create({
+            type: MARKET_DATA_UNAVAILABLE,
+            message: `recorded data of ${pair} ends at ${new Date(snapshot.asOf).toISOString()}, before ${new Date(asOf).toISOString()}`,
+            nonRetryable: true,
+          });
+        }
+        if (missing) {
+          throw ApplicationFailure.create({
+            type: MARKET_DATA_GAP,
+            message:
+              `no decision for ${pair} at ${new Date(asOf).toISOString()}: its latest ${missing.timeframe} candle is ` +
+              `missing from the recorded data (${market.data.description}); waiting for the next candle close`,
+            nonRetryable: true,
+          });
+        }
       }
       // the market clock moves only to a time the data covers
       setMarketTime?.(asOf);
@@ -553,7 +574,8 @@ function providerFor(config: Config, dataDir: string): { provider: DecisionProvi
  * Build the worker's activities from the configuration:
  * - live: the ccxt exchange with keys; market data from it
  * - paper: the paper exchange (SQLite account under data_dir) over the real exchange's public market data
- * - replay: the paper exchange over recorded candles (`replay.data`), on the recorded clock the workflows pass in
+ * - replay: the paper exchange over recorded candles (the candle database, or the CSV folder `replay.data`), on the
+ *   recorded clock the workflows pass in
  */
 export interface ActivityRuntimeOptions {
   logger: ActivityLogger;
@@ -578,7 +600,9 @@ export async function createActivityRuntime(config: Config, opts: ActivityRuntim
       live = CcxtExchange.fromConfig(config.exchange, { marketsCacheFile });
       market = new LiveMarketSource(live);
     } else if (config.mode === 'replay') {
-      market = new RecordedMarketSource(csvRecordedData(config.replay.data));
+      const recorded = await openRecordedSource(config);
+      closers.push(() => recorded.close());
+      market = recorded.market;
     } else {
       // public market data only: no keys leave the worker for paper trading
       const publicExchange = CcxtExchange.fromConfig(

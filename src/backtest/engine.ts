@@ -27,8 +27,10 @@
  * Market limits: `paper.min_notional`, quantity step 0 and minimum quantity 0 (any quantity, as the paper exchange
  * without a markets file), `paper.maintenance_margin_rate`, and `paper.taker_fee` reserved with the margin.
  *
- * A pair whose candle closing at t is missing from the data (a gap) skips that cycle; its next cycle processes the
- * candles it missed. A failing step (e.g. the model's server is down) stops the run with an error naming the pair and
+ * A pair whose main candle closing at t is missing from the data (a gap), or whose informative timeframe lacks the
+ * candle that closed last at t, skips that cycle: no decision is made on a snapshot whose latest candle is missing.
+ * The skipped cycles are listed in result.json `dataQuality.skipped_cycles`; the next cycle processes the candles
+ * the pair missed. A failing step (e.g. the model's server is down) stops the run with an error naming the pair and
  * time: the decision cache keeps what was decided, so a rerun resumes cheaply.
  */
 import { redactConfig, type Config } from '../core/config';
@@ -60,6 +62,7 @@ import {
 } from '../core/admission';
 import {
   mainSnapshotAt,
+  missingLatestCandle,
   timeframeSnapshotAt,
   upperBoundByTime,
   type FundingEvent,
@@ -67,7 +70,7 @@ import {
   type SnapshotOptions,
   type TimeframeSeries,
 } from '../core/snapshot';
-import { closedCount, timeframeMs } from '../core/timeframe';
+import { closedCount, lastClosedCandleOpen, timeframeMs } from '../core/timeframe';
 import { allowedTools } from '../core/tools';
 import type {
   AccountSnapshot,
@@ -100,9 +103,12 @@ import {
   tradeStats,
 } from './metrics';
 import { baselinePolicy, type BacktestPolicy } from './policy';
+import { seriesQuality, type SeriesQuality } from '../core/data-quality';
 import {
   RESULT_FORMAT,
   type BacktestMetrics,
+  type DataQualityReport,
+  type SkippedCycles,
   type BacktestResult,
   type ComparisonRow,
   type EquityPoint,
@@ -146,12 +152,16 @@ export interface BacktestOptions {
   onProgress?: (progress: BacktestProgress) => void;
   /** called with every decision of the policy's run, in order */
   onDecision?: (pair: string, event: DecisionEvent, runId: string) => void;
+  /** rows skipped when a series was imported or downloaded (the candle store knows), for the data quality report */
+  skippedRows?: (pair: string, timeframe: string) => number | null;
 }
 
 /** One pair's precomputed data and limits. */
 export interface PairRuntime {
   pair: string;
   cache: PairSeriesCache;
+  /** the timeframes recorded for the pair (the others were aggregated); undefined when not known */
+  recorded?: readonly string[];
   /** funding events sorted by time */
   funding: readonly FundingEvent[];
   limits: MarketLimits;
@@ -185,8 +195,12 @@ export interface Session {
   steps: CycleSteps;
   /** the account the last fetchMarket returned (of the pair whose cycle ran last) */
   lastAccount(): AccountSnapshot | null;
-  /** true when the pair has a main-timeframe candle closing exactly at `asOf` (a cycle can run) */
-  closesAt(pair: string, asOf: number): boolean;
+  /**
+   * The timeframe whose latest candle is missing from the data at `asOf` (the main candle closing exactly at `asOf`,
+   * or an informative timeframe's candle that closed last at `asOf`), or null when every one is recorded and a cycle
+   * can run. No decision is ever made on a snapshot whose latest candle is missing.
+   */
+  missingAt(pair: string, asOf: number): string | null;
 }
 
 /** A pair-cycle captured for the look-ahead check: what went in, and what came out. */
@@ -217,6 +231,8 @@ export interface Simulation {
   ledger: PaperLedger;
   candleSteps: number;
   skippedSteps: number;
+  /** the pair-cycles skipped because a latest candle was missing, as ranges of consecutive decision times */
+  skipped: SkippedCycles[];
   captures: CycleCapture[];
 }
 
@@ -265,7 +281,8 @@ export async function loadPairs(
   for (const pair of pairs) {
     if (out.has(pair)) throw new Error(`backtest: pair ${pair} is listed twice; list each pair once`);
     const cache = await market.seriesCache(pair, config.timeframes.main, informative);
-    out.set(pair, { pair, cache, funding: cache.funding, limits });
+    const recorded = await market.data.timeframes(pair);
+    out.set(pair, { pair, cache, recorded, funding: cache.funding, limits });
   }
   return out;
 }
@@ -382,6 +399,14 @@ function memoSnapshotAt(memo: PairMemo, mainCount: number, opts: SnapshotOptions
     snapshot.timeframes[inf.series.timeframe] = inf.snapshot;
   }
   return snapshot;
+}
+
+/**
+ * {@link Session.missingAt} without a session: the timeframe of `runtime` whose latest candle is missing at `asOf`,
+ * or null when a cycle can run there (binary searches; for planning, e.g. which cycles a replayed log must cover).
+ */
+export function latestCandleMissing(runtime: PairRuntime, asOf: number): string | null {
+  return missingLatestCandle(runtime.cache, asOf)?.timeframe ?? null;
 }
 
 /** The in-process cycle steps over `env` (see the module comment). */
@@ -526,11 +551,20 @@ export function createSession(env: SessionEnv): Session {
   return {
     steps,
     lastAccount: () => lastAccount,
-    closesAt(pair, asOf) {
+    missingAt(pair, asOf) {
       const memo = memoOf(pair);
       const main = memo.cache.timeframes[0]!;
       const n = memo.cursor.closedAt(asOf);
-      return n > 0 && main.time[n - 1]! + main.timeframeMs === asOf;
+      if (n === 0 || main.time[n - 1]! + main.timeframeMs !== asOf) return main.timeframe;
+      for (const inf of memo.informative) {
+        const count = inf.cursor.closedAt(asOf);
+        // none closed yet (the series starts later) is not a gap: the snapshot omits the timeframe
+        if (count === 0) continue;
+        // the candle that closed last is older than the one that should have: a gap, or the series ended early
+        if (inf.series.time[count - 1]! !== lastClosedCandleOpen(asOf, inf.series.timeframe))
+          return inf.series.timeframe;
+      }
+      return null;
     },
   };
 }
@@ -682,6 +716,8 @@ export async function simulate(input: {
   const captures: CycleCapture[] = [];
   let candleSteps = 0;
   let skippedSteps = 0;
+  const skipped: SkippedCycles[] = [];
+  const openSkips: (SkippedCycles | undefined)[] = pairs.map(() => undefined);
   let index = 0;
 
   for (let ti = 0; ti < times.length; ti++) {
@@ -689,8 +725,16 @@ export async function simulate(input: {
     const final = ti === times.length - 1;
     for (let pi = 0; pi < runtimes.length; pi++, index++) {
       const rt = runtimes[pi]!;
-      if (!session.closesAt(rt.pair, t)) {
+      const missing = session.missingAt(rt.pair, t);
+      if (missing !== null) {
         skippedSteps++;
+        const open = openSkips[pi];
+        if (open && open.timeframe === missing && open.to === times[ti - 1]) {
+          open.to = t;
+          open.cycles++;
+        } else {
+          skipped.push((openSkips[pi] = { pair: rt.pair, timeframe: missing, from: t, to: t, cycles: 1 }));
+        }
         continue;
       }
       // at the last decision time: no new decision, every open position closed (see the module comment)
@@ -769,6 +813,7 @@ export async function simulate(input: {
     ledger,
     candleSteps,
     skippedSteps,
+    skipped,
     captures,
   };
 }
@@ -1000,12 +1045,40 @@ export async function runBacktest(opts: BacktestOptions, prepared?: BacktestPlan
     comparison,
     counters: sim.states.map(countersOf),
     lookahead,
+    dataQuality: dataQualityOf(ordered, sim.skipped, opts.skippedRows),
+    replayLog: null,
     trades: sim.trades.map(tradeRow),
     orders: sim.orders,
     equity: sim.equity,
     decisions: sim.decisions,
   };
   return { result, cacheHits };
+}
+
+/**
+ * The data quality of a run: every series it read (main and informative timeframes of each pair, as loaded: an
+ * aggregated one shows the gaps of its source), and the pair-cycles skipped because a latest candle was missing.
+ */
+export function dataQualityOf(
+  runtimes: readonly PairRuntime[],
+  skipped: readonly SkippedCycles[],
+  skippedRows?: (pair: string, timeframe: string) => number | null,
+): DataQualityReport {
+  const series: SeriesQuality[] = [];
+  for (const rt of runtimes) {
+    for (const tf of rt.cache.timeframes) {
+      series.push(
+        seriesQuality({
+          pair: rt.pair,
+          timeframe: tf.timeframe,
+          times: tf.time,
+          origin: rt.recorded === undefined || rt.recorded.includes(tf.timeframe) ? 'recorded' : 'aggregated',
+          skippedRows: skippedRows ? skippedRows(rt.pair, tf.timeframe) : null,
+        }),
+      );
+    }
+  }
+  return { series, skipped_cycles: skipped.map((s) => ({ ...s })) };
 }
 
 /**

@@ -10,7 +10,9 @@
 import type { Config } from '../core/config';
 import type { CloseReason, Side, ToolName } from '../core/types';
 import type { TradeRow } from '../core/trade-row';
+import type { SeriesQuality } from '../core/data-quality';
 import type { DecisionLog } from './decision-log';
+import type { ReplayLogReport } from './replay-log';
 
 export const RESULT_FORMAT = 'llm-trader backtest result v1';
 
@@ -181,6 +183,25 @@ export interface PairCounters {
   fallbacks: number;
 }
 
+/** Pair-cycles skipped because the latest candle of a timeframe was missing: consecutive decision times. */
+export interface SkippedCycles {
+  pair: string;
+  /** the timeframe whose latest candle was missing */
+  timeframe: string;
+  /** first and last skipped decision time */
+  from: number;
+  to: number;
+  cycles: number;
+}
+
+/** result.json `dataQuality`: the series the run read and the cycles it skipped over gaps. */
+export interface DataQualityReport {
+  /** per pair and timeframe (main first): first/last candle, gaps with their ranges, rows skipped at import */
+  series: SeriesQuality[];
+  /** no decision is made on a snapshot whose latest candle is missing: the cycle is skipped and listed here */
+  skipped_cycles: SkippedCycles[];
+}
+
 export interface BacktestResult {
   format: typeof RESULT_FORMAT;
   /** `bt-` + a hash of the effective config, pairs, range and policy id: owner of the run's client order ids */
@@ -207,6 +228,9 @@ export interface BacktestResult {
   comparison: ComparisonRow[];
   counters: PairCounters[];
   lookahead: LookaheadReport | null;
+  dataQuality: DataQualityReport;
+  /** for a replay policy: what the decision log held and what the run made of it; null otherwise */
+  replayLog: ReplayLogReport | null;
   trades: TradeRow[];
   orders: OrderRow[];
   equity: EquityPoint[];
