@@ -28,8 +28,10 @@
  * Market limits: `paper.min_notional`, quantity step 0 and minimum quantity 0 (any quantity, as the paper exchange
  * without a markets file), `paper.maintenance_margin_rate`, and `paper.taker_fee` reserved with the margin.
  *
- * A pair whose candle closing at t is missing from the data (a gap) skips that cycle; its next cycle processes the
- * candles it missed. A failing step (e.g. the model's server is down) stops the run with an error naming the pair and
+ * A pair whose main candle closing at t is missing from the data (a gap), or whose informative timeframe lacks the
+ * candle that closed last at t, skips that cycle: no decision is made on a snapshot whose latest candle is missing.
+ * The skipped cycles are listed in result.json `dataQuality.skipped_cycles`; the next cycle processes the candles
+ * the pair missed. A failing step (e.g. the model's server is down) stops the run with an error naming the pair and
  * time: the decision cache keeps what was decided, so a rerun resumes cheaply.
  */
 import { redactConfig, type Config } from '../core/config';
@@ -52,7 +54,17 @@ import { tradeRow } from '../core/trade-row';
 import type { DecisionRecord as WarningRecord } from '../core/learning/warnings';
 import { checkRisk, type MarketLimits } from '../core/risk';
 import {
+  admit,
+  emptyBook,
+  settle,
+  slotAfterAdmission,
+  slotAfterCycle,
+  type AdmissionBook,
+  type HeldSlot,
+} from '../core/admission';
+import {
   mainSnapshotAt,
+  missingLatestCandle,
   timeframeSnapshotAt,
   upperBoundByTime,
   type FundingEvent,
@@ -60,7 +72,7 @@ import {
   type SnapshotOptions,
   type TimeframeSeries,
 } from '../core/snapshot';
-import { closedCount, timeframeMs } from '../core/timeframe';
+import { closedCount, lastClosedCandleOpen, timeframeMs } from '../core/timeframe';
 import { allowedTools } from '../core/tools';
 import type {
   AccountSnapshot,
@@ -93,9 +105,12 @@ import {
   tradeStats,
 } from './metrics';
 import { baselinePolicy, type BacktestPolicy } from './policy';
+import { seriesQuality, type SeriesQuality } from '../core/data-quality';
 import {
   RESULT_FORMAT,
   type BacktestMetrics,
+  type DataQualityReport,
+  type SkippedCycles,
   type BacktestResult,
   type ComparisonRow,
   type EquityPoint,
@@ -139,12 +154,16 @@ export interface BacktestOptions {
   onProgress?: (progress: BacktestProgress) => void;
   /** called with every decision of the policy's run, in order */
   onDecision?: (pair: string, event: DecisionEvent, runId: string) => void;
+  /** rows skipped when a series was imported or downloaded (the candle store knows), for the data quality report */
+  skippedRows?: (pair: string, timeframe: string) => number | null;
 }
 
 /** One pair's precomputed data and limits. */
 export interface PairRuntime {
   pair: string;
   cache: PairSeriesCache;
+  /** the timeframes recorded for the pair (the others were aggregated); undefined when not known */
+  recorded?: readonly string[];
   /** funding events sorted by time */
   funding: readonly FundingEvent[];
   limits: MarketLimits;
@@ -169,6 +188,8 @@ export interface SessionEnv {
   closedTrades: ClosedTrade[];
   /** recent decisions per pair, oldest first (learning context); the driver appends */
   learningDecisions: Map<string, WarningRecord[]>;
+  /** the run's portfolio admission book (default: an empty one); the driver settles it after each cycle */
+  book?: AdmissionBook;
 }
 
 /** The in-process steps plus the account each pair's last fetchMarket returned. */
@@ -176,8 +197,12 @@ export interface Session {
   steps: CycleSteps;
   /** the account the last fetchMarket returned (of the pair whose cycle ran last) */
   lastAccount(): AccountSnapshot | null;
-  /** true when the pair has a main-timeframe candle closing exactly at `asOf` (a cycle can run) */
-  closesAt(pair: string, asOf: number): boolean;
+  /**
+   * The timeframe whose latest candle is missing from the data at `asOf` (the main candle closing exactly at `asOf`,
+   * or an informative timeframe's candle that closed last at `asOf`), or null when every one is recorded and a cycle
+   * can run. No decision is ever made on a snapshot whose latest candle is missing.
+   */
+  missingAt(pair: string, asOf: number): string | null;
 }
 
 /** A pair-cycle captured for the look-ahead check: what went in, and what came out. */
@@ -188,6 +213,8 @@ export interface CycleCapture {
   state: PairState;
   /** the whole account before the cycle */
   ledger: LedgerState;
+  /** the portfolio admission book before the cycle */
+  book: AdmissionBook;
   /** closed trades before the cycle (learning) */
   closedTrades: ClosedTrade[];
   learningDecisions: Map<string, WarningRecord[]>;
@@ -206,6 +233,8 @@ export interface Simulation {
   ledger: PaperLedger;
   candleSteps: number;
   skippedSteps: number;
+  /** the pair-cycles skipped because a latest candle was missing, as ranges of consecutive decision times */
+  skipped: SkippedCycles[];
   captures: CycleCapture[];
 }
 
@@ -254,7 +283,8 @@ export async function loadPairs(
   for (const pair of pairs) {
     if (out.has(pair)) throw new Error(`backtest: pair ${pair} is listed twice; list each pair once`);
     const cache = await market.seriesCache(pair, config.timeframes.main, informative);
-    out.set(pair, { pair, cache, funding: cache.funding, limits });
+    const recorded = await market.data.timeframes(pair);
+    out.set(pair, { pair, cache, recorded, funding: cache.funding, limits });
   }
   return out;
 }
@@ -373,9 +403,18 @@ function memoSnapshotAt(memo: PairMemo, mainCount: number, opts: SnapshotOptions
   return snapshot;
 }
 
+/**
+ * {@link Session.missingAt} without a session: the timeframe of `runtime` whose latest candle is missing at `asOf`,
+ * or null when a cycle can run there (binary searches; for planning, e.g. which cycles a replayed log must cover).
+ */
+export function latestCandleMissing(runtime: PairRuntime, asOf: number): string | null {
+  return missingLatestCandle(runtime.cache, asOf)?.timeframe ?? null;
+}
+
 /** The in-process cycle steps over `env` (see the module comment). */
 export function createSession(env: SessionEnv): Session {
   const { config, ledger, provider, snapshotOptions, prompt } = env;
+  const book = env.book ?? emptyBook();
   let lastAccount: AccountSnapshot | null = null;
   const memos = new Map<string, PairMemo>();
   const memoOf = (pair: string): PairMemo => {
@@ -461,6 +500,11 @@ export function createSession(env: SessionEnv): Session {
       return checkRisk({ ...req, risk: config.risk, market: req.limits });
     },
 
+    // the same portfolio admission as the account workflow, on the run's one book (pairs are executed in order)
+    admit(req) {
+      return admit(book, req);
+    },
+
     execute(req): Execution {
       const { intent, clientOrderId, asOf } = req;
       const adds = intent.kind === 'open' || intent.kind === 'increase';
@@ -506,11 +550,20 @@ export function createSession(env: SessionEnv): Session {
   return {
     steps,
     lastAccount: () => lastAccount,
-    closesAt(pair, asOf) {
+    missingAt(pair, asOf) {
       const memo = memoOf(pair);
       const main = memo.cache.timeframes[0]!;
       const n = memo.cursor.closedAt(asOf);
-      return n > 0 && main.time[n - 1]! + main.timeframeMs === asOf;
+      if (n === 0 || main.time[n - 1]! + main.timeframeMs !== asOf) return main.timeframe;
+      for (const inf of memo.informative) {
+        const count = inf.cursor.closedAt(asOf);
+        // none closed yet (the series starts later) is not a gap: the snapshot omits the timeframe
+        if (count === 0) continue;
+        // the candle that closed last is older than the one that should have: a gap, or the series ended early
+        if (inf.series.time[count - 1]! !== lastClosedCandleOpen(asOf, inf.series.timeframe))
+          return inf.series.timeframe;
+      }
+      return null;
     },
   };
 }
@@ -638,9 +691,11 @@ export async function simulate(input: {
   const closedTrades: ClosedTrade[] = [];
   const learningDecisions = new Map<string, WarningRecord[]>();
   const prompt = policy.context === 'prompt' ? await import('../llm/context-builder') : null;
+  const book = emptyBook();
   const session = createSession({
     config,
     ledger,
+    book,
     pairs: input.runtimes,
     provider: policy.provider(input.market),
     prompt,
@@ -652,12 +707,16 @@ export async function simulate(input: {
   const runtimes = pairs.map((p) => input.runtimes.get(p)!);
   const states = pairs.map((p) => initialPairState(p));
   const owners = pairs.map((p) => orderOwner(runId, p));
+  /** each pair's admission slot, as the pair's driver keeps it (src/core/admission.ts) */
+  const held: (HeldSlot | null)[] = pairs.map(() => null);
   const orders: OrderRow[] = [];
   const decisions = new DecisionLog(times.length * runtimes.length);
   const equity: EquityPoint[] = [];
   const captures: CycleCapture[] = [];
   let candleSteps = 0;
   let skippedSteps = 0;
+  const skipped: SkippedCycles[] = [];
+  const openSkips: (SkippedCycles | undefined)[] = pairs.map(() => undefined);
   let index = 0;
 
   for (let ti = 0; ti < times.length; ti++) {
@@ -665,8 +724,16 @@ export async function simulate(input: {
     const final = ti === times.length - 1;
     for (let pi = 0; pi < runtimes.length; pi++, index++) {
       const rt = runtimes[pi]!;
-      if (!session.closesAt(rt.pair, t)) {
+      const missing = session.missingAt(rt.pair, t);
+      if (missing !== null) {
         skippedSteps++;
+        const open = openSkips[pi];
+        if (open && open.timeframe === missing && open.to === times[ti - 1]) {
+          open.to = t;
+          open.cycles++;
+        } else {
+          skipped.push((openSkips[pi] = { pair: rt.pair, timeframe: missing, from: t, to: t, cycles: 1 }));
+        }
         continue;
       }
       // at the last decision time: no new decision, every open position closed (see the module comment)
@@ -678,6 +745,7 @@ export async function simulate(input: {
             tick,
             state,
             ledger: ledger.state(),
+            book: structuredClone(book),
             closedTrades: closedTrades.slice(),
             learningDecisions: new Map([...learningDecisions].map(([k, v]) => [k, v.slice()])),
             events: [],
@@ -716,9 +784,16 @@ export async function simulate(input: {
           onDecision?.(rt.pair, ev, runId);
         } else if (ev.type === 'order') {
           orders.push(orderRow(t, ev));
+        } else if (ev.type === 'admission') {
+          held[pi] = slotAfterAdmission(held[pi]!, ev.request, ev.decision);
         } else {
           closedTrades.push(ev.trade);
         }
+      }
+      if (held[pi] !== null) {
+        const after = slotAfterCycle(held[pi]!, out.state.position, rt.pair, owners[pi]!);
+        if (after.settlement) settle(book, after.settlement);
+        held[pi] = after.held;
       }
     }
     let open = 0;
@@ -737,6 +812,7 @@ export async function simulate(input: {
     ledger,
     candleSteps,
     skippedSteps,
+    skipped,
     captures,
   };
 }
@@ -968,12 +1044,40 @@ export async function runBacktest(opts: BacktestOptions, prepared?: BacktestPlan
     comparison,
     counters: sim.states.map(countersOf),
     lookahead,
+    dataQuality: dataQualityOf(ordered, sim.skipped, opts.skippedRows),
+    replayLog: null,
     trades: sim.trades.map(tradeRow),
     orders: sim.orders,
     equity: sim.equity,
     decisions: sim.decisions,
   };
   return { result, cacheHits };
+}
+
+/**
+ * The data quality of a run: every series it read (main and informative timeframes of each pair, as loaded: an
+ * aggregated one shows the gaps of its source), and the pair-cycles skipped because a latest candle was missing.
+ */
+export function dataQualityOf(
+  runtimes: readonly PairRuntime[],
+  skipped: readonly SkippedCycles[],
+  skippedRows?: (pair: string, timeframe: string) => number | null,
+): DataQualityReport {
+  const series: SeriesQuality[] = [];
+  for (const rt of runtimes) {
+    for (const tf of rt.cache.timeframes) {
+      series.push(
+        seriesQuality({
+          pair: rt.pair,
+          timeframe: tf.timeframe,
+          times: tf.time,
+          origin: rt.recorded === undefined || rt.recorded.includes(tf.timeframe) ? 'recorded' : 'aggregated',
+          skippedRows: skippedRows ? skippedRows(rt.pair, tf.timeframe) : null,
+        }),
+      );
+    }
+  }
+  return { series, skipped_cycles: skipped.map((s) => ({ ...s })) };
 }
 
 /**

@@ -177,6 +177,7 @@ async function recheck(
   const session = createSession({
     config,
     ledger: PaperLedger.restore(config.paper, capture.ledger),
+    book: structuredClone(capture.book),
     pairs: runtimes,
     provider: policy.remote ? recordedAnswer(capture.events) : policy.provider(corrupted),
     prompt: policy.context === 'prompt' ? await import('../llm/context-builder') : null,

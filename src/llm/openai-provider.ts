@@ -47,7 +47,8 @@ import type { DecisionContext } from '../core/context-types';
 import type { Decision, HoldArgs, TokenUsage, ToolName } from '../core/types';
 import { REASON_MAX_CHARS, TOOL_NAMES } from '../core/tools';
 import { validateToolCalls } from '../core/validate';
-import { LlmError, MIN_SECRET_LENGTH, redactSecrets, safeUrl } from './errors';
+import { Redactor } from '../core/redact';
+import { LlmError, safeUrl } from './errors';
 import { extractTextToolCalls, splitThinking } from './model-output';
 import type { CacheableProvider, ModelToolCall, ProviderDecision } from './provider';
 
@@ -383,27 +384,6 @@ export function fallbackDecision(
   return ctx.hasPosition ? { tool: 'signal_hold', args } : { tool: 'signal_wait', args };
 }
 
-/** Replace every occurrence of `secret` in every string of a JSON-like value (returns a copy). */
-function redactDeep<T>(value: T, secrets: readonly string[]): T {
-  const visit = (v: unknown): unknown => {
-    if (typeof v === 'string') return redactSecretsExact(v, secrets);
-    if (Array.isArray(v)) return v.map(visit);
-    if (isRecord(v)) {
-      const out: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v)) out[k] = visit(x);
-      return out;
-    }
-    return v;
-  };
-  return visit(value) as T;
-}
-
-function redactSecretsExact(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const s of secrets) out = out.split(s).join('***');
-  return out;
-}
-
 /** Decision provider for an OpenAI-compatible chat-completions endpoint. See the file comment for the policy. */
 export class OpenAIProvider implements CacheableProvider {
   readonly name = 'openai';
@@ -415,7 +395,7 @@ export class OpenAIProvider implements CacheableProvider {
   private readonly retries: number;
   private readonly baseUrl: string;
   private readonly keyConfigured: boolean;
-  private readonly secrets: string[];
+  private readonly redactor: Redactor;
   private readonly compat: RequestCompat;
 
   /**
@@ -430,7 +410,7 @@ export class OpenAIProvider implements CacheableProvider {
     this.retries = llm.retry_times;
     this.baseUrl = safeUrl(llm.api_base);
     this.keyConfigured = llm.api_key !== '';
-    this.secrets = llm.api_key.length >= MIN_SECRET_LENGTH ? [llm.api_key] : [];
+    this.redactor = new Redactor([llm.api_key]);
     this.compat = {
       tokenLimitParam:
         options.tokenLimitParam ??
@@ -457,7 +437,7 @@ export class OpenAIProvider implements CacheableProvider {
   async decide(ctx: DecisionContext): Promise<ProviderDecision> {
     const started = performance.now();
     try {
-      return redactDeep(await this.run(ctx, started), this.secrets);
+      return this.redactor.redactDeep(await this.run(ctx, started));
     } catch (err) {
       throw err instanceof LlmError ? err : this.classify(err);
     }
@@ -591,7 +571,7 @@ export class OpenAIProvider implements CacheableProvider {
   }
 
   private sanitize(text: string): string {
-    return redactSecrets(text, this.secrets);
+    return this.redactor.redact(text);
   }
 
   /** Classify any failure of a request into an `LlmError` with a message that says what to do. */

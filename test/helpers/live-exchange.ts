@@ -17,6 +17,7 @@ import { NON_RETRYABLE_EXCHANGE_ERROR_TYPES } from '../../src/core/error-types';
 import type { Activities, BuildContextRequest, ExecuteActivityRequest, PromptRef } from '../../src/activities/types';
 import { initialPairState, runCycle, type CycleResult, type CycleSteps, type PairState } from '../../src/core/cycle';
 import { decisionId } from '../../src/core/ids';
+import { admit, emptyBook } from '../../src/core/admission';
 import type { Execution, ToolName } from '../../src/core/types';
 import { LocalExchange, type LocalExchangeOptions } from '../local-exchange/server';
 
@@ -227,6 +228,8 @@ export function pairCycles(
 ): PairCycles {
   let id = '';
   const scope = { account: opts.account, ...(opts.mode ? { mode: opts.mode } : {}) };
+  // portfolio admission on an in-process book (the account workflow is exercised on a real server: test/integration)
+  const book = emptyBook();
   const steps: CycleSteps<StepContext> = {
     fetchMarket: (req) => a.fetchMarket({ ...req, ...scope }),
     buildContext: async (req) => {
@@ -235,6 +238,7 @@ export function pairCycles(
     },
     decide: (ctx) => a.decide(ctx),
     checkRisk: (req) => a.checkRisk(req),
+    admit: (req) => admit(book, req),
     execute: (req) => orderStep(a, { ...req, account: opts.account }),
   };
   const { config, pair, owner } = opts;

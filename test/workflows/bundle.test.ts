@@ -24,7 +24,10 @@ describe('workflow bundle', () => {
     assert.match(code, /pairTrader/);
     assert.match(code, /tradeReview/);
     // webpack keys every bundled module by its path ("./node_modules/<package>/...", "./src/..."): list them
-    const packages = new Set([...code.matchAll(/"\.\/node_modules\/((?:@[^/"]+\/)?[^/"]+)\//g)].map((m) => m[1]!));
+    // (a worktree whose node_modules is a symlink to another checkout's gets "../<checkout>/node_modules/...")
+    const packages = new Set(
+      [...code.matchAll(/"(?:\.\.?\/)+(?:[^"]*\/)?node_modules\/((?:@[^/"]+\/)?[^/"]+)\//g)].map((m) => m[1]!),
+    );
     const sources = new Set([...code.matchAll(/"\.\/(src\/[^"]+)"/g)].map((m) => m[1]!));
     assert.ok(packages.has('@temporalio/workflow'), 'module ids are recognised');
     for (const lib of [
