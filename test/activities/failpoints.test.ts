@@ -54,7 +54,7 @@ test('malformed entries and unknown names are refused with the accepted form', (
   );
   assert.throws(
     () => parseFailpoints('execute.beforeOrder=error(ExchangeOops)'),
-    /"ExchangeOops" is not an exchange error type; known: ExchangeNetworkError/,
+    /"ExchangeOops" is not an exchange or LLM error type; known: ExchangeNetworkError.*LlmTimeout/,
   );
 });
 
