@@ -413,8 +413,8 @@ describe('faults in decision cycles (what the trader records)', () => {
     });
     await lv.cycle(start);
     const record = lv.state.recentDecisions.at(-1)!;
-    assert.equal(record.outcome, 'failed');
-    assert.match(record.detail ?? '', /^ExchangeInsufficientFunds: .*Margin is insufficient/);
+    assert.equal(record.outcome, 'refused');
+    assert.match(record.detail ?? '', /^refused by the exchange: ExchangeInsufficientFunds: .*Margin is insufficient/);
     assert.equal(lv.state.position, null);
     assert.equal(ex.engine.orders.length, 0);
     assert.deepEqual(statusOf(ex, '/fapi/v1/order', 'POST'), ['400 -2019'], 'not retried');
