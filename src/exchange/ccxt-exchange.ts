@@ -105,6 +105,8 @@ const DAY_MS = 24 * 60 * 60 * 1000;
 /** candles asked per request; exchanges with a lower cap return fewer and the loop continues */
 const CANDLES_PER_REQUEST = 1000;
 const FUNDING_PER_REQUEST = 1000;
+/** the longest time range asked of a history endpoint at once (Binance: 7 days) */
+const FUNDING_WINDOW_MS = 7 * DAY_MS;
 /** quantities and prices are cleaned to this many significant digits after float arithmetic */
 const SIGNIFICANT = 12;
 
@@ -658,7 +660,9 @@ export class CcxtExchange implements Exchange {
 
   /**
    * Binance: the FUNDING_FEE rows of the income history (income > 0 received, < 0 paid; returned with the port's
-   * sign: paid > 0). Paged by time.
+   * sign: paid > 0), asked for in windows of at most 7 days (history endpoints limit their range) and paged within a
+   * window. An open position pays or receives funding every few hours, so the first window without a payment is past
+   * the last one: the reading stops there (or at the clock).
    */
   async fetchFundingPayments(pair: string, since: number): Promise<FundingPayment[]> {
     const operation = `fetchFundingPayments ${pair}`;
@@ -671,35 +675,44 @@ export class CcxtExchange implements Exchange {
     }
     const payments: FundingPayment[] = [];
     const seen = new Set<string>();
-    let cursor = since;
-    for (;;) {
-      let rows;
-      try {
-        rows = await this.#client.fetchFundingHistory(market.symbol, cursor, FUNDING_PER_REQUEST);
-      } catch (err) {
-        throw this.#classify(err, operation);
-      }
-      let lastTime = Number.NEGATIVE_INFINITY;
-      let added = 0;
-      for (const row of rows) {
-        const time = num(row.timestamp);
-        const amount = num(row.amount);
-        if (time === null || amount === null) {
-          throw new ExchangeError(
-            'ExchangeBadResponse',
-            `${this.id} ${operation}: funding payment without time or amount ${JSON.stringify(row.info)}`,
-          );
+    for (let windowStart = since; windowStart <= this.#now(); windowStart += FUNDING_WINDOW_MS) {
+      const windowEnd = windowStart + FUNDING_WINDOW_MS - 1;
+      let cursor = windowStart;
+      let inWindow = 0;
+      for (;;) {
+        let rows;
+        try {
+          rows = await this.#client.fetchFundingHistory(market.symbol, cursor, FUNDING_PER_REQUEST, {
+            until: windowEnd,
+          });
+        } catch (err) {
+          throw this.#classify(err, operation);
         }
-        if (time < since) continue;
-        lastTime = Math.max(lastTime, time);
-        const key = String(row.id ?? `${time}|${amount}`);
-        if (seen.has(key)) continue;
-        seen.add(key);
-        payments.push({ time, amount: clean(-amount) });
-        added += 1;
+        let lastTime = cursor;
+        let added = 0;
+        for (const row of rows) {
+          const time = num(row.timestamp);
+          const amount = num(row.amount);
+          if (time === null || amount === null) {
+            throw new ExchangeError(
+              'ExchangeBadResponse',
+              `${this.id} ${operation}: funding payment without time or amount ${JSON.stringify(row.info)}`,
+            );
+          }
+          if (time < since || time > windowEnd) continue;
+          lastTime = Math.max(lastTime, time);
+          const key = String(row.id ?? `${time}|${amount}`);
+          if (seen.has(key)) continue;
+          seen.add(key);
+          payments.push({ time, amount: clean(-amount) });
+          added += 1;
+        }
+        inWindow += added;
+        // a full page may have more behind it (same window, from its last time: repeats are dropped by id)
+        if (rows.length < FUNDING_PER_REQUEST || added === 0) break;
+        cursor = lastTime;
       }
-      if (rows.length < FUNDING_PER_REQUEST || added === 0 || lastTime === Number.NEGATIVE_INFINITY) break;
-      cursor = lastTime;
+      if (inWindow === 0) break;
     }
     return payments.sort((a, b) => a.time - b.time);
   }

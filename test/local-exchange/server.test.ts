@@ -163,6 +163,17 @@ describe('the local exchange', () => {
     const mark = ex.market.markAt('BTCUSDT', funding);
     assert.deepEqual(payments, [{ time: funding, amount: Math.round(-0.01 * mark * rate * 1e8) / 1e8 }]);
     assert.notEqual(mark, ex.market.lastPrice('BTCUSDT', funding), 'the mark price, not the last trade');
+    // held for nine more days: the adapter reads them back in windows of at most 7 days, every one
+    clock.now = Date.parse('2025-07-02T08:00:05Z');
+    const all = await a.fetchFundingPayments(BTC, at);
+    const booked = ex.engine.income.filter(
+      (r) => r.incomeType === 'FUNDING_FEE' && r.symbol === 'BTCUSDT' && r.time >= at,
+    );
+    assert.ok(booked.length >= 27, `${booked.length} payments`);
+    assert.deepEqual(
+      all,
+      booked.map((r) => ({ time: r.time, amount: -r.income })),
+    );
   });
 
   test('request weight: above the limit a 429 with Retry-After; a client that goes on sending is banned (418)', async () => {

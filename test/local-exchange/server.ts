@@ -142,7 +142,8 @@ function errorReply(status: number, code: number, msg: string, headers?: Record<
   return { status, body: { code, msg }, ...(headers ? { headers } : {}) };
 }
 
-const str = (x: number): string => String(x);
+/** A number as Binance writes it: a decimal string, at most 8 decimals (no float noise such as 108903.19999999998). */
+const str = (x: number): string => String(Number(x.toFixed(8)));
 
 /**
  * The local exchange. `start()` listens on 127.0.0.1; `url` is the base to give ccxt (`exchange.api_url`).
@@ -506,7 +507,7 @@ export class LocalExchange {
       available: e.availableBalance(),
       positions: [...e.positions]
         .filter(([, p]) => p.amount !== 0)
-        .map(([symbol, p]) => ({ symbol, amount: p.amount, entryPrice: p.entryPrice, margin: p.margin })),
+        .map(([symbol, p]) => ({ symbol, amount: p.amount, entryPrice: Number(str(p.entryPrice)), margin: p.margin })),
       openStops: e.algoOrders
         .filter((a) => a.algoStatus === 'NEW')
         .map((a) => ({
