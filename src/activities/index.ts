@@ -44,7 +44,7 @@ import { BaselineProvider } from '../llm/baseline';
 import { OpenAIProvider } from '../llm/openai-provider';
 import { CachedProvider, DecisionCache } from '../llm/decision-cache';
 import { ReplayProvider } from '../llm/replay-provider';
-import { LlmError } from '../llm/errors';
+import { LlmError, safeUrl } from '../llm/errors';
 import { ExchangeError, classifyError } from '../exchange/errors';
 import type { Exchange } from '../exchange/port';
 import { CcxtExchange, type CcxtExchangeOptions } from '../exchange/ccxt-exchange';
@@ -638,7 +638,7 @@ async function checkLiveAccount(live: CcxtExchange, config: Config, logger: Acti
     logger.info('live exchange account checked', {
       exchange: live.id,
       environment: live.environment,
-      ...(config.exchange.api_url !== null ? { apiUrl: config.exchange.api_url } : {}),
+      ...(config.exchange.api_url !== null ? { apiUrl: safeUrl(config.exchange.api_url) } : {}),
       currency: balance.currency,
       equity: balance.equity,
       available: balance.available,

@@ -217,10 +217,15 @@ export function rewriteApiUrls(api: unknown, base: string): unknown {
   try {
     parsed = new URL(base);
   } catch {
-    throw new Error(`exchange.api_url ${JSON.stringify(base)} is not a URL: use e.g. http://127.0.0.1:8900`);
+    throw new Error('exchange.api_url is not a URL: use e.g. http://127.0.0.1:8900');
   }
   if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
-    throw new Error(`exchange.api_url must be an http(s) URL, got ${base}`);
+    throw new Error(`exchange.api_url must be an http(s) URL, got ${parsed.protocol}//${parsed.host}`);
+  }
+  if (parsed.username !== '' || parsed.password !== '') {
+    throw new Error(
+      'exchange.api_url must not carry a user name or password: the exchange authenticates with the API key and secret',
+    );
   }
   if (parsed.protocol === 'http:' && !LOOPBACK_HOSTS.has(parsed.hostname)) {
     throw new Error(

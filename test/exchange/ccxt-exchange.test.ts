@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import { CcxtExchange, type CcxtExchangeOptions } from '../../src/exchange/ccxt-exchange';
+import { CcxtExchange, rewriteApiUrls, type CcxtExchangeOptions } from '../../src/exchange/ccxt-exchange';
 import { ExchangeError, type ExchangeErrorType } from '../../src/exchange/errors';
 import type { OrderRequest } from '../../src/exchange/port';
 import {
@@ -171,6 +171,24 @@ describe('environments and configuration', () => {
     assert.throws(() => adapter({ ccxtOptions: { secret: 'x' } }), /ccxt_options\.secret is not allowed/);
     assert.throws(() => adapter({ ccxtOptions: { verbose: true } }), /verbose/);
     assert.throws(() => adapter({ exchangeId: 'binance-futures' }), /not a ccxt exchange id/);
+  });
+
+  test('exchange.api_url rewrites every API URL keeping its path; plain http only on loopback, no credentials', () => {
+    assert.deepEqual(
+      rewriteApiUrls(
+        { fapiPublic: 'https://fapi.binance.com/fapi/v1', sapi: 'https://api.binance.com/sapi/v1/' },
+        'http://127.0.0.1:8900',
+      ),
+      { fapiPublic: 'http://127.0.0.1:8900/fapi/v1', sapi: 'http://127.0.0.1:8900/sapi/v1' },
+    );
+    assert.deepEqual(rewriteApiUrls({ a: 'https://fapi.binance.com/fapi/v2' }, 'https://gw.example/binance/'), {
+      a: 'https://gw.example/binance/fapi/v2',
+    });
+    assert.throws(() => rewriteApiUrls({}, 'http://10.0.0.5:8900'), /unencrypted; use https/);
+    assert.throws(() => rewriteApiUrls({}, 'https://user:pw@gw.example'), /must not carry a user name or password/);
+    assert.throws(() => rewriteApiUrls({}, 'not a url'), /is not a URL/);
+    assert.throws(() => adapter({ apiUrl: 'http://127.0.0.1:1', demoTrading: true }), /cannot be combined/);
+    assert.equal(adapter({ apiUrl: 'http://127.0.0.1:1' }).environment, 'custom');
   });
 
   test('fromConfig maps the exchange section of the configuration', async () => {

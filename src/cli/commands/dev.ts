@@ -13,6 +13,7 @@ import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { Client, Connection } from '@temporalio/client';
 import type { Config } from '../../core/config';
+import { safeUrl } from '../../llm/errors';
 import { candleDbPath } from '../../store/candle-store';
 import type { DevServer } from '../../worker/dev-server';
 import type { TradingMode } from '../../workflows/messages';
@@ -190,7 +191,7 @@ async function dev(opts: DevOptions, cmd: Command): Promise<void> {
 
 /** Where live orders go: the exchange's API at `api_url`, its demo trading or testnet, or the real exchange. */
 export function liveVenue(exchange: Config['exchange']): string {
-  if (exchange.api_url !== null) return `the ${exchange.name} API at ${exchange.api_url} (exchange.api_url)`;
+  if (exchange.api_url !== null) return `the ${exchange.name} API at ${safeUrl(exchange.api_url)} (exchange.api_url)`;
   if (exchange.demo_trading) return `${exchange.name} demo trading (exchange.demo_trading)`;
   if (exchange.sandbox) return `the ${exchange.name} testnet (exchange.sandbox)`;
   return `${exchange.name}: REAL orders with real money`;
