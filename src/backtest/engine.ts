@@ -10,8 +10,9 @@
  * - buildContext: `light` for the baseline (snapshot and position only: no prompt is rendered or tokenised), else the
  *   live builder (`buildDecisionContext`) with a learning context from the run's own closed trades and decisions.
  * - decide: the policy's provider. checkRisk: the core risk gate with `config.risk`.
- * - execute: a market order on the ledger, plus the protective stop order (`<tradeId>s`) placed with an entry at the
- *   intent's stop price and cancelled when the trade is closed, as the live activities do.
+ * - execute: a market order on the ledger, plus the protective stop kept as the live activities keep it
+ *   (src/core/protective-stop.ts): placed with an entry at the intent's stop price (`<tradeId>s`), replaced after an
+ *   increase or a reduction, cancelled when the trade is closed.
  *
  * The loop: for each main-timeframe close time t in the range (one global clock), for each pair in the given order,
  * one cycle at asOf = t; all pairs share one account, and each pair owns its client order ids (`<runId>/<pair>`, as a
@@ -47,7 +48,8 @@ import {
   type PairState,
   type Step,
 } from '../core/cycle';
-import { shortHash, stopOrderId } from '../core/ids';
+import { shortHash } from '../core/ids';
+import { currentStopOf, protectiveStopPlan } from '../core/protective-stop';
 import { tradeRow } from '../core/trade-row';
 import type { DecisionRecord as WarningRecord } from '../core/learning/warnings';
 import { checkRisk, type MarketLimits } from '../core/risk';
@@ -503,7 +505,8 @@ export function createSession(env: SessionEnv): Session {
       return admit(book, req);
     },
 
-    execute({ intent, clientOrderId, asOf, tradeId }): Execution {
+    execute(req): Execution {
+      const { intent, clientOrderId, asOf } = req;
       const adds = intent.kind === 'open' || intent.kind === 'increase';
       const buy = adds === (intent.side === 'long');
       let order;
@@ -528,24 +531,20 @@ export function createSession(env: SessionEnv): Session {
           error: err.message,
         };
       }
-      if (intent.kind === 'open' && intent.stopPrice !== null) {
-        ledger.placeStopOrder({
-          pair: intent.pair,
-          side: buy ? 'sell' : 'buy',
-          quantity: order.filledQuantity,
-          stopPrice: intent.stopPrice,
-          clientOrderId: stopOrderId(tradeId),
-          time: asOf,
-        });
+      const position = exchangePosition(ledger, intent.pair);
+      // the protective stop, as the live order step keeps it (src/core/protective-stop.ts)
+      const plan = protectiveStopPlan(req, position, config.risk.emergency_stop_loss);
+      let stopOrderId = plan.result;
+      if (plan.place !== null) {
+        try {
+          ledger.placeStopOrder({ pair: intent.pair, ...plan.place, time: asOf });
+        } catch (err) {
+          if (!(err instanceof LedgerRejection)) throw err;
+          stopOrderId = currentStopOf(req);
+        }
       }
-      if (intent.kind === 'close') ledger.cancelOrder(stopOrderId(tradeId), asOf);
-      return {
-        clientOrderId,
-        status: 'filled',
-        fills: order.fills,
-        position: exchangePosition(ledger, intent.pair),
-        error: null,
-      };
+      if (plan.cancel !== null && stopOrderId === plan.result) ledger.cancelOrder(plan.cancel, asOf);
+      return { clientOrderId, status: 'filled', fills: order.fills, position, error: null, stopOrderId };
     },
   };
   return {
