@@ -566,7 +566,7 @@ describe('OpenAIProvider: the API key never leaks', () => {
     const outcomes = [
       await run([waitCall()]),
       await run([{ reply: 'text', content: `<think>${FAKE_API_KEY}</think>` }, waitCall(echoed)]),
-      await run([waitCall({ ...WAIT_ARGS, leverage: FAKE_API_KEY }), waitCall({ ...WAIT_ARGS, pair: FAKE_API_KEY })]),
+      await run([waitCall({ ...WAIT_ARGS, confidence_score: FAKE_API_KEY }), waitCall({ ...WAIT_ARGS, pair: FAKE_API_KEY })]),
     ];
     for (const { result } of outcomes) assertNoKey(JSON.stringify(result), 'result');
     assert.equal(outcomes[2]!.result.source, 'fallback');
