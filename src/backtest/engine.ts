@@ -38,7 +38,10 @@ import {
   isPending,
   runCycle,
   type CycleEvent,
+  type CycleResult,
   type CycleSettings,
+  type ExecuteRequest,
+  type RiskRequest,
   type CycleSteps,
   type CycleTick,
   type MarketView,
@@ -77,8 +80,10 @@ import type { RecordedMarketSource } from '../exchange/market-source';
 import { LedgerRejection, PaperLedger, type LedgerState } from '../exchange/paper-ledger';
 import type { buildDecisionContext, buildLearningContext } from '../llm/context-builder';
 import { canonicalJson } from '../llm/decision-cache';
-import type { DecisionProvider } from '../llm/provider';
+import type { DecisionProvider, ProviderDecision } from '../llm/provider';
 import { DecisionLog } from './decision-log';
+import { ExecutionOrder } from './execution-order';
+import { llmUsage } from './llm-usage';
 import {
   buyAndHoldEquity,
   maxDrawdownPct,
@@ -97,18 +102,26 @@ import {
   type BacktestResult,
   type ComparisonRow,
   type EquityPoint,
+  type LlmUsage,
   type LookaheadReport,
   type OrderRow,
   type PairCounters,
+  type ResultConfig,
 } from './result';
 
 /** Decisions of a pair kept for the learning context's warnings (as the journal's window). */
 const LEARNING_DECISIONS = 50;
 
-/** Progress of a run: decision times done out of the total. */
+/** Progress of a run: decision times done out of the total, and the decisions recorded so far. */
 export interface BacktestProgress {
   done: number;
   total: number;
+  /** the last decision time done */
+  time: number;
+  /** decisions recorded (protective and end-of-run exits included) */
+  decisions: number;
+  /** for a remote model: pair-cycles of the run that ask it (see {@link RequestPreview}); 0 otherwise */
+  decisionSlots: number;
 }
 
 /** A decision as the cycle emitted it, for a decision log (e.g. `llm_decisions.jsonl`). */
@@ -133,10 +146,19 @@ export interface BacktestOptions {
   compareBaseline?: boolean;
   /** rerun this many pair-cycles with the future corrupted (see lookahead.ts); 0 or absent: no check */
   lookaheadSamples?: number;
-  /** called every 64 decision times of the policy's run, and after the last */
+  /** called every 64 decision times of the policy's run (after every one for a remote model), and after the last */
   onProgress?: (progress: BacktestProgress) => void;
-  /** called with every decision of the policy's run, in order */
+  /**
+   * called with every decision of the policy's run, in order (by decision time, then pair); a `BacktestStop` thrown
+   * here stops the run (e.g. the fallback alarm)
+   */
   onDecision?: (pair: string, event: DecisionEvent, runId: string) => void;
+  /**
+   * for a remote model: called once, before the first request is sent (every question before it was answered from
+   * the decision cache), with what is known then (see {@link RequestPreview}); a `BacktestStop` thrown here (a dry
+   * run) stops the run before anything is sent
+   */
+  beforeFirstRequest?: (preview: RequestPreview) => void | Promise<void>;
 }
 
 /** One pair's precomputed data and limits. */
@@ -167,13 +189,27 @@ export interface SessionEnv {
   closedTrades: ClosedTrade[];
   /** recent decisions per pair, oldest first (learning context); the driver appends */
   learningDecisions: Map<string, WarningRecord[]>;
+  /** the order in which the pairs' risk checks and orders run at a decision time; absent: at once */
+  order?: ExecutionOrder;
+  /** holds the model questions of a decision time until all are built (remote models); absent: asked at once */
+  held?: HeldQuestions;
 }
 
-/** The in-process steps plus the account each pair's last fetchMarket returned. */
+/** The in-process steps, and what the driver does around them. */
 export interface Session {
   steps: CycleSteps;
-  /** the account the last fetchMarket returned (of the pair whose cycle ran last) */
-  lastAccount(): AccountSnapshot | null;
+  /**
+   * Phase 1 of a decision time: brings the ledger to `asOf` for the first `count` of `entries` (their candles since
+   * their previous cycle: stops, liquidations, funding) and fixes the account that all their contexts are built from.
+   * A pair's fetchMarket at `asOf` then returns what was prepared for it.
+   */
+  openTime(asOf: number, entries: readonly OpenEntry[], count?: number): void;
+  /** the account the pair's cycle at the last prepared time saw (its context's); null before any */
+  accountSeen(pair: string): AccountSnapshot | null;
+  /** the candles and funding the ledger was advanced with for the pair at the last prepared time */
+  advanceInputs(pair: string): { candles: readonly Candle[]; funding: readonly FundingEvent[] } | null;
+  /** the ledger the risk checks and orders work on from now on (the look-ahead check's rerun) */
+  useLedger(ledger: PaperLedger): void;
   /** true when the pair has a main-timeframe candle closing exactly at `asOf` (a cycle can run) */
   closesAt(pair: string, asOf: number): boolean;
 }
@@ -184,9 +220,11 @@ export interface CycleCapture {
   tick: CycleTick;
   /** the pair's state before the cycle */
   state: PairState;
-  /** the whole account before the cycle */
-  ledger: LedgerState;
-  /** closed trades before the cycle (learning) */
+  /** the decision time's start: the whole account before any pair's candles were processed, and those candles */
+  open: { ledger: LedgerState; entries: OpenEntry[] };
+  /** the whole account at the pair's turn (after the orders of the pairs before it); null until then */
+  turn: LedgerState | null;
+  /** closed trades before the decision time (learning) */
   closedTrades: ClosedTrade[];
   learningDecisions: Map<string, WarningRecord[]>;
   events: CycleEvent[];
@@ -212,6 +250,13 @@ const NO_FUNDING: readonly FundingEvent[] = Object.freeze([]);
 const NO_CLOSES = Object.freeze([]) as unknown as ExternalClose[];
 const NO_MESSAGES = Object.freeze([]) as unknown as DecisionContext['messages'];
 const NO_TOOLS = Object.freeze([]) as unknown as DecisionContext['tools'];
+const EMPTY_ACCOUNT: AccountSnapshot = Object.freeze({
+  equity: 0,
+  available: 0,
+  usedMargin: 0,
+  positions: NO_CLOSES as unknown as AccountSnapshot['positions'],
+  externalCloses: NO_CLOSES,
+});
 const ENTRY_TOOLS: readonly ToolName[] = Object.freeze(allowedTools(false));
 const POSITION_TOOLS: readonly ToolName[] = Object.freeze(allowedTools(true));
 
@@ -371,11 +416,37 @@ function memoSnapshotAt(memo: PairMemo, mainCount: number, opts: SnapshotOptions
   return snapshot;
 }
 
+/** What one pair's cycle at a decision time starts from: its previous cycle time (the ledger moves on from there). */
+export interface OpenEntry {
+  pair: string;
+  /** the pair's previous cycle time (`PairState.lastCycleAsOf`); null before its first */
+  since: number | null;
+  /**
+   * the main candles and funding events to advance the ledger with, when given (the look-ahead check replays the
+   * other pairs' exactly as the run had them); else read from the pair's data
+   */
+  given?: { candles: readonly Candle[]; funding: readonly FundingEvent[] };
+}
+
+/** A pair's side of a decision time, prepared by `openTime`: what its fetchMarket returns besides the snapshot. */
+interface PreparedView {
+  asOf: number;
+  since: number | null;
+  candlesSince: Candle[];
+  funding: readonly FundingEvent[];
+  fundingSince: number;
+  account: AccountSnapshot;
+}
+
 /** The in-process cycle steps over `env` (see the module comment). */
 export function createSession(env: SessionEnv): Session {
-  const { config, ledger, provider, snapshotOptions, prompt } = env;
-  let lastAccount: AccountSnapshot | null = null;
+  const { config, provider, snapshotOptions, prompt } = env;
+  let ledger = env.ledger;
+  const order = env.order ?? null;
+  const held = env.held ?? null;
+  const mainMs = timeframeMs(config.timeframes.main);
   const memos = new Map<string, PairMemo>();
+  const views = new Map<string, PreparedView>();
   const memoOf = (pair: string): PairMemo => {
     let memo = memos.get(pair);
     if (!memo) {
@@ -386,43 +457,150 @@ export function createSession(env: SessionEnv): Session {
     return memo;
   };
 
-  const steps: CycleSteps = {
-    fetchMarket({ pair, asOf, since }): MarketView {
-      const rt = env.pairs.get(pair)!;
-      const memo = memoOf(pair);
-      const main = rt.cache.timeframes[0]!;
-      const ms = main.timeframeMs;
-      const candles = main.candles;
-      const n = memo.cursor.closedAt(asOf);
-      const time = main.time;
-      if (n === 0 || time[n - 1]! + ms !== asOf) {
-        throw new Error(`backtest: no ${main.timeframe} candle of ${pair} closes at ${iso(asOf)} in the data`);
+  /** Main candles closed at `asOf`, checked to include the one closing exactly then. */
+  const closedMain = (pair: string, asOf: number): number => {
+    const memo = memoOf(pair);
+    const main = memo.cache.timeframes[0]!;
+    const n = memo.cursor.closedAt(asOf);
+    if (n === 0 || main.time[n - 1]! + main.timeframeMs !== asOf) {
+      throw new Error(`backtest: no ${main.timeframe} candle of ${pair} closes at ${iso(asOf)} in the data`);
+    }
+    return n;
+  };
+
+  const openTime = (asOf: number, entries: readonly OpenEntry[], count = entries.length): void => {
+    const closes: (readonly ExternalClose[])[] = [];
+    for (let i = 0; i < count; i++) {
+      const entry = entries[i]!;
+      const { pair, since } = entry;
+      let candlesSince: Candle[];
+      let funding: readonly FundingEvent[];
+      if (entry.given) {
+        candlesSince = entry.given.candles as Candle[];
+        funding = entry.given.funding;
+      } else {
+        const rt = env.pairs.get(pair);
+        if (!rt) throw new Error(`backtest: no data loaded for ${pair}`);
+        const n = closedMain(pair, asOf);
+        const time = rt.cache.timeframes[0]!.time;
+        const from = since ?? asOf - mainMs;
+        let k = n;
+        while (k > 0 && time[k - 1]! + mainMs > from) k--;
+        candlesSince = rt.cache.timeframes[0]!.candles.slice(k, n) as Candle[];
+        funding = ledger.hasExposure(pair)
+          ? rt.funding.slice(upperBoundByTime(rt.funding, from), upperBoundByTime(rt.funding, asOf))
+          : NO_FUNDING;
       }
-      const snapshot = memoSnapshotAt(memo, n, snapshotOptions);
-      const from = since ?? asOf - ms;
-      let k = n;
-      while (k > 0 && time[k - 1]! + ms > from) k--;
-      const candlesSince = candles.slice(k, n) as Candle[];
       const chargesBefore = ledger.fundingCharges().length;
-      const funding = ledger.hasExposure(pair)
-        ? rt.funding.slice(upperBoundByTime(rt.funding, from), upperBoundByTime(rt.funding, asOf))
-        : NO_FUNDING;
-      const closes = ledger.advance(pair, candlesSince, funding, ms);
+      closes.push(ledger.advance(pair, candlesSince, funding, mainMs));
       const charges = ledger.fundingCharges();
       let fundingSince = 0;
-      for (let i = chargesBefore; i < charges.length; i++) fundingSince += charges[i]!.amount;
-      const positions = ledger.positions();
-      let usedMargin = 0;
-      for (const p of positions) usedMargin += p.margin;
-      const account: AccountSnapshot = {
-        equity: ledger.equity(),
-        available: ledger.cash,
-        usedMargin,
-        positions,
-        externalCloses: closes.length > 0 ? (closes as ExternalClose[]).slice() : NO_CLOSES,
+      for (let c = chargesBefore; c < charges.length; c++) fundingSince += charges[c]!.amount;
+      let view = views.get(pair);
+      if (!view) views.set(pair, (view = { asOf, since, candlesSince, funding, fundingSince, account: EMPTY_ACCOUNT }));
+      view.asOf = asOf;
+      view.since = since;
+      view.candlesSince = candlesSince;
+      view.funding = funding;
+      view.fundingSince = fundingSince;
+    }
+    // the account every pair deciding at asOf sees: after every pair's candles up to asOf, before any order at asOf
+    const positions = ledger.positions();
+    let usedMargin = 0;
+    for (const p of positions) usedMargin += p.margin;
+    const shared: AccountSnapshot = {
+      equity: ledger.equity(),
+      available: ledger.cash,
+      usedMargin,
+      positions,
+      externalCloses: NO_CLOSES,
+    };
+    for (let i = 0; i < count; i++) {
+      const own = closes[i]!;
+      views.get(entries[i]!.pair)!.account =
+        own.length > 0 ? { ...shared, externalCloses: (own as ExternalClose[]).slice() } : shared;
+    }
+  };
+
+  /** The account as it is now (at a pair's turn: after the orders of every pair before it). */
+  const accountNow = (): AccountSnapshot => {
+    const positions = ledger.positions();
+    let usedMargin = 0;
+    for (const p of positions) usedMargin += p.margin;
+    return { equity: ledger.equity(), available: ledger.cash, usedMargin, positions, externalCloses: NO_CLOSES };
+  };
+
+  /**
+   * The risk gate at the pair's turn, against the account as the orders of every pair before it left it (not the
+   * account the context was built from: a risk limit holds across pairs deciding at the same close).
+   */
+  const riskAtTurn = (req: RiskRequest): Verdict =>
+    checkRisk({ ...req, account: accountNow(), risk: config.risk, market: req.limits });
+
+  /** An order at the pair's turn: a market order on the ledger, with the protective stop of an entry. */
+  const orderAtTurn = ({ intent, clientOrderId, asOf, tradeId }: ExecuteRequest): Execution => {
+    const adds = intent.kind === 'open' || intent.kind === 'increase';
+    const buy = adds === (intent.side === 'long');
+    let placed;
+    try {
+      placed = ledger.placeMarketOrder({
+        pair: intent.pair,
+        side: buy ? 'buy' : 'sell',
+        quantity: intent.quantity,
+        reduceOnly: !adds,
+        clientOrderId,
+        referencePrice: intent.price,
+        leverage: adds ? intent.leverage : 1,
+        time: asOf,
+      });
+    } catch (err) {
+      if (!(err instanceof LedgerRejection)) throw err;
+      return {
+        clientOrderId,
+        status: 'rejected',
+        fills: [],
+        position: exchangePosition(ledger, intent.pair),
+        error: err.message,
       };
-      lastAccount = account;
-      return { snapshot, account, candlesSince, fundingSince, limits: rt.limits };
+    }
+    if (intent.kind === 'open' && intent.stopPrice !== null) {
+      ledger.placeStopOrder({
+        pair: intent.pair,
+        side: buy ? 'sell' : 'buy',
+        quantity: placed.filledQuantity,
+        stopPrice: intent.stopPrice,
+        clientOrderId: stopOrderId(tradeId),
+        time: asOf,
+      });
+    }
+    if (intent.kind === 'close') ledger.cancelOrder(stopOrderId(tradeId), asOf);
+    return {
+      clientOrderId,
+      status: 'filled',
+      fills: placed.fills,
+      position: exchangePosition(ledger, intent.pair),
+      error: null,
+    };
+  };
+
+  const steps: CycleSteps = {
+    fetchMarket({ pair, asOf, since }): MarketView {
+      const rt = env.pairs.get(pair);
+      if (!rt) throw new Error(`backtest: no data loaded for ${pair}`);
+      let view = views.get(pair);
+      if (view === undefined || view.asOf !== asOf || view.since !== since) {
+        // a cycle run on its own (tests, a look-ahead rerun without a prepared decision time)
+        openTime(asOf, [{ pair, since }]);
+        view = views.get(pair)!;
+      }
+      const snapshot = memoSnapshotAt(memoOf(pair), closedMain(pair, asOf), snapshotOptions);
+      return {
+        snapshot,
+        account: view.account,
+        candlesSince: view.candlesSince,
+        fundingSince: view.fundingSince,
+        limits: rt.limits,
+      };
     },
 
     buildContext(req): DecisionContext {
@@ -452,61 +630,30 @@ export function createSession(env: SessionEnv): Session {
     },
 
     decide(ctx): Step<DecisionResult> {
-      return provider.decide(ctx);
+      return held ? held.add(ctx) : provider.decide(ctx);
     },
 
-    checkRisk(req): Verdict {
-      return checkRisk({ ...req, risk: config.risk, market: req.limits });
+    checkRisk(req): Step<Verdict> {
+      return order ? order.at(req.snapshot.pair, () => riskAtTurn(req)) : riskAtTurn(req);
     },
 
-    execute({ intent, clientOrderId, asOf, tradeId }): Execution {
-      const adds = intent.kind === 'open' || intent.kind === 'increase';
-      const buy = adds === (intent.side === 'long');
-      let order;
-      try {
-        order = ledger.placeMarketOrder({
-          pair: intent.pair,
-          side: buy ? 'buy' : 'sell',
-          quantity: intent.quantity,
-          reduceOnly: !adds,
-          clientOrderId,
-          referencePrice: intent.price,
-          leverage: adds ? intent.leverage : 1,
-          time: asOf,
-        });
-      } catch (err) {
-        if (!(err instanceof LedgerRejection)) throw err;
-        return {
-          clientOrderId,
-          status: 'rejected',
-          fills: [],
-          position: exchangePosition(ledger, intent.pair),
-          error: err.message,
-        };
-      }
-      if (intent.kind === 'open' && intent.stopPrice !== null) {
-        ledger.placeStopOrder({
-          pair: intent.pair,
-          side: buy ? 'sell' : 'buy',
-          quantity: order.filledQuantity,
-          stopPrice: intent.stopPrice,
-          clientOrderId: stopOrderId(tradeId),
-          time: asOf,
-        });
-      }
-      if (intent.kind === 'close') ledger.cancelOrder(stopOrderId(tradeId), asOf);
-      return {
-        clientOrderId,
-        status: 'filled',
-        fills: order.fills,
-        position: exchangePosition(ledger, intent.pair),
-        error: null,
-      };
+    execute(req): Step<Execution> {
+      return order ? order.at(req.intent.pair, () => orderAtTurn(req)) : orderAtTurn(req);
     },
   };
   return {
     steps,
-    lastAccount: () => lastAccount,
+    openTime,
+    accountSeen(pair) {
+      return views.get(pair)?.account ?? null;
+    },
+    advanceInputs(pair) {
+      const view = views.get(pair);
+      return view ? { candles: view.candlesSince, funding: view.funding } : null;
+    },
+    useLedger(next) {
+      ledger = next;
+    },
     closesAt(pair, asOf) {
       const memo = memoOf(pair);
       const main = memo.cache.timeframes[0]!;
@@ -559,7 +706,18 @@ export function decisionTimes(
   return times;
 }
 
-/** `bt-` + 12 hex characters of a hash of the effective config, pairs, range and policy id. */
+/**
+ * The configuration as a result records it: secrets masked, `pairs` as run, and without the settings that only steer
+ * the run (`backtest`: concurrency and the fallback alarm; `llm.max_cost_usd`; `llm.cache`), which never change a
+ * result: a run at another concurrency, or resumed after a cost cap, is the same run.
+ */
+export function resultConfig(config: Config, pairs: readonly string[]): ResultConfig {
+  const { backtest: _backtest, ...rest } = redactConfig({ ...config, pairs: [...pairs] });
+  const { max_cost_usd: _maxCost, cache: _cache, ...llm } = rest.llm;
+  return { ...rest, llm };
+}
+
+/** `bt-` + 12 hex characters of a hash of the result's config (see {@link resultConfig}), pairs, range and policy id. */
 export function backtestRunId(
   config: Config,
   pairs: readonly string[],
@@ -567,7 +725,7 @@ export function backtestRunId(
   to: number,
   policyId: string,
 ): string {
-  const effective = redactConfig({ ...config, pairs: [...pairs] });
+  const effective = resultConfig(config, pairs);
   return `bt-${shortHash(canonicalJson({ config: effective, from, to, policy: policyId }))}`;
 }
 
@@ -618,9 +776,119 @@ function orderRow(time: number, event: Extract<CycleEvent, { type: 'order' }>): 
   };
 }
 
+/** The model questions of one decision time, held until every pair's context is built, then sent in pair order. */
+export class HeldQuestions {
+  private held: {
+    ctx: DecisionContext;
+    resolve: (result: ProviderDecision) => void;
+    reject: (err: unknown) => void;
+  }[] = [];
+
+  constructor(private readonly provider: DecisionProvider) {}
+
+  get size(): number {
+    return this.held.length;
+  }
+
+  /** Holds a question; the promise settles with the provider's answer once the question is sent. */
+  add(ctx: DecisionContext): Promise<ProviderDecision> {
+    return new Promise((resolve, reject) => this.held.push({ ctx, resolve, reject }));
+  }
+
+  /** The held questions' contexts, in the order they were asked. */
+  contexts(): DecisionContext[] {
+    return this.held.map((h) => h.ctx);
+  }
+
+  /** Sends every held question to the provider, in the order asked. */
+  send(): void {
+    const held = this.held;
+    this.held = [];
+    for (const h of held) {
+      let answer: Promise<ProviderDecision>;
+      try {
+        answer = Promise.resolve(this.provider.decide(h.ctx));
+      } catch (err) {
+        answer = Promise.reject(err);
+      }
+      answer.then(h.resolve, h.reject);
+    }
+  }
+
+  /** Sends none of them: every held question fails with `err`. */
+  fail(err: unknown): void {
+    const held = this.held;
+    this.held = [];
+    for (const h of held) h.reject(err);
+  }
+}
+
+/**
+ * What is known before the first request to a remote model is sent (after every question before it was answered
+ * from the decision cache): the decision time it is at, the prompts about to go out, and what is left of the run.
+ */
+export interface RequestPreview {
+  /** the decision time of the first request */
+  time: number;
+  /** index of that time among the run's decision times, and their number */
+  timeIndex: number;
+  times: number;
+  /** pairs of the run */
+  pairs: number;
+  /**
+   * pair-cycles of the whole run that ask the model (every decision time but the last, where positions are closed
+   * without asking): an upper bound of the model decisions, as a protective exit asks none
+   */
+  decisionSlots: number;
+  /** of them, those from this decision time on */
+  remainingSlots: number;
+  /** questions answered from the decision cache before this time, and at it */
+  cachedBefore: number;
+  cachedNow: number;
+  /** the output tokens of the answers from the cache before this time (as originally answered): answer length */
+  cachedOutputTokens: number;
+  /** the questions of this time that go to the model: the size of each prompt (as built) and its kind */
+  prompts: { tokens: number | null; hasPosition: boolean }[];
+}
+
+/** Thrown by a hook or a provider to stop a run on purpose (a dry run, a cost cap, a fallback alarm); never wrapped. */
+export class BacktestStop extends Error {
+  constructor(
+    readonly kind: 'dry-run' | 'cost-cap' | 'fallbacks',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'BacktestStop';
+  }
+}
+
+/** Pair-cycles at each decision time of `times` (pairs with a main candle closing then). */
+function cyclesPerTime(runtimes: readonly PairRuntime[], times: readonly number[]): Int32Array {
+  const counts = new Int32Array(times.length);
+  for (const rt of runtimes) {
+    const main = rt.cache.timeframes[0]!;
+    for (let i = 0; i < times.length; i++) {
+      const n = closedCount(main.candles, main.timeframeMs, times[i]!);
+      if (n > 0 && main.time[n - 1]! + main.timeframeMs === times[i]) counts[i]!++;
+    }
+  }
+  return counts;
+}
+
 /**
  * One run of `policy` over `times`: the cycles, the collected rows, the equity curve; captures the pair-cycles at
  * the step indexes in `captureAt` (pair-cycle index over the grid times × pairs) for the look-ahead check.
+ *
+ * A decision time, in three phases:
+ * 1. `openTime`: every pair with a candle closing then has its candles since its previous cycle processed (stops,
+ *    liquidations, funding), in pair order; then the account is fixed, and every pair's context is built from it.
+ * 2. Every pair's cycle starts: protective rules, context, the question to the provider. A remote model's questions
+ *    are held until all are built, then sent together (the provider's scheduler runs them concurrently).
+ * 3. The risk checks and orders run in the fixed pair order ({@link ExecutionOrder}), each at its pair's turn, as the
+ *    answers arrive; then the decisions are recorded in pair order and the learning context of the next decision
+ *    time gets this one's closed trades and decisions.
+ * Nothing of a decision time depends on the order in which the answers arrive, so the result is the same at any
+ * concurrency. When every step answers at once (the baseline), a decision time runs through without a promise.
  */
 export async function simulate(input: {
   config: Config;
@@ -633,21 +901,27 @@ export async function simulate(input: {
   captureAt?: ReadonlySet<number>;
   onProgress?: (progress: BacktestProgress) => void;
   onDecision?: (pair: string, event: DecisionEvent, runId: string) => void;
+  beforeFirstRequest?: (preview: RequestPreview) => void | Promise<void>;
 }): Promise<Simulation> {
   const { config, pairs, times, policy, runId, captureAt, onProgress, onDecision } = input;
   const ledger = new PaperLedger(config.paper);
   const closedTrades: ClosedTrade[] = [];
   const learningDecisions = new Map<string, WarningRecord[]>();
   const prompt = policy.context === 'prompt' ? await import('../llm/context-builder') : null;
+  const provider = policy.provider(input.market);
+  const order = new ExecutionOrder(pairs);
+  const held = policy.remote ? new HeldQuestions(provider) : null;
   const session = createSession({
     config,
     ledger,
     pairs: input.runtimes,
-    provider: policy.provider(input.market),
+    provider,
     prompt,
     snapshotOptions: snapshotOptionsFor(config, policy.context),
     closedTrades,
     learningDecisions,
+    order,
+    ...(held ? { held } : {}),
   });
   const settings = settingsFor(config);
   const runtimes = pairs.map((p) => input.runtimes.get(p)!);
@@ -657,52 +931,194 @@ export async function simulate(input: {
   const decisions = new DecisionLog(times.length * runtimes.length);
   const equity: EquityPoint[] = [];
   const captures: CycleCapture[] = [];
+  const n = runtimes.length;
+  const cycles = new Array<boolean>(n).fill(false);
+  const outs = new Array<CycleResult | null>(n).fill(null);
+  const pending = new Array<Promise<void> | null>(n).fill(null);
+  const entries: OpenEntry[] = runtimes.map((rt) => ({ pair: rt.pair, since: null }));
+  const timeCaptures = new Array<CycleCapture | null>(n).fill(null);
+  const perTime = held ? cyclesPerTime(runtimes, times) : null;
+  let slotsLeft = 0;
+  if (perTime) for (let i = 0; i < times.length - 1; i++) slotsLeft += perTime[i]!;
+  const decisionSlots = slotsLeft;
+  let previewed = input.beforeFirstRequest === undefined;
+  let cachedAnswers = 0;
+  let cachedOutputTokens = 0;
   let candleSteps = 0;
   let skippedSteps = 0;
-  let index = 0;
+
+  /** Waits for every cycle of the decision time, then throws the first failure in pair order, if any. */
+  const settle = async (failed: unknown = undefined): Promise<void> => {
+    const results = await Promise.allSettled(pending.map((p) => p ?? Promise.resolve()));
+    let first: { err: unknown } | null = failed === undefined ? null : { err: failed };
+    for (let pi = 0; pi < n && first === null; pi++) {
+      const r = results[pi]!;
+      if (r.status === 'rejected') first = { err: r.reason };
+    }
+    if (first !== null) throw first.err;
+  };
+
+  /** The error a failed step stops the run with: a deliberate stop as it is, anything else naming the pair and time. */
+  const raised = new WeakSet<object>();
+  const stopped = (pi: number, t: number, err: unknown): unknown => {
+    if (err instanceof BacktestStop || (typeof err === 'object' && err !== null && raised.has(err))) return err;
+    const wrapped = new Error(
+      `backtest stopped at ${runtimes[pi]!.pair} ${iso(t)}: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
+    raised.add(wrapped);
+    return wrapped;
+  };
 
   for (let ti = 0; ti < times.length; ti++) {
     const t = times[ti]!;
     const final = ti === times.length - 1;
-    for (let pi = 0; pi < runtimes.length; pi++, index++) {
+    const base = ti * n;
+    // 1. the account at t, which every context at t is built from
+    let open = 0;
+    let captureHere = false;
+    for (let pi = 0; pi < n; pi++) {
       const rt = runtimes[pi]!;
-      if (!session.closesAt(rt.pair, t)) {
+      outs[pi] = null;
+      pending[pi] = null;
+      timeCaptures[pi] = null;
+      cycles[pi] = session.closesAt(rt.pair, t);
+      if (!cycles[pi]) {
         skippedSteps++;
         continue;
       }
-      // at the last decision time: no new decision, every open position closed (see the module comment)
-      const tick: CycleTick = { asOf: t, orderOwner: owners[pi]!, forceExit: final, paused: final };
-      const state = states[pi]!;
-      const capture: CycleCapture | null = captureAt?.has(index)
-        ? {
-            pair: rt.pair,
-            tick,
-            state,
-            ledger: ledger.state(),
-            closedTrades: closedTrades.slice(),
-            learningDecisions: new Map([...learningDecisions].map(([k, v]) => [k, v.slice()])),
-            events: [],
-          }
-        : null;
-      let out;
-      try {
-        const cycle = runCycle(session.steps, state, tick, settings);
-        out = isPending(cycle) ? await cycle : cycle;
-      } catch (err) {
-        throw new Error(
-          `backtest stopped at ${rt.pair} ${iso(t)}: ${err instanceof Error ? err.message : String(err)}`,
-          { cause: err },
-        );
+      const entry = entries[open++]!;
+      entry.pair = rt.pair;
+      entry.since = states[pi]!.lastCycleAsOf;
+      if (captureAt?.has(base + pi)) captureHere = true;
+    }
+    const openLedger = captureHere ? ledger.state() : null;
+    session.openTime(t, entries, open);
+    const openCapture = openLedger
+      ? {
+          ledger: openLedger,
+          entries: entries
+            .slice(0, open)
+            .map((e) => ({ pair: e.pair, since: e.since, given: session.advanceInputs(e.pair)! })),
+        }
+      : null;
+    order.onTurn = openCapture
+      ? (pi) => {
+          const c = timeCaptures[pi];
+          if (c && c.turn === null) c.turn = ledger.state();
+        }
+      : null;
+    if (openCapture) {
+      for (let pi = 0; pi < n; pi++) {
+        if (!cycles[pi] || !captureAt!.has(base + pi)) continue;
+        timeCaptures[pi] = {
+          pair: runtimes[pi]!.pair,
+          tick: { asOf: t, orderOwner: owners[pi]!, forceExit: final, paused: final },
+          state: states[pi]!,
+          open: openCapture,
+          turn: null,
+          closedTrades: closedTrades.slice(),
+          learningDecisions: new Map([...learningDecisions].map(([k, v]) => [k, v.slice()])),
+          events: [],
+        };
       }
+    }
+    order.begin(cycles);
+
+    // 2. every pair's cycle, up to its question (or through, when its steps answer at once and its turn has come)
+    let waiting = 0;
+    for (let pi = 0; pi < n; pi++) {
+      if (!cycles[pi]) continue;
+      // at the last decision time: no new decision, every open position closed (see the module comment)
+      const tick: CycleTick = timeCaptures[pi]?.tick ?? {
+        asOf: t,
+        orderOwner: owners[pi]!,
+        forceExit: final,
+        paused: final,
+      };
+      let cycle;
+      try {
+        cycle = runCycle(session.steps, states[pi]!, tick, settings);
+      } catch (err) {
+        const stop = stopped(pi, t, err);
+        order.abort(stop);
+        held?.fail(stop);
+        await settle(stop);
+        throw stop;
+      }
+      if (isPending(cycle)) {
+        waiting++;
+        const index = pi;
+        pending[pi] = cycle.then(
+          (out) => {
+            outs[index] = out;
+            order.finish(index);
+          },
+          (err: unknown) => {
+            const stop = stopped(index, t, err);
+            order.abort(stop);
+            throw stop;
+          },
+        );
+      } else {
+        outs[pi] = cycle;
+        order.finish(pi);
+      }
+    }
+
+    // 3. the questions go out; the risk checks and orders run in pair order as the answers come in
+    if (waiting > 0) {
+      if (held && held.size > 0) {
+        const asked = held.contexts();
+        if (!previewed && asked.some((ctx) => !policy.isCached?.(ctx))) {
+          previewed = true;
+          const toSend = asked.filter((ctx) => !policy.isCached?.(ctx));
+          try {
+            await input.beforeFirstRequest!({
+              time: t,
+              timeIndex: ti,
+              times: times.length,
+              pairs: n,
+              decisionSlots,
+              remainingSlots: slotsLeft,
+              cachedBefore: cachedAnswers,
+              cachedNow: asked.length - toSend.length,
+              cachedOutputTokens,
+              prompts: toSend.map((ctx) => ({ tokens: ctx.tokens, hasPosition: ctx.hasPosition })),
+            });
+          } catch (err) {
+            order.abort(err);
+            held.fail(err);
+            await settle(err);
+          }
+        }
+        held.send();
+      }
+      await settle();
+    }
+    order.end();
+    if (perTime && !final) slotsLeft -= perTime[ti]!;
+
+    // the decision time's records, in pair order; the next decision time's learning context gets them
+    for (let pi = 0; pi < n; pi++) {
+      if (!cycles[pi]) continue;
+      const rt = runtimes[pi]!;
+      const out = outs[pi]!;
       candleSteps++;
       states[pi] = out.state;
+      const capture = timeCaptures[pi];
       if (capture) {
         capture.events = out.events;
         captures.push(capture);
       }
       for (const ev of out.events) {
         if (ev.type === 'decision') {
-          decisions.add(rt.pair, ev.record, ev.result, session.lastAccount()!, ev.clientOrderId);
+          decisions.add(rt.pair, ev.record, ev.result, session.accountSeen(rt.pair)!, ev.clientOrderId);
+          const provided = ev.result as ProviderDecision | null;
+          if (provided?.cached) {
+            cachedAnswers++;
+            cachedOutputTokens += (provided.originalUsage ?? provided.usage).output;
+          }
           if (prompt) {
             let list = learningDecisions.get(rt.pair);
             if (!list) learningDecisions.set(rt.pair, (list = []));
@@ -722,10 +1138,12 @@ export async function simulate(input: {
         }
       }
     }
-    let open = 0;
-    for (const s of states) if (s.position !== null) open++;
-    equity.push({ time: t, equity: ledger.equity(), open_positions: open });
-    if (onProgress && ((ti & 63) === 63 || final)) onProgress({ done: ti + 1, total: times.length });
+    let openPositions = 0;
+    for (const st of states) if (st.position !== null) openPositions++;
+    equity.push({ time: t, equity: ledger.equity(), open_positions: openPositions });
+    if (onProgress && (held !== null || (ti & 63) === 63 || final)) {
+      onProgress({ done: ti + 1, total: times.length, time: t, decisions: decisions.length, decisionSlots });
+    }
   }
   return {
     runId,
@@ -764,7 +1182,7 @@ function countersOf(state: PairState): PairCounters {
 const PROTECTIVE_REASONS = new Set(['emergency_stop', 'liquidation_buffer', 'stop']);
 
 /** The metrics of a simulation (see metrics.ts for the conventions). */
-export function simulationMetrics(sim: Simulation, config: Config): BacktestMetrics {
+export function simulationMetrics(sim: Simulation, config: Config, llm: LlmUsage | null = null): BacktestMetrics {
   const start = config.paper.starting_balance;
   const values = [start, ...sim.equity.map((p) => p.equity)];
   const returns = stepReturns(values);
@@ -797,8 +1215,7 @@ export function simulationMetrics(sim: Simulation, config: Config): BacktestMetr
     rejections,
     model_tokens_in: tokensIn,
     model_tokens_out: tokensOut,
-    estimated_cost_usd:
-      (tokensIn / 1e6) * config.llm.price_input_per_mtok + (tokensOut / 1e6) * config.llm.price_output_per_mtok,
+    estimated_cost_usd: llm ? llm.cost_usd : 0,
   };
 }
 
@@ -915,14 +1332,16 @@ export async function runBacktest(opts: BacktestOptions, prepared?: BacktestPlan
     runId,
     ...(captureAt ? { captureAt } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    ...(opts.beforeFirstRequest ? { beforeFirstRequest: opts.beforeFirstRequest } : {}),
     onDecision: (pair, event, id) => {
-      if (event.record.source === 'cache') cacheHits++;
+      if ((event.result as ProviderDecision | null)?.cached) cacheHits++;
       opts.onDecision?.(pair, event, id);
     },
   });
 
   const periods = periodsPerYear(timeframeMs(config.timeframes.main));
-  const metrics = simulationMetrics(sim, config);
+  const llm = policy.remote ? llmUsage(sim.decisions, config) : null;
+  const metrics = simulationMetrics(sim, config, llm);
   const values = [config.paper.starting_balance, ...sim.equity.map((p) => p.equity)];
   const comparison: ComparisonRow[] = [
     comparisonRow(`policy ${policy.name}`, 'policy', null, values, periods, sim.trades),
@@ -964,11 +1383,12 @@ export async function runBacktest(opts: BacktestOptions, prepared?: BacktestPlan
       candle_steps: sim.candleSteps,
       skipped_steps: sim.skippedSteps,
     },
-    config: redactConfig({ ...config, pairs: [...pairs] }),
+    config: resultConfig(config, pairs),
     metrics,
     comparison,
     counters: sim.states.map(countersOf),
     lookahead,
+    llm,
     trades: sim.trades.map(tradeRow),
     orders: sim.orders,
     equity: sim.equity,

@@ -463,11 +463,20 @@ describe('problemKind', () => {
       [validateToolCall({ name: 'signal_wait', arguments: '{not json' }, FLAT), 'invalid_arguments'],
       [validateToolCall({ name: 'signal_wait', arguments: [holdArgs] }, FLAT), 'invalid_arguments'],
       [validateToolCall({ name: 'signal_wait', arguments: '' }, FLAT), 'invalid_arguments'],
-      [validateToolCall({ name: 'signal_wait', arguments: { ...holdArgs, pair: 'ETH/USDT:USDT' } }, FLAT), 'wrong_pair'],
+      [
+        validateToolCall({ name: 'signal_wait', arguments: { ...holdArgs, pair: 'ETH/USDT:USDT' } }, FLAT),
+        'wrong_pair',
+      ],
       [validateToolCall({ name: 'signal_wait', arguments: noConfidence }, FLAT), 'missing_field'],
       [validateToolCall({ name: 'signal_wait', arguments: { ...holdArgs, rsi_value: 'high' } }, FLAT), 'invalid_value'],
-      [validateToolCall({ name: 'signal_entry_long', arguments: { ...entryArgs, leverage: 500 } }, FLAT), 'invalid_value'],
-      [validateToolCall({ name: 'signal_entry_long', arguments: { ...entryArgs, trend_strength: 'huge' } }, FLAT), 'invalid_value'],
+      [
+        validateToolCall({ name: 'signal_entry_long', arguments: { ...entryArgs, leverage: 500 } }, FLAT),
+        'invalid_value',
+      ],
+      [
+        validateToolCall({ name: 'signal_entry_long', arguments: { ...entryArgs, trend_strength: 'huge' } }, FLAT),
+        'invalid_value',
+      ],
       [validateToolCall({ name: 'signal_wait', arguments: { ...holdArgs, reason: '' } }, FLAT), 'invalid_value'],
     ];
     for (const [result, kind] of cases) {

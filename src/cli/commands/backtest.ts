@@ -7,12 +7,30 @@
  * --policy = llm.provider (replay: llm.replay_file), --out = <data_dir>/backtests/<run id>, --report =
  * <out>/report.html. Times are UTC: a date (2025-06-01) is its midnight; a number is Unix ms.
  *
- * Exit codes: 0 done; 1 the run failed or the look-ahead check found a leak; 2 bad usage, config or data folder.
+ * With `--policy openai` (see README "LLM backtests"): the model is asked for every pair of a decision time at once,
+ * at most `--concurrency` (backtest.concurrency) requests in flight, adapting to the server's rate limits; before the
+ * first paid request a preview (decisions, tokens, cost, wall time) is printed, and `--dry-run` stops there;
+ * `--max-cost` (llm.max_cost_usd) stops the run before its spend would pass the cap, resumable from the decision
+ * cache; the fallback alarm stops a run whose model answers are mostly invalid (`--allow-fallbacks` lets it go on).
+ *
+ * Exit codes: 0 done (or a dry run); 1 the run failed, was stopped by the cost cap or the fallback alarm (the message
+ * says which), or the look-ahead check found a leak; 2 bad usage, config or data folder.
  */
-import { closeSync, existsSync, mkdirSync, openSync, statSync, writeFileSync, writeSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  mkdirSync,
+  openSync,
+  renameSync,
+  rmSync,
+  statSync,
+  writeFileSync,
+  writeSync,
+} from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
+import type { RequestPreview } from '../../backtest/engine';
+import type { LlmProgress, LlmRun } from '../../backtest/llm-run';
 import type { BacktestResult } from '../../backtest/result';
 import { ConfigSchema, formatPath, type Config } from '../../core/config';
 import { closedCount } from '../../core/timeframe';
@@ -20,6 +38,8 @@ import type { Candle } from '../../core/types';
 import { RecordedMarketSource, csvRecordedData } from '../../exchange/market-source';
 import { listDataFiles } from '../../store/data-files';
 import { OperatorError } from '../../worker/errors';
+import { PROBLEM_KIND_LABELS, type ProblemKind } from '../../core/validate';
+import { ProgressReporter, humanCount, previewLines } from './backtest-progress';
 import { addConfigOption, checkPairs, formatTable, readConfig } from './shared';
 
 interface BacktestCliOptions {
@@ -33,6 +53,10 @@ interface BacktestCliOptions {
   report?: string;
   llmBaseUrl?: string;
   cache: boolean;
+  concurrency?: string;
+  maxCost?: string;
+  dryRun?: boolean;
+  allowFallbacks?: boolean;
   checkLookahead?: boolean;
   lookaheadSamples: string;
 }
@@ -58,7 +82,11 @@ export function registerBacktest(program: Command): void {
     .option('--out <dir>', 'output folder (default: <data_dir>/backtests/<run id>)')
     .option('--report <file>', 'HTML report (default: <out>/report.html)')
     .option('--llm-base-url <url>', 'OpenAI-compatible endpoint for --policy openai (overrides llm.api_base)')
-    .option('--no-cache', 'ask the model for every decision (bypass the decision cache)')
+    .option('--no-cache', 'ask the model for every decision again (the new answers replace the cached ones)')
+    .option('--concurrency <n>', 'model requests in flight at once (default: config backtest.concurrency, 8)')
+    .option('--max-cost <usd>', 'stop before the model spend of this run would pass this (default: llm.max_cost_usd)')
+    .option('--dry-run', 'print the preview (decisions, tokens, cost, wall time) and stop before the first request')
+    .option('--allow-fallbacks', 'do not stop when many model answers are invalid (the fallback alarm)')
     .option('--check-lookahead', 'rerun sampled decisions with the future corrupted; exit 1 if any changes')
     .option('--lookahead-samples <n>', 'pair-cycles the look-ahead check reruns', String(DEFAULT_LOOKAHEAD_SAMPLES))
     .action(async (opts: BacktestCliOptions, command: Command) => {
@@ -101,21 +129,37 @@ async function dataFolder(command: Command, dir: string, exchange: string): Prom
   );
 }
 
+/** A number option, or exit 2 saying what was expected. */
+function numberOption(command: Command, name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n)) usage(command, `${name} must be a number, got "${text}"`);
+  return n;
+}
+
 /** The effective config: the file's, with the command's overrides, validated again. */
 function effectiveConfig(command: Command, base: Config, opts: BacktestCliOptions, pairs: string[]): Config {
+  const concurrency = numberOption(command, '--concurrency', opts.concurrency);
+  const maxCost = numberOption(command, '--max-cost', opts.maxCost);
   const raw = {
     ...base,
     pairs,
     llm: {
       ...base.llm,
       ...(opts.llmBaseUrl !== undefined ? { api_base: opts.llmBaseUrl } : {}),
-      cache: base.llm.cache && opts.cache,
+      ...(maxCost !== undefined ? { max_cost_usd: maxCost } : {}),
     },
+    backtest: { ...base.backtest, ...(concurrency !== undefined ? { concurrency } : {}) },
   };
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${formatPath(i.path)} ${i.message}`).join('; ');
-    usage(command, `invalid settings: ${problems}${opts.llmBaseUrl !== undefined ? ' (check --llm-base-url)' : ''}`);
+    const hints = [
+      ...(opts.llmBaseUrl !== undefined ? ['--llm-base-url'] : []),
+      ...(concurrency !== undefined ? ['--concurrency'] : []),
+      ...(maxCost !== undefined ? ['--max-cost'] : []),
+    ];
+    usage(command, `invalid settings: ${problems}${hints.length > 0 ? ` (check ${hints.join(', ')})` : ''}`);
   }
   return parsed.data;
 }
@@ -134,13 +178,20 @@ function parsePolicy(command: Command, text: string, config: Config): PolicySpec
   return usage(command, `--policy must be baseline, openai or replay:<llm_decisions.jsonl>, got "${text}"`);
 }
 
-/** Appends lines to a file with synchronous writes of about 1 MB (a run's loop never yields to the event loop). */
+/**
+ * Appends lines to a file with synchronous writes of about 1 MB (a run's loop never yields to the event loop). The
+ * lines go to `<file>.partial`, renamed to `file` when the run completes (`commit`), removed when it does not
+ * (`discard`): an earlier run's complete file is never replaced by a partial one.
+ */
 class LineWriter {
   private readonly fd: number;
+  private readonly partial: string;
   private buffer = '';
+  private closed = false;
 
-  constructor(file: string) {
-    this.fd = openSync(file, 'w');
+  constructor(private readonly file: string) {
+    this.partial = `${file}.partial`;
+    this.fd = openSync(this.partial, 'w');
   }
 
   write(line: string): void {
@@ -153,9 +204,21 @@ class LineWriter {
     this.buffer = '';
   }
 
-  close(): void {
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
     this.flush();
     closeSync(this.fd);
+  }
+
+  commit(): void {
+    this.close();
+    renameSync(this.partial, this.file);
+  }
+
+  discard(): void {
+    this.close();
+    rmSync(this.partial, { force: true });
   }
 }
 
@@ -188,6 +251,22 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
   const market = new RecordedMarketSource(csvRecordedData(dir));
   let closeCache: () => void = () => undefined;
   let policy;
+  let llmRun: LlmRun | null = null;
+  if (policySpec.kind === 'openai') {
+    const [{ RequestScheduler }, { LlmRun }] = await Promise.all([
+      import('../../llm/request-scheduler'),
+      import('../../backtest/llm-run'),
+    ]);
+    try {
+      llmRun = new LlmRun({
+        config,
+        scheduler: new RequestScheduler({ concurrency: config.backtest.concurrency }),
+        allowFallbacks: opts.allowFallbacks === true,
+      });
+    } catch (err) {
+      usage(command, err instanceof Error ? err.message : String(err));
+    }
+  }
   try {
     if (policySpec.kind === 'baseline') policy = policies.baselinePolicy();
     else if (policySpec.kind === 'replay') policy = await policies.replayPolicy(policySpec.file);
@@ -199,7 +278,14 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
         const opened = cache;
         closeCache = () => opened.close();
       }
-      policy = await policies.openaiPolicy(config.llm, cache);
+      const run = llmRun!;
+      policy = await policies.openaiPolicy(config.llm, {
+        cache,
+        cacheMode: opts.cache ? 'read-write' : 'refresh',
+        scheduler: run.scheduler,
+        wrap: run.meter,
+        deferKeyCheck: opts.dryRun === true,
+      });
     }
   } catch (err) {
     throw new OperatorError(`backtest: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
@@ -222,29 +308,21 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
     const reportFile = resolve(opts.report ?? join(out, 'report.html'));
     mkdirSync(out, { recursive: true });
     mkdirSync(dirname(reportFile), { recursive: true });
-    const log = new LineWriter(join(out, journal.DECISIONS_LOG_FILE));
-
-    const bar = process.stderr.isTTY
-      ? new cliProgress.SingleBar(
-          {
-            format: 'backtest [{bar}] {percentage}% | {value}/{total} decision times | ETA {eta_formatted}',
-            stream: process.stderr,
-            hideCursor: true,
-          },
-          cliProgress.Presets.shades_classic,
-        )
-      : null;
+    // a dry run writes nothing: not even the decisions replayed from the cache before its first request
+    const log = opts.dryRun ? null : new LineWriter(join(out, journal.DECISIONS_LOG_FILE));
+    const progress = new ProgressReporter(process.stderr, llmRun, plan.times.length);
     const started = performance.now();
     let run;
     try {
-      bar?.start(plan.times.length, 0);
+      progress.start();
       run = await engine.runBacktest(
         {
           ...options,
           lookaheadSamples: opts.checkLookahead ? samples : 0,
-          onProgress: ({ done }) => bar?.update(done),
+          onProgress: progress.update,
           onDecision: (pair, event, runId) => {
-            log.write(
+            llmRun?.observe(pair, event);
+            log?.write(
               JSON.stringify(
                 journal.decisionLine({
                   owner: engine.orderOwner(runId, pair),
@@ -258,15 +336,43 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
               ),
             );
           },
+          ...(llmRun
+            ? {
+                beforeFirstRequest: (preview: RequestPreview) => {
+                  const figures = llmRun.estimate(preview);
+                  progress.pause();
+                  console.error(previewLines(preview, figures, config).join('\n'));
+                  if (opts.dryRun) {
+                    throw new engine.BacktestStop('dry-run', 'dry run: stopped before the first request');
+                  }
+                  progress.start();
+                },
+              }
+            : {}),
         },
         plan,
       );
+      llmRun?.finish();
     } catch (err) {
+      progress.stop();
+      log?.discard();
+      if (err instanceof engine.BacktestStop && err.kind === 'dry-run') {
+        console.error('dry run (--dry-run): nothing was sent to the model and nothing was written');
+        return;
+      }
+      if (err instanceof engine.BacktestStop && err.kind === 'cost-cap' && llmRun) {
+        throw new OperatorError(`backtest: ${llmRun.capMessage()}`, { cause: err });
+      }
       throw new OperatorError(err instanceof Error ? err.message : String(err), { cause: err });
-    } finally {
-      bar?.stop();
-      log.close();
     }
+    progress.stop();
+    if (opts.dryRun) {
+      // every decision came from the decision cache: there was no first request to stop before
+      log?.discard();
+      console.error('dry run (--dry-run): every decision is in the decision cache; the run would send no request');
+      return;
+    }
+    log!.commit();
     const seconds = (performance.now() - started) / 1000;
     const { result, cacheHits } = run;
 
@@ -280,7 +386,7 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
     }
     writeFileSync(reportFile, renderReport(result, candles));
 
-    printSummary(result, { seconds, cacheHits, out, reportFile });
+    printSummary(result, { seconds, cacheHits, out, reportFile, llm: llmRun?.progress(0) ?? null });
     const la = result.lookahead;
     if (la && !la.passed) {
       for (const m of la.mismatches) {
@@ -301,7 +407,7 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
 
 function printSummary(
   result: BacktestResult,
-  run: { seconds: number; cacheHits: number; out: string; reportFile: string },
+  run: { seconds: number; cacheHits: number; out: string; reportFile: string; llm: LlmProgress | null },
 ): void {
   const m = result.metrics;
   const rows = result.comparison.map((r) => [
@@ -330,8 +436,32 @@ function printSummary(
   console.log(
     `decisions ${m.decisions} (${m.fallbacks} fallbacks, ${m.rejections} rejected by the risk gate, ${run.cacheHits} ` +
       `from the decision cache); model tokens ${m.model_tokens_in} in / ${m.model_tokens_out} out, estimated cost ` +
-      `${m.estimated_cost_usd.toFixed(4)} USD`,
+      `${m.estimated_cost_usd === null ? '- (no price for the model: set llm.pricing)' : `${m.estimated_cost_usd.toFixed(4)} USD`}`,
   );
+  const llm = result.llm;
+  if (llm) {
+    const cost = (v: number | null) => (v === null ? 'no price' : `${v.toFixed(4)} USD`);
+    const kinds = Object.entries(llm.fallbacks.by_reason)
+      .map(([k, v]) => `${PROBLEM_KIND_LABELS[k as ProblemKind]} ${v}`)
+      .join(', ');
+    const fields = Object.entries(llm.extra_fields.fields)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+    console.log(
+      `model ${llm.model}: ${llm.decisions} decisions in ${llm.requests} requests; tokens ${humanCount(llm.tokens.input)} ` +
+        `in (${humanCount(llm.tokens.cached_input)} cached) / ${humanCount(llm.tokens.output)} out, ${cost(llm.cost_usd)} ` +
+        `(entry ${cost(llm.by_kind.entry.cost_usd)}, position ${cost(llm.by_kind.position.cost_usd)}); fallbacks ` +
+        `${llm.fallbacks.decisions}${kinds ? ` (${kinds})` : ''}; tool calls with extra fields dropped ` +
+        `${llm.extra_fields.decisions}${fields ? ` (${fields})` : ''}`,
+    );
+    if (run.llm) {
+      console.log(
+        `this run: ${run.llm.requests} requests to the model, ${run.llm.spentUsd === null ? 'no price' : `${run.llm.spentUsd.toFixed(4)} USD`}, ` +
+          `tokens ${humanCount(run.llm.tokens.input)} in / ${humanCount(run.llm.tokens.output)} out` +
+          `${run.llm.scheduler.rateLimited > 0 ? `; ${run.llm.scheduler.rateLimited} answers were HTTP 429 (rate limited) and asked again` : ''}`,
+      );
+    }
+  }
   if (result.lookahead) {
     console.log(
       `look-ahead check: ${result.lookahead.passed ? 'passed' : 'FAILED'} (${result.lookahead.samples} pair-cycles rerun ` +
