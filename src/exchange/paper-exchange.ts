@@ -140,25 +140,37 @@ export class PaperExchange implements Exchange {
     const operation = `advance ${pair} to ${iso(asOf)}`;
     const ms = this.triggerMs;
     const lastClose = lastClosedCandleOpen(asOf, this.triggerTimeframe) + ms;
-    const ledger = this.store.ledger;
-    const synced = ledger.syncedTo(pair);
-    if (synced !== null && lastClose <= synced) return [];
-    const exposed = ledger.hasExposure(pair);
-    const count = exposed && synced !== null ? Math.round((lastClose - synced) / ms) : 1;
-    let candles: Candle[];
-    let funding: FundingEvent[] = [];
-    try {
-      candles = await this.source.candles(pair, this.triggerTimeframe, asOf, count);
-      const first = candles[0];
-      const last = candles[candles.length - 1];
-      if (exposed && first !== undefined && last !== undefined) {
-        funding = await this.source.fundingBetween(pair, synced ?? first.time, last.time + ms);
+    // another worker process sharing the account file may advance the pair while the candles are read: then read
+    // again from where it left the pair
+    for (let attempt = 1; ; attempt++) {
+      const ledger = this.store.ledger;
+      const synced = ledger.syncedTo(pair);
+      if (synced !== null && lastClose <= synced) return [];
+      const exposed = ledger.hasExposure(pair);
+      const count = exposed && synced !== null ? Math.round((lastClose - synced) / ms) : 1;
+      let candles: Candle[];
+      let funding: FundingEvent[] = [];
+      try {
+        candles = await this.source.candles(pair, this.triggerTimeframe, asOf, count);
+        const first = candles[0];
+        const last = candles[candles.length - 1];
+        if (exposed && first !== undefined && last !== undefined) {
+          funding = await this.source.fundingBetween(pair, synced ?? first.time, last.time + ms);
+        }
+      } catch (err) {
+        throw sourceError(err, operation);
       }
-    } catch (err) {
-      throw sourceError(err, operation);
+      if (candles.length === 0) return [];
+      const closes = this.mutate(operation, (l) =>
+        l.syncedTo(pair) === synced && l.hasExposure(pair) === exposed
+          ? [...l.advance(pair, candles, funding, ms)]
+          : null,
+      );
+      if (closes !== null) return closes;
+      if (attempt >= 5) {
+        throw new Error(`paper account: ${operation}: the pair kept changing under another process; try again`);
+      }
     }
-    if (candles.length === 0) return [];
-    return this.mutate(operation, (l) => [...l.advance(pair, candles, funding, ms)]);
   }
 
   /**

@@ -8,6 +8,11 @@
  * account and position they produce are committed together or not at all. Opening the database reads every table
  * back into {@link PaperLedger.restore}; figures are stored as SQLite REAL (IEEE doubles) and come back bit for bit.
  *
+ * Several processes (workers of one task queue on one machine) may share the file: every mutation runs in an
+ * IMMEDIATE transaction (the write lock first), and the in-memory ledger is reloaded whenever another connection has
+ * committed since this one last looked (`PRAGMA data_version`), before a read and inside the write transaction, so a
+ * process never writes from a stale copy of the account.
+ *
  * Durability: `synchronous = FULL` by default. In WAL mode, NORMAL can lose the last commits on a power failure (not
  * on a process crash); a paper fill that a Temporal activity already reported as done must not disappear, and fills
  * are rare (a few per candle), so the fsync per commit is cheap where it matters. NORMAL is offered for bulk tests.
@@ -253,6 +258,8 @@ export class PaperAccountStore {
   readonly file: string;
   private readonly db: Database.Database;
   private current: PaperLedger;
+  /** `PRAGMA data_version` when {@link current} was last known to match the file */
+  private dataVersion = -1;
   private readonly config: PaperLedgerConfig;
   private readonly stmt: ReturnType<typeof prepare>;
 
@@ -278,16 +285,42 @@ export class PaperAccountStore {
     }
     this.stmt = prepare(this.db);
     try {
-      this.current = this.db.transaction(() => this.openAccount())();
+      this.current = this.db
+        .transaction(() => {
+          this.dataVersion = this.readDataVersion();
+          return this.openAccount();
+        })
+        .immediate();
     } catch (err) {
       this.db.close();
       throw err;
     }
   }
 
-  /** The in-memory ledger holding the account's figures. Do not call its mutating methods directly: use {@link mutate}. */
+  /**
+   * The in-memory ledger holding the account's figures, reloaded first when another process changed the file. Do
+   * not call its mutating methods directly: use {@link mutate}.
+   */
   get ledger(): PaperLedger {
+    this.refresh();
     return this.current;
+  }
+
+  private readDataVersion(): number {
+    return this.db.pragma('data_version', { simple: true }) as number;
+  }
+
+  /** Reloads the ledger when another connection committed since this one last read or wrote the file. */
+  private refresh(): void {
+    if (this.db.inTransaction) {
+      const version = this.readDataVersion();
+      if (version !== this.dataVersion) {
+        this.current = this.loadLedger();
+        this.dataVersion = version;
+      }
+      return;
+    }
+    this.db.transaction(() => this.refresh())();
   }
 
   /**
@@ -298,15 +331,22 @@ export class PaperAccountStore {
   mutate<T>(fn: (ledger: PaperLedger) => T): T {
     let writing = false;
     try {
-      return this.db.transaction(() => {
-        const result = fn(this.current);
-        writing = true;
-        this.write(this.current.takeChanges());
-        return result;
-      })();
+      return this.db
+        .transaction(() => {
+          // the write lock is held: the file cannot change until the commit; start from what it holds
+          this.refresh();
+          const result = fn(this.current);
+          writing = true;
+          this.write(this.current.takeChanges());
+          return result;
+        })
+        .immediate();
     } catch (err) {
       // the transaction rolled back: bring memory back to what is committed
-      if (writing || this.current.hasChanges()) this.current = this.loadLedger();
+      if (writing || this.current.hasChanges()) {
+        this.current = this.db.transaction(() => this.loadLedger())();
+        this.dataVersion = this.readDataVersion();
+      }
       throw err;
     }
   }

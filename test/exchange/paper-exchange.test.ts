@@ -290,6 +290,51 @@ describe('the Exchange port', () => {
     ex.close();
   });
 
+  test("two workers sharing one account file (two connections) see and keep each other's orders", async () => {
+    const file = freshFile();
+    let now = Date.parse('2025-06-01T12:00:00Z');
+    const open = (): PaperExchange =>
+      new PaperExchange({ file, config: PAPER, source: realSource, clock: () => now, triggerTimeframe: '30m' });
+    const a = open();
+    const b = open();
+    const ETH = 'ETH/USDT:USDT';
+    await a.prepareEntry(BTC, 5);
+    await b.prepareEntry(ETH, 5);
+    const order = (pair: string, id: string, quantity: number, price: number): OrderRequest => ({
+      pair,
+      side: 'buy',
+      quantity,
+      reduceOnly: false,
+      clientOrderId: id,
+      referencePrice: price,
+    });
+    await a.createOrder(order(BTC, 'lt-a-1', 0.02, 105_000));
+    await a.placeStopOrder({ pair: BTC, side: 'sell', quantity: 0.02, stopPrice: 90_000, clientOrderId: 'lt-a-1s' });
+    // b opened the file before a's orders: it must not write from its stale copy
+    await b.createOrder(order(ETH, 'lt-b-1', 0.5, 2_500));
+    now += 4 * HALF_HOUR;
+    await b.syncTo();
+    await a.syncTo();
+    for (const ex of [a, b]) {
+      assert.deepEqual(
+        ex.ledger
+          .positions()
+          .map((p) => p.pair)
+          .sort(),
+        [BTC, ETH],
+        'both positions, seen from either connection',
+      );
+      assert.equal(ex.ledger.fills().length, 2);
+    }
+    a.close();
+    b.close();
+    // and the file holds a consistent account that a third process can open
+    const c = open();
+    assert.equal(c.ledger.positions().length, 2);
+    assert.notEqual(c.ledger.order('lt-a-1s'), null, "a's protective stop survived b's writes");
+    c.close();
+  });
+
   test('entries need a leverage, a minimum notional and a valid id; leverage cannot change under a position', async () => {
     const { ex } = realExchange('2025-06-01T12:00:00Z');
     const request: OrderRequest = {
