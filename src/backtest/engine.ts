@@ -3,21 +3,25 @@
  *
  * The steps of the cycle
  * - fetchMarket: the snapshot from the pair's precomputed series (`mainSnapshotAt` plus the informative timeframes:
- *   closed candles only, O(tail), no tails for the baseline's light context); the
- *   paper ledger advanced over the pair's main candles closed since its previous cycle (funding from the data's funding
- *   files, stop orders, liquidation) — the closes it made are the cycle's external closes; the account from the ledger
- *   (every position marked at the last price the ledger processed for its pair); the market limits.
+ *   closed candles only, O(tail), no tails for the baseline's light context); what `openTime` prepared for the pair at
+ *   the decision time: the paper ledger advanced over the pair's main candles closed since its previous cycle (funding
+ *   from the data's funding files, stop orders, liquidation) — the closes it made are the cycle's external closes —
+ *   and the account after every pair's candles up to the decision time (every position marked at its last close);
+ *   the market limits.
  * - buildContext: `light` for the baseline (snapshot and position only: no prompt is rendered or tokenised), else the
  *   live builder (`buildDecisionContext`) with a learning context from the run's own closed trades and decisions.
- * - decide: the policy's provider. checkRisk: the core risk gate with `config.risk`.
- * - execute: a market order on the ledger, plus the protective stop order (`<tradeId>s`) placed with an entry at the
- *   intent's stop price and cancelled when the trade is closed, as the live activities do.
+ * - decide: the policy's provider (a remote model's questions held until every pair's are built, see `simulate`).
+ * - checkRisk: the core risk gate with `config.risk`, against the account as it is at the pair's turn; execute: a market
+ *   order on the ledger, plus the protective stop order (`<tradeId>s`) placed with an entry at the intent's stop price
+ *   and cancelled when the trade is closed, as the live activities do. Both run in the fixed pair order
+ *   (execution-order.ts): this is where the pairs of a decision time meet on the shared account.
  *
- * The loop: for each main-timeframe close time t in the range (one global clock), for each pair in the given order,
- * one cycle at asOf = t; all pairs share one account, and each pair owns its client order ids (`<runId>/<pair>`, as a
- * pair workflow does). After every pair's cycle at t, the equity is sampled. At the last decision time no new decision
- * is asked for and every open position is closed by the operator's force-exit path (exit_reason `force_exit`), so every
- * trade is in the result and the final equity is realised.
+ * The loop: for each main-timeframe close time t in the range (one global clock), one cycle per pair at asOf = t, in
+ * three phases (see `simulate`): every pair's candles, then every pair's context and question, then the risk checks
+ * and orders in the given pair order; all pairs share one account, and each pair owns its client order ids
+ * (`<runId>/<pair>`, as a pair workflow does). After every pair's cycle at t, the equity is sampled. At the last
+ * decision time no new decision is asked for and every open position is closed by the operator's force-exit path
+ * (exit_reason `force_exit`), so every trade is in the result and the final equity is realised.
  *
  * Speed (see bench/backtest.ts): no prompt for the baseline; the steps answer at once (no promise, so a cycle runs
  * through without suspending); the snapshot of an informative timeframe is rebuilt only when one of its candles
@@ -29,7 +33,8 @@
  *
  * A pair whose candle closing at t is missing from the data (a gap) skips that cycle; its next cycle processes the
  * candles it missed. A failing step (e.g. the model's server is down) stops the run with an error naming the pair and
- * time: the decision cache keeps what was decided, so a rerun resumes cheaply.
+ * time, after every question in flight has its answer: the decision cache keeps what was decided, so a rerun resumes
+ * cheaply. A `BacktestStop` (a dry run, the cost cap, the fallback alarm) stops it the same way, as itself.
  */
 import { redactConfig, type Config } from '../core/config';
 import type { DecisionContext } from '../core/context-types';
@@ -159,6 +164,12 @@ export interface BacktestOptions {
    * run) stops the run before anything is sent
    */
   beforeFirstRequest?: (preview: RequestPreview) => void | Promise<void>;
+  /**
+   * for a remote model with a `prefetch` (openaiPolicy with a decision cache): while the last answers of a decision
+   * time are outstanding, ask the next one's questions ahead on the guess that those answers place no order (see
+   * `simulate`); the result is the same, the wall time shorter, and a wrong guess costs the requests asked for it
+   */
+  prefetch?: boolean;
 }
 
 /** One pair's precomputed data and limits. */
@@ -784,7 +795,14 @@ export class HeldQuestions {
     reject: (err: unknown) => void;
   }[] = [];
 
-  constructor(private readonly provider: DecisionProvider) {}
+  /**
+   * @param hooks `sent`: a question went to the provider; `settled`: its answer (or failure) came back — called right
+   *   after the cycle waiting for it was handed the answer
+   */
+  constructor(
+    private readonly provider: DecisionProvider,
+    private readonly hooks: { sent?: (pair: string) => void; settled?: (pair: string) => void } = {},
+  ) {}
 
   get size(): number {
     return this.held.length;
@@ -811,7 +829,17 @@ export class HeldQuestions {
       } catch (err) {
         answer = Promise.reject(err);
       }
-      answer.then(h.resolve, h.reject);
+      this.hooks.sent?.(h.ctx.pair);
+      answer.then(
+        (result) => {
+          h.resolve(result);
+          this.hooks.settled?.(h.ctx.pair);
+        },
+        (err: unknown) => {
+          h.reject(err);
+          this.hooks.settled?.(h.ctx.pair);
+        },
+      );
     }
   }
 
@@ -902,6 +930,8 @@ export async function simulate(input: {
   onProgress?: (progress: BacktestProgress) => void;
   onDecision?: (pair: string, event: DecisionEvent, runId: string) => void;
   beforeFirstRequest?: (preview: RequestPreview) => void | Promise<void>;
+  /** ask the next decision time's questions ahead (see {@link BacktestOptions.prefetch}) */
+  prefetch?: boolean;
 }): Promise<Simulation> {
   const { config, pairs, times, policy, runId, captureAt, onProgress, onDecision } = input;
   const ledger = new PaperLedger(config.paper);
@@ -910,7 +940,43 @@ export async function simulate(input: {
   const prompt = policy.context === 'prompt' ? await import('../llm/context-builder') : null;
   const provider = policy.provider(input.market);
   const order = new ExecutionOrder(pairs);
-  const held = policy.remote ? new HeldQuestions(provider) : null;
+  const indexOf = new Map(pairs.map((p, i) => [p, i]));
+  /** 1 while the pair's question of the current decision time is with the model */
+  const awaiting = new Uint8Array(pairs.length);
+  const prefetching = policy.remote && input.prefetch === true && policy.prefetch !== undefined;
+  /** the prefetch of the current decision time, until it is done (null: none, or done) */
+  let guess: (() => void) | null = null;
+  let guessTimer: NodeJS.Timeout | null = null;
+  const sentAt = new Float64Array(pairs.length);
+  /** the mean time from a question's sending to its answer, ms (its first sample: 0) */
+  let latency = { sum: 0, count: 0 };
+  /**
+   * Answers come in bursts (the questions sent together come back together): the prefetch waits for the burst to be
+   * taken in — a twentieth of the mean answer time, 1 to 50 ms — so that it guesses only about the stragglers.
+   */
+  const nudge = (): void => {
+    if (guess === null || guessTimer !== null) return;
+    const wait = Math.min(50, Math.max(1, latency.count > 0 ? latency.sum / latency.count / 20 : 1));
+    guessTimer = setTimeout(() => {
+      guessTimer = null;
+      guess?.();
+    }, wait);
+  };
+  const held = policy.remote
+    ? new HeldQuestions(provider, {
+        sent: (pair) => {
+          const i = indexOf.get(pair)!;
+          awaiting[i] = 1;
+          sentAt[i] = performance.now();
+        },
+        settled: (pair) => {
+          const i = indexOf.get(pair)!;
+          awaiting[i] = 0;
+          latency = { sum: latency.sum + (performance.now() - sentAt[i]!), count: latency.count + 1 };
+          nudge();
+        },
+      })
+    : null;
   const session = createSession({
     config,
     ledger,
@@ -946,6 +1012,89 @@ export async function simulate(input: {
   let cachedOutputTokens = 0;
   let candleSteps = 0;
   let skippedSteps = 0;
+
+  /**
+   * The prefetch of the decision time after `ti` (`prefetch`): when the only cycles of `ti` not finished are a few
+   * pairs waiting for their model's answers (at most a tenth of the pairs, at least one), the next decision time is built as it will be if none of those answers
+   * places an order (a hold, a wait, a rejection: the account stays as it is), on a copy of everything, and its
+   * questions — of every other pair — are asked ahead, on request places nothing else is waiting for. When the guess
+   * holds, the real questions are the same prompts and get those answers (the decision cache joins them); when it
+   * does not, they are other prompts and are asked then: the prefetched answers are paid for and unused. Either way
+   * the result is that of a run without prefetching.
+   */
+  const prefetchAfter = (ti: number): void => {
+    const t = times[ti]!;
+    const next = times[ti + 1]!;
+    let still = 0;
+    for (let pi = 0; pi < n; pi++) {
+      if (!cycles[pi] || outs[pi] !== null) continue;
+      // answered but not finished (its turn has not come), or not asking: its order may still change the account
+      if (awaiting[pi] === 0) return;
+      const pair = runtimes[pi]!.pair;
+      const seen = session.accountSeen(pair)!;
+      // its cycle closed a trade before asking (a stop, a liquidation): the next prompts of other pairs show it
+      if (seen.externalCloses.length > 0) return;
+      if (states[pi]!.position !== null && !seen.positions.some((p) => p.pair === pair)) return;
+      still++;
+    }
+    // a guess about more answers fails more often (any of them may place an order): at most a tenth of the pairs
+    if (still === 0 || still > Math.max(1, Math.floor(n / 10))) return;
+    guess = null;
+    const forkTrades = closedTrades.slice();
+    const forkLearning = new Map([...learningDecisions].map(([k, v]) => [k, v.slice()]));
+    const forkStates = states.slice();
+    for (let pi = 0; pi < n; pi++) {
+      if (!cycles[pi]) continue;
+      const out = outs[pi] ?? null;
+      if (out === null) {
+        forkStates[pi] = { ...states[pi]!, lastCycleAsOf: t };
+        continue;
+      }
+      forkStates[pi] = out.state;
+      for (const ev of out.events) {
+        if (ev.type === 'tradeClosed') forkTrades.push(ev.trade);
+        else if (ev.type === 'decision') {
+          let list = forkLearning.get(runtimes[pi]!.pair);
+          if (!list) forkLearning.set(runtimes[pi]!.pair, (list = []));
+          list.push({ time: ev.record.time, tool: ev.record.tool, reason: ev.record.reason, pnlPct: ev.record.pnlPct });
+          if (list.length > LEARNING_DECISIONS) list.shift();
+        }
+      }
+    }
+    // never sent: the questions are read, and their cycles are left waiting (and dropped)
+    const questions = new HeldQuestions(provider);
+    const fork = createSession({
+      config,
+      ledger: PaperLedger.restore(config.paper, ledger.state()),
+      pairs: input.runtimes,
+      provider,
+      prompt,
+      snapshotOptions: snapshotOptionsFor(config, policy.context),
+      closedTrades: forkTrades,
+      learningDecisions: forkLearning,
+      held: questions,
+    });
+    try {
+      const ahead: OpenEntry[] = [];
+      const closing: number[] = [];
+      for (let pi = 0; pi < n; pi++) {
+        if (!fork.closesAt(runtimes[pi]!.pair, next)) continue;
+        ahead.push({ pair: runtimes[pi]!.pair, since: forkStates[pi]!.lastCycleAsOf });
+        closing.push(pi);
+      }
+      fork.openTime(next, ahead);
+      for (const pi of closing) {
+        if (outs[pi] === null) continue;
+        const tick: CycleTick = { asOf: next, orderOwner: owners[pi]!, forceExit: false, paused: false };
+        // stops at its question, which is never answered: what is wanted is the question
+        void runCycle(fork.steps, forkStates[pi]!, tick, settings);
+      }
+    } catch {
+      // a guess that cannot be built is no guess: the next decision time asks as usual
+      return;
+    }
+    for (const ctx of questions.contexts()) policy.prefetch!(ctx);
+  };
 
   /** Waits for every cycle of the decision time, then throws the first failure in pair order, if any. */
   const settle = async (failed: unknown = undefined): Promise<void> => {
@@ -1024,6 +1173,8 @@ export async function simulate(input: {
       }
     }
     order.begin(cycles);
+    const guessHere = prefetching && ti + 1 < times.length - 1 ? () => prefetchAfter(ti) : null;
+    guess = null;
 
     // 2. every pair's cycle, up to its question (or through, when its steps answer at once and its turn has come)
     let waiting = 0;
@@ -1053,6 +1204,7 @@ export async function simulate(input: {
           (out) => {
             outs[index] = out;
             order.finish(index);
+            nudge();
           },
           (err: unknown) => {
             const stop = stopped(index, t, err);
@@ -1092,9 +1244,13 @@ export async function simulate(input: {
             await settle(err);
           }
         }
+        guess = guessHere;
         held.send();
       }
       await settle();
+      guess = null;
+      if (guessTimer !== null) clearTimeout(guessTimer);
+      guessTimer = null;
     }
     order.end();
     if (perTime && !final) slotsLeft -= perTime[ti]!;
@@ -1333,6 +1489,7 @@ export async function runBacktest(opts: BacktestOptions, prepared?: BacktestPlan
     ...(captureAt ? { captureAt } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
     ...(opts.beforeFirstRequest ? { beforeFirstRequest: opts.beforeFirstRequest } : {}),
+    ...(opts.prefetch ? { prefetch: true } : {}),
     onDecision: (pair, event, id) => {
       if ((event.result as ProviderDecision | null)?.cached) cacheHits++;
       opts.onDecision?.(pair, event, id);

@@ -5,7 +5,8 @@
  *   passes no cap): before a decision is sent, its worst case (two requests of its prompt plus the answer limit each)
  *   is reserved against `llm.max_cost_usd`; when the spend so far, the reservations of the decisions in flight and
  *   its own would pass the cap, it is not sent and the run stops ({@link BacktestStop} `cost-cap`). The decisions in
- *   flight finish and are cached, so the rerun continues from there and pays for no decision twice.
+ *   flight finish and are cached, so the rerun continues from there and pays for no decision twice. A prefetch is
+ *   sent only while it leaves room for a whole decision time of questions; else it is not sent, and nothing stops.
  * - `observe` sees every decision in the result's order: cache hits, fallbacks, dropped fields; the fallback alarm
  *   stops the run ({@link BacktestStop} `fallbacks`) when more than `backtest.fallback_alarm_pct` % of the first
  *   `backtest.fallback_alarm_decisions` model decisions are fallbacks (as soon as that is certain, or at the end of a
@@ -21,7 +22,7 @@ import type { DecisionContext } from '../core/context-types';
 import type { TokenUsage } from '../core/types';
 import { PROBLEM_KIND_LABELS, type ProblemKind } from '../core/validate';
 import { costUsd, priceOf, type PriceQuote } from '../llm/pricing';
-import type { CacheableProvider, ProviderDecision, RequestIdentity } from '../llm/provider';
+import type { CacheableProvider, DecideOptions, ProviderDecision, RequestIdentity } from '../llm/provider';
 import type { RequestScheduler, SchedulerStats } from '../llm/request-scheduler';
 import { BacktestStop, type DecisionEvent, type RequestPreview } from './engine';
 import { fallbackKinds } from './llm-usage';
@@ -50,8 +51,10 @@ export interface LlmProgress {
   slots: number;
   /** of the decisions, those served from the decision cache */
   cacheHits: number;
-  /** requests this run sent, their tokens and cost (null without a price) */
+  /** requests this run sent (prefetches included), their tokens and cost (null without a price) */
   requests: number;
+  /** of the requests, those asked ahead of their decision time (`--prefetch`) */
+  prefetchRequests: number;
   tokens: Required<TokenUsage>;
   spentUsd: number | null;
   /** share of fallbacks among the model decisions so far, percent; null before any */
@@ -87,6 +90,9 @@ export interface RunEstimate {
   remainingTimes: number;
   /** the wall time in answer times: rounds per decision time x decision times left */
   answerTimes: number;
+  /** prefetching (backtest.prefetch), and the wall time it allows at best: every request place busy all the time */
+  prefetch: boolean;
+  prefetchAnswerTimes: number;
 }
 
 /** A decision the alarm can show: where it was and what the model answered. */
@@ -124,11 +130,11 @@ class MeteredProvider implements CacheableProvider {
     return this.inner.requestIdentity();
   }
 
-  async decide(ctx: DecisionContext): Promise<ProviderDecision> {
-    const reserved = this.run.reserve(ctx);
+  async decide(ctx: DecisionContext, options: DecideOptions = {}): Promise<ProviderDecision> {
+    const reserved = this.run.reserve(ctx, options.prefetch === true);
     try {
-      const result = await this.inner.decide(ctx);
-      this.run.paid(result);
+      const result = await this.inner.decide(ctx, options);
+      this.run.paid(result, options.prefetch === true);
       return result;
     } finally {
       this.run.release(reserved);
@@ -146,6 +152,8 @@ export class LlmRun {
   private readonly allowFallbacks: boolean;
   private readonly now: () => number;
   private requests = 0;
+  /** of the requests, those of prefetches */
+  private prefetchRequests = 0;
   private readonly tokens: Required<TokenUsage> = { input: 0, output: 0, cachedInput: 0 };
   private spent = 0;
   private reserved = 0;
@@ -194,10 +202,16 @@ export class LlmRun {
     return costUsd({ input, output: 2 * llm.max_tokens }, this.price.price);
   }
 
-  /** @internal the cap's check before a decision is sent: its reservation, or a stop */
-  reserve(ctx: DecisionContext): number {
+  /**
+   * @internal the cap's check before a decision is sent: its reservation, or a stop (for a prefetch, which the run
+   * does not wait for, a refusal that stops nothing)
+   */
+  reserve(ctx: DecisionContext, prefetch = false): number {
     const worst = this.worstCaseUsd(ctx);
-    if (this.maxCostUsd !== null && this.spent + this.reserved + worst > this.maxCostUsd) {
+    // a prefetch leaves room for a whole decision time of questions the run waits for
+    const room = prefetch ? worst * (1 + this.config.pairs.length) : worst;
+    if (this.maxCostUsd !== null && this.spent + this.reserved + room > this.maxCostUsd) {
+      if (prefetch) throw new Error('the cost cap leaves no room for a prefetch');
       this.refused = worst;
       throw new BacktestStop('cost-cap', this.capMessage());
     }
@@ -211,8 +225,9 @@ export class LlmRun {
   }
 
   /** @internal a decision this run asked for has its answer */
-  paid(result: ProviderDecision): void {
+  paid(result: ProviderDecision, prefetch = false): void {
     this.requests += result.rounds ?? 1;
+    if (prefetch) this.prefetchRequests += result.rounds ?? 1;
     this.tokens.input += result.usage.input;
     this.tokens.output += result.usage.output;
     this.tokens.cachedInput += result.usage.cachedInput ?? 0;
@@ -262,6 +277,7 @@ export class LlmRun {
       slots: this.slots,
       cacheHits: this.cacheHits,
       requests: this.requests,
+      prefetchRequests: this.prefetchRequests,
       tokens: { ...this.tokens },
       spentUsd: this.price ? this.spent : null,
       fallbackPct: this.decisions > 0 ? (this.fallbacks / this.decisions) * 100 : null,
@@ -304,6 +320,8 @@ export class LlmRun {
       roundsPerTime,
       remainingTimes,
       answerTimes: roundsPerTime * remainingTimes,
+      prefetch: backtest.prefetch,
+      prefetchAnswerTimes: Math.ceil((preview.pairs * remainingTimes) / backtest.concurrency),
     };
   }
 

@@ -36,6 +36,10 @@ export interface BacktestPolicy {
   provider(market: RecordedMarketSource): DecisionProvider;
   /** for a remote model: true when the decision for `ctx` would come from the decision cache (no request) */
   isCached?(ctx: DecisionContext): boolean;
+  /** for a remote model behind a decision cache: ask for `ctx` ahead of its decision (see BacktestOptions.prefetch) */
+  prefetch?(ctx: DecisionContext): void;
+  /** prefetched answers so far, and how many of them a decision used */
+  prefetchStats?(): { answered: number; used: number };
 }
 
 /** The rule baseline (src/llm/baseline.ts) with the light context. */
@@ -82,6 +86,9 @@ export async function openaiPolicy(llm: LlmConfig, options: OpenAIPolicyOptions 
     remote: true,
     provider: () => provider,
     isCached: (ctx) => cached?.isCached(ctx) ?? false,
+    ...(cached
+      ? { prefetch: (ctx: DecisionContext) => cached.prefetch(ctx), prefetchStats: () => ({ ...cached.prefetches }) }
+      : {}),
   };
 }
 

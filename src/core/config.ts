@@ -94,6 +94,11 @@ export const BacktestConfigSchema = z
     /** stop when more than this % of the first `fallback_alarm_decisions` model decisions are fallbacks */
     fallback_alarm_pct: number({ min: 0, max: 100 }).default(20),
     fallback_alarm_decisions: number({ min: 1, max: 1_000_000, int: true }).default(50),
+    /**
+     * ask the next decision time's questions while the last answers of one are outstanding, guessing that those
+     * answers place no order; a wrong guess costs the requests asked for it (see README "LLM backtests")
+     */
+    prefetch: z.boolean().default(false),
   })
   .strict();
 

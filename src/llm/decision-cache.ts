@@ -19,7 +19,7 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ChatMessage, DecisionContext } from '../core/context-types';
 import type { OpenAIToolDefinition } from '../core/tools';
-import type { CacheableProvider, DecisionProvider, ProviderDecision, RequestIdentity } from './provider';
+import type { CacheableProvider, DecideOptions, DecisionProvider, ProviderDecision, RequestIdentity } from './provider';
 
 /**
  * Bumped when the key or the stored format changes, so old entries are no longer hit (2: the request identity in the
@@ -194,9 +194,21 @@ export type CacheMode = 'read-write' | 'refresh';
  * comes back with `source: 'cache'`, a stored fallback as the same fallback (`source: 'fallback'`). A miss asks the
  * inner provider and stores its result, fallbacks included. Errors of the inner provider (LlmError) pass through; a
  * failing cache read counts as a miss and a failing write is recorded in `notes`, neither fails the decision.
+ *
+ * `prefetch` asks for a decision before it is needed (a backtest guessing the next decision time's prompts): the
+ * answer is stored as any other, and a decision asked for while its prefetch is in flight waits for it instead of
+ * asking again. A decision served by a prefetch of this provider comes back as the answer it was (not as a cache
+ * hit), in either mode. A prefetch that fails is forgotten: the decision, if it comes, asks again.
  */
 export class CachedProvider implements DecisionProvider {
   readonly name: string;
+  /** prefetches answered, and how many of them a decision used so far */
+  readonly prefetches = { answered: 0, used: 0 };
+  private readonly inflight = new Map<string, Promise<ProviderDecision>>();
+  /** keys by context (a context is asked about, checked and prefetched: its canonical JSON is hashed once) */
+  private readonly keys = new WeakMap<object, string>();
+  /** prefetched answers no decision has used yet */
+  private readonly ahead = new Map<string, ProviderDecision>();
 
   constructor(
     private readonly inner: CacheableProvider,
@@ -206,9 +218,14 @@ export class CachedProvider implements DecisionProvider {
     this.name = inner.name;
   }
 
-  /** The cache key of `ctx` for the inner provider's request identity. */
+  /** The cache key of `ctx` for the inner provider's request identity (computed once per context object). */
   keyOf(ctx: Pick<DecisionContext, 'messages' | 'tools'>): string {
-    return decisionCacheKey({ request: this.inner.requestIdentity(), messages: ctx.messages, tools: ctx.tools });
+    let key = this.keys.get(ctx);
+    if (key === undefined) {
+      key = decisionCacheKey({ request: this.inner.requestIdentity(), messages: ctx.messages, tools: ctx.tools });
+      this.keys.set(ctx, key);
+    }
+    return key;
   }
 
   /** True when `ctx` would be answered from the cache (no request); always false in `refresh` mode. */
@@ -221,9 +238,40 @@ export class CachedProvider implements DecisionProvider {
     }
   }
 
-  async decide(ctx: DecisionContext): Promise<ProviderDecision> {
+  /** Asks for `ctx` ahead of its decision unless it is cached, answered ahead or being asked already. */
+  prefetch(ctx: DecisionContext): void {
+    const key = this.keyOf(ctx);
+    if (this.inflight.has(key) || this.ahead.has(key) || this.isCached(ctx)) return;
+    const asked = Promise.resolve(this.inner.decide(ctx, { prefetch: true })).then((result) => {
+      this.store(key, result);
+      this.ahead.set(key, result);
+      this.prefetches.answered++;
+      return result;
+    });
+    this.inflight.set(key, asked);
+    asked.then(
+      () => this.inflight.delete(key),
+      () => this.inflight.delete(key),
+    );
+  }
+
+  async decide(ctx: DecisionContext, options: DecideOptions = {}): Promise<ProviderDecision> {
     const started = performance.now();
     const key = this.keyOf(ctx);
+    const asked = this.inflight.get(key);
+    if (asked) {
+      try {
+        await asked;
+      } catch {
+        // the prefetch failed: ask below
+      }
+    }
+    const early = this.ahead.get(key);
+    if (early) {
+      this.ahead.delete(key);
+      this.prefetches.used++;
+      return { ...early, cacheKey: key };
+    }
     const notes: string[] = [];
     let hit: ProviderDecision | null = null;
     if (this.mode === 'read-write') {
@@ -246,14 +294,19 @@ export class CachedProvider implements DecisionProvider {
         cacheKey: key,
       };
     }
-    const result = await this.inner.decide(ctx);
+    const result = await this.inner.decide(ctx, options);
+    const failed = this.store(key, result);
+    if (failed) notes.push(failed);
+    return { ...result, notes: [...(result.notes ?? []), ...notes], cacheKey: key };
+  }
+
+  /** Stores `result`; returns why the write failed, or null. */
+  private store(key: string, result: ProviderDecision): string | null {
     try {
       this.cache.put(key, result);
+      return null;
     } catch (err) {
-      notes.push(
-        `decision cache write failed (${this.cache.location}): ${err instanceof Error ? err.message : String(err)}`,
-      );
+      return `decision cache write failed (${this.cache.location}): ${err instanceof Error ? err.message : String(err)}`;
     }
-    return { ...result, notes: [...(result.notes ?? []), ...notes], cacheKey: key };
   }
 }

@@ -58,8 +58,8 @@ import { validateToolCalls } from '../core/validate';
 import { isLocalEndpoint } from './endpoint';
 import { LlmError, MIN_SECRET_LENGTH, redactSecrets, safeUrl } from './errors';
 import { extractTextToolCalls, splitThinking } from './model-output';
-import type { CacheableProvider, ModelToolCall, ProviderDecision, RequestIdentity } from './provider';
-import type { RateLimitSignal, RequestScheduler } from './request-scheduler';
+import type { CacheableProvider, DecideOptions, ModelToolCall, ProviderDecision, RequestIdentity } from './provider';
+import type { RateLimitSignal, RequestLane, RequestScheduler } from './request-scheduler';
 
 /**
  * The client requires some credential even when none is sent; for a local endpoint without a key it gets this, and
@@ -534,17 +534,17 @@ export class OpenAIProvider implements CacheableProvider {
    * Rejects only with an `LlmError` (transport failure after the client's retries).
    * `usage` sums both rounds; `latencyMs` is the wall time of the whole call including retries.
    */
-  async decide(ctx: DecisionContext): Promise<ProviderDecision> {
+  async decide(ctx: DecisionContext, options: DecideOptions = {}): Promise<ProviderDecision> {
     if (this.refusal) throw this.refusal;
     const started = performance.now();
     try {
-      return redactDeep(await this.run(ctx, started), this.secrets);
+      return redactDeep(await this.run(ctx, started, options.prefetch ? 'spare' : 'now'), this.secrets);
     } catch (err) {
       throw err instanceof LlmError ? err : this.classify(err);
     }
   }
 
-  private async run(ctx: DecisionContext, started: number): Promise<ProviderDecision> {
+  private async run(ctx: DecisionContext, started: number, lane: RequestLane): Promise<ProviderDecision> {
     const conversation: ChatCompletionMessageParam[] = ctx.messages.map((m) => ({ role: m.role, content: m.content }));
     const usage: TokenUsage = { input: 0, output: 0 };
     const notes: string[] = [];
@@ -556,7 +556,7 @@ export class OpenAIProvider implements CacheableProvider {
     let lastProblems: string[] = [];
 
     for (let round = 1; round <= 2; round++) {
-      const answer = await this.ask(conversation, ctx, notes);
+      const answer = await this.ask(conversation, ctx, notes, lane);
       if (answer.model) model = answer.model;
       if (answer.usage) {
         usage.input += answer.usage.input;
@@ -642,13 +642,14 @@ export class OpenAIProvider implements CacheableProvider {
     messages: ChatCompletionMessageParam[],
     ctx: DecisionContext,
     notes: string[],
+    lane: RequestLane,
   ): Promise<ModelAnswer> {
     for (let adaptations = 0; ; adaptations++) {
       let completion: unknown;
       try {
         const body = this.requestBody(messages, ctx);
         completion = this.scheduler
-          ? await this.scheduler.run(() => this.client.chat.completions.create(body), rateLimitOf)
+          ? await this.scheduler.run(() => this.client.chat.completions.create(body), rateLimitOf, lane)
           : await this.client.chat.completions.create(body);
       } catch (err) {
         if (

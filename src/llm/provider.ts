@@ -57,12 +57,21 @@ export interface ProviderDecision extends DecisionResult {
   prompt?: ChatMessage[];
 }
 
+/** How a decision is asked for. */
+export interface DecideOptions {
+  /**
+   * true: a prefetch (a backtest asking ahead for a decision it may need): it only uses an idle request place, and a
+   * cost cap that cannot afford it refuses it instead of stopping the run
+   */
+  prefetch?: boolean;
+}
+
 /** Turns a context into a decision. Implementations never return an unvalidated decision. */
 export interface DecisionProvider {
   /** short identifier for logs and reports, e.g. "openai", "baseline" */
   readonly name: string;
   /** a promise, or the decision itself when the provider has it at once (the baseline) */
-  decide(ctx: DecisionContext): ProviderDecision | Promise<ProviderDecision>;
+  decide(ctx: DecisionContext, options?: DecideOptions): ProviderDecision | Promise<ProviderDecision>;
 }
 
 /**

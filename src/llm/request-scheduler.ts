@@ -8,6 +8,8 @@
  *   and the limit is halved (once per pause: the requests that were in flight when the server's limit hit answer 429
  *   together). A wait is capped at `maxWaitMs` (15 minutes by default); the request is then simply asked again.
  * - After `limit` successes in a row the limit grows by one, back up to the configured concurrency.
+ * - Two lanes: `now` (a decision the run waits for) and `spare` (a prefetch that only uses a place no `now` request
+ *   is waiting for). A spare request never delays a queued `now` one from starting.
  *
  * So a run is never failed by a rate limit: it slows down to what the server accepts and speeds up again. Any other
  * failure of a request is passed on as it is.
@@ -44,7 +46,11 @@ export interface SchedulerStats {
   waitingUntil: number | null;
 }
 
+/** `now`: a request the run waits for; `spare`: one that may use an idle place (see the module comment). */
+export type RequestLane = 'now' | 'spare';
+
 interface Job {
+  lane: RequestLane;
   task: () => Promise<unknown>;
   isRateLimit: RateLimitTest;
   resolve: (value: unknown) => void;
@@ -60,6 +66,7 @@ export class RequestScheduler {
   private limit: number;
   private inFlight = 0;
   private readonly queue: Job[] = [];
+  private readonly spare: Job[] = [];
   private pausedUntil = 0;
   private timer: NodeJS.Timeout | null = null;
   private successes = 0;
@@ -83,9 +90,10 @@ export class RequestScheduler {
    * Runs `task` when a place is free; resolves with its value, or rejects with its error unless `isRateLimit` says the
    * error is a rate limit, in which case the task is run again later (see the module comment).
    */
-  run<T>(task: () => Promise<T>, isRateLimit: RateLimitTest): Promise<T> {
+  run<T>(task: () => Promise<T>, isRateLimit: RateLimitTest, lane: RequestLane = 'now'): Promise<T> {
     return new Promise<T>((resolve, reject) => {
-      this.queue.push({ task, isRateLimit, resolve: resolve as (value: unknown) => void, reject });
+      const job: Job = { lane, task, isRateLimit, resolve: resolve as (value: unknown) => void, reject };
+      (lane === 'now' ? this.queue : this.spare).push(job);
       this.pump();
     });
   }
@@ -96,14 +104,14 @@ export class RequestScheduler {
       concurrency: this.concurrency,
       limit: this.limit,
       inFlight: this.inFlight,
-      queued: this.queue.length,
+      queued: this.queue.length + this.spare.length,
       rateLimited: this.rateLimited,
       waitingUntil: this.pausedUntil > now ? this.pausedUntil : null,
     };
   }
 
   private pump(): void {
-    if (this.queue.length === 0) return;
+    if (this.queue.length === 0 && this.spare.length === 0) return;
     const wait = this.pausedUntil - this.now();
     if (wait > 0) {
       if (this.timer === null) {
@@ -115,6 +123,9 @@ export class RequestScheduler {
       return;
     }
     while (this.inFlight < this.limit && this.queue.length > 0) this.start(this.queue.shift()!);
+    while (this.inFlight < this.limit && this.queue.length === 0 && this.spare.length > 0) {
+      this.start(this.spare.shift()!);
+    }
   }
 
   private start(job: Job): void {
@@ -139,7 +150,7 @@ export class RequestScheduler {
           job.reject(err);
         } else {
           this.limited(signal);
-          this.queue.unshift(job);
+          (job.lane === 'now' ? this.queue : this.spare).unshift(job);
         }
         this.pump();
       },

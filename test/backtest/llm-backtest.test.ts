@@ -55,6 +55,7 @@ interface RunOptions {
   concurrency: number;
   maxCostUsd?: number | null;
   allowFallbacks?: boolean;
+  prefetch?: boolean;
   beforeFirstRequest?: (preview: RequestPreview) => void;
 }
 
@@ -62,7 +63,7 @@ interface RunOptions {
 async function modelBacktest(
   url: string,
   o: RunOptions,
-): Promise<{ result: BacktestResult; text: string; run: LlmRun }> {
+): Promise<{ result: BacktestResult; text: string; run: LlmRun; prefetched: { answered: number; used: number } }> {
   const config = testConfig({
     pairs: PAIRS,
     llm: {
@@ -89,9 +90,10 @@ async function modelBacktest(
     policy,
     onDecision: run.observe,
     ...(o.beforeFirstRequest ? { beforeFirstRequest: o.beforeFirstRequest } : {}),
+    ...(o.prefetch ? { prefetch: true } : {}),
   });
   run.finish();
-  return { result, text: resultJson(result), run };
+  return { result, text: resultJson(result), run, prefetched: policy.prefetchStats?.() ?? { answered: 0, used: 0 } };
 }
 
 describe('concurrent model decisions, deterministic results', () => {
@@ -141,6 +143,22 @@ describe('concurrent model decisions, deterministic results', () => {
     assert.ok(stats.maxInFlight <= 2);
     assert.equal(stats.questions, DECISIONS, 'every decision was answered once');
     assert.ok(run.text === reference.text, 'the rate-limited run traded differently');
+  });
+
+  test('prefetching the next decision time while the last answers are out: the same result, no prompt asked twice', async () => {
+    // 4 pairs at concurrency 3: the fourth question of a decision time waits for a place, and is answered last
+    const s = await server({ delayMs: 20 });
+    const plain = await modelBacktest(s.url, { cache: DecisionCache.inMemory(), concurrency: 3 });
+    s.resetStats();
+    const ahead = await modelBacktest(s.url, { cache: DecisionCache.inMemory(), concurrency: 3, prefetch: true });
+    assert.ok(ahead.text === plain.text, 'prefetching changed the result');
+    const stats = s.stats();
+    assert.equal(stats.distinctQuestions, stats.questions, 'a prompt was asked twice');
+    assert.ok(ahead.prefetched.used >= DECISIONS / 4, `only ${ahead.prefetched.used} prefetched answers were used`);
+    assert.ok(ahead.prefetched.answered >= ahead.prefetched.used);
+    // every decision was asked once, plus the prefetched answers no decision used (wrong guesses)
+    assert.equal(stats.questions, DECISIONS + ahead.prefetched.answered - ahead.prefetched.used);
+    assert.equal(ahead.run.progress(0).prefetchRequests, ahead.prefetched.answered);
   });
 });
 

@@ -43,6 +43,22 @@ describe('RequestScheduler', () => {
     assert.deepEqual(t.started, [0, 1, 2, 3, 4, 5, 6]);
   });
 
+  test('a spare request (a prefetch) only takes a place no waiting request wants', async () => {
+    const s = new RequestScheduler({ concurrency: 2 });
+    const t = tracker();
+    const all = [
+      s.run(t.task(0, 20), isRateLimit),
+      s.run(t.task(100, 5), isRateLimit, 'spare'),
+      s.run(t.task(1, 20), isRateLimit),
+      s.run(t.task(2, 5), isRateLimit),
+      s.run(t.task(101, 5), isRateLimit, 'spare'),
+    ];
+    await Promise.all(all);
+    // 100 took the free second place at once; when it was done, the waiting 1 and 2 went before the spare 101
+    assert.deepEqual(t.started, [0, 100, 1, 2, 101]);
+    assert.equal(t.most(), 2);
+  });
+
   test('a 429 is asked again after the Retry-After, first in line, with the limit halved; it recovers after successes', async () => {
     const s = new RequestScheduler({ concurrency: 4 });
     const t = tracker();

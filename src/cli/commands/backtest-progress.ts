@@ -72,7 +72,10 @@ export function previewLines(preview: RequestPreview, estimate: RunEstimate, con
   lines.push(
     `  wall time      ~${int(e.answerTimes)} answer times at concurrency ${e.concurrency} (${e.roundsPerTime} ` +
       `round(s) of requests for each of ${int(e.remainingTimes)} decision times): ` +
-      `${formatDuration(e.answerTimes * 1000)} at 1 s per answer, ${formatDuration(e.answerTimes * 3000)} at 3 s`,
+      `${formatDuration(e.answerTimes * 1000)} at 1 s per answer, ${formatDuration(e.answerTimes * 3000)} at 3 s` +
+      (e.prefetch && e.prefetchAnswerTimes < e.answerTimes
+        ? `; with --prefetch down to ~${int(e.prefetchAnswerTimes)} when its guesses hold`
+        : ''),
   );
   lines.push(
     llm.max_cost_usd === null
@@ -92,7 +95,7 @@ export function progressLine(p: LlmProgress, time: number | null): string {
   const parts = [
     `${int(p.decisions)}/${int(p.slots)} decisions${pct}${time === null ? '' : ` up to ${isoMinute(time)}`}`,
     `${int(p.cacheHits)} from the cache`,
-    `${int(p.requests)} requests${p.spentUsd === null ? ' (no price)' : `, ${usd(p.spentUsd)} USD`}`,
+    `${int(p.requests)} requests${p.prefetchRequests > 0 ? ` (${int(p.prefetchRequests)} ahead)` : ''}${p.spentUsd === null ? ' (no price)' : `, ${usd(p.spentUsd)} USD`}`,
     `tokens ${humanCount(p.tokens.input)} in (${humanCount(p.tokens.cachedInput)} cached) / ${humanCount(p.tokens.output)} out`,
     `fallbacks ${p.fallbackPct === null ? '-' : `${p.fallbackPct.toFixed(1)} %`}`,
   ];
@@ -132,6 +135,8 @@ export class ProgressReporter {
             stream,
             hideCursor: true,
             etaBuffer: 50,
+            // the figures after the bar matter more than its length (a wider line is cut at the terminal's edge)
+            barsize: run ? 16 : 40,
           },
           cliProgress.Presets.shades_classic,
         )

@@ -57,6 +57,7 @@ interface BacktestCliOptions {
   maxCost?: string;
   dryRun?: boolean;
   allowFallbacks?: boolean;
+  prefetch?: boolean;
   checkLookahead?: boolean;
   lookaheadSamples: string;
 }
@@ -87,6 +88,10 @@ export function registerBacktest(program: Command): void {
     .option('--max-cost <usd>', 'stop before the model spend of this run would pass this (default: llm.max_cost_usd)')
     .option('--dry-run', 'print the preview (decisions, tokens, cost, wall time) and stop before the first request')
     .option('--allow-fallbacks', 'do not stop when many model answers are invalid (the fallback alarm)')
+    .option(
+      '--prefetch',
+      "ask the next decision time's questions while the last answers are out (default: backtest.prefetch)",
+    )
     .option('--check-lookahead', 'rerun sampled decisions with the future corrupted; exit 1 if any changes')
     .option('--lookahead-samples <n>', 'pair-cycles the look-ahead check reruns', String(DEFAULT_LOOKAHEAD_SAMPLES))
     .action(async (opts: BacktestCliOptions, command: Command) => {
@@ -149,7 +154,11 @@ function effectiveConfig(command: Command, base: Config, opts: BacktestCliOption
       ...(opts.llmBaseUrl !== undefined ? { api_base: opts.llmBaseUrl } : {}),
       ...(maxCost !== undefined ? { max_cost_usd: maxCost } : {}),
     },
-    backtest: { ...base.backtest, ...(concurrency !== undefined ? { concurrency } : {}) },
+    backtest: {
+      ...base.backtest,
+      ...(concurrency !== undefined ? { concurrency } : {}),
+      ...(opts.prefetch ? { prefetch: true } : {}),
+    },
   };
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {
@@ -272,11 +281,14 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
     else if (policySpec.kind === 'replay') policy = await policies.replayPolicy(policySpec.file);
     else {
       let cache = null;
+      const { DecisionCache } = await import('../../llm/decision-cache');
       if (config.llm.cache) {
-        const { DecisionCache } = await import('../../llm/decision-cache');
         cache = DecisionCache.open(join(config.data_dir, 'decision-cache.sqlite'));
         const opened = cache;
         closeCache = () => opened.close();
+      } else if (config.backtest.prefetch) {
+        // prefetched answers are joined through a cache: without llm.cache, one that lasts for this run
+        cache = DecisionCache.inMemory();
       }
       const run = llmRun!;
       policy = await policies.openaiPolicy(config.llm, {
@@ -314,11 +326,13 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
     const started = performance.now();
     let run;
     try {
-      progress.start();
+      // a model's run starts its bar after the preview (or at its first decision time, when everything is cached)
+      if (!llmRun) progress.start();
       run = await engine.runBacktest(
         {
           ...options,
           lookaheadSamples: opts.checkLookahead ? samples : 0,
+          prefetch: config.backtest.prefetch,
           onProgress: progress.update,
           onDecision: (pair, event, runId) => {
             llmRun?.observe(pair, event);
@@ -386,7 +400,14 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
     }
     writeFileSync(reportFile, renderReport(result, candles));
 
-    printSummary(result, { seconds, cacheHits, out, reportFile, llm: llmRun?.progress(0) ?? null });
+    printSummary(result, {
+      seconds,
+      cacheHits,
+      out,
+      reportFile,
+      llm: llmRun?.progress(0) ?? null,
+      prefetched: policy.prefetchStats?.() ?? null,
+    });
     const la = result.lookahead;
     if (la && !la.passed) {
       for (const m of la.mismatches) {
@@ -407,7 +428,14 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
 
 function printSummary(
   result: BacktestResult,
-  run: { seconds: number; cacheHits: number; out: string; reportFile: string; llm: LlmProgress | null },
+  run: {
+    seconds: number;
+    cacheHits: number;
+    out: string;
+    reportFile: string;
+    llm: LlmProgress | null;
+    prefetched: { answered: number; used: number } | null;
+  },
 ): void {
   const m = result.metrics;
   const rows = result.comparison.map((r) => [
@@ -458,7 +486,8 @@ function printSummary(
       console.log(
         `this run: ${run.llm.requests} requests to the model, ${run.llm.spentUsd === null ? 'no price' : `${run.llm.spentUsd.toFixed(4)} USD`}, ` +
           `tokens ${humanCount(run.llm.tokens.input)} in / ${humanCount(run.llm.tokens.output)} out` +
-          `${run.llm.scheduler.rateLimited > 0 ? `; ${run.llm.scheduler.rateLimited} answers were HTTP 429 (rate limited) and asked again` : ''}`,
+          `${run.llm.scheduler.rateLimited > 0 ? `; ${run.llm.scheduler.rateLimited} answers were HTTP 429 (rate limited) and asked again` : ''}` +
+          `${run.prefetched && run.prefetched.answered > 0 ? `; ${run.prefetched.answered} decisions asked ahead (--prefetch), ${run.prefetched.used} of them used` : ''}`,
       );
     }
   }
