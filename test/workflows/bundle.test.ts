@@ -23,8 +23,11 @@ describe('workflow bundle', () => {
     assert.ok(code.length > 10_000, 'the bundle has code');
     assert.match(code, /pairTrader/);
     assert.match(code, /tradeReview/);
-    // webpack keys every bundled module by its path ("./node_modules/<package>/...", "./src/..."): list them
-    const packages = new Set([...code.matchAll(/"\.\/node_modules\/((?:@[^/"]+\/)?[^/"]+)\//g)].map((m) => m[1]!));
+    // webpack keys every bundled module by its path ("./node_modules/<package>/...", "./src/..."; a worktree whose
+    // node_modules links to another checkout's has "../<checkout>/node_modules/<package>/..."): list them
+    const packages = new Set(
+      [...code.matchAll(/"\.\.?\/(?:[^"]*\/)?node_modules\/((?:@[^/"]+\/)?[^/"]+)\//g)].map((m) => m[1]!),
+    );
     const sources = new Set([...code.matchAll(/"\.\/(src\/[^"]+)"/g)].map((m) => m[1]!));
     assert.ok(packages.has('@temporalio/workflow'), 'module ids are recognised');
     for (const lib of [
