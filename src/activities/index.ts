@@ -12,16 +12,30 @@
  */
 import { join } from 'node:path';
 import { ApplicationFailure } from '@temporalio/common';
-import { heartbeat } from '@temporalio/activity';
+import { activityInfo, heartbeat, Context as ActivityContext } from '@temporalio/activity';
+import { WorkflowNotFoundError } from '@temporalio/common';
+import {
+  ACCOUNT_WORKFLOW,
+  accountWorkflowId,
+  admissionRequestSignal,
+  settleSlotSignal,
+  type AccountWorkflowInput,
+} from '../workflows/messages';
 import type { Config } from '../core/config';
 import { Journal, journalContext } from '../store/journal';
 import type { MarketView, RiskRequest } from '../core/cycle';
 import type { DecisionContext } from '../core/context-types';
 import type { AccountSnapshot, Candle, Execution, ExternalClose, MarketSnapshot, Verdict } from '../core/types';
 import { checkRisk, type MarketLimits } from '../core/risk';
-import { buildSnapshot, compactSnapshot, snapshotAt, type SnapshotOptions } from '../core/snapshot';
+import {
+  buildSnapshot,
+  compactSnapshot,
+  missingLatestCandle,
+  snapshotAt,
+  type SnapshotOptions,
+} from '../core/snapshot';
 import { timeframeMs } from '../core/timeframe';
-import { CONFIGURATION_ERROR, MARKET_DATA_UNAVAILABLE } from '../core/error-types';
+import { CONFIGURATION_ERROR, MARKET_DATA_GAP, MARKET_DATA_UNAVAILABLE } from '../core/error-types';
 import { stopOrderId } from '../core/ids';
 import { reviewTrade, reflectOnTrade, evaluateTrade, rewardForTrade } from '../core/learning';
 import { buildDecisionContext } from '../llm/context-builder';
@@ -35,7 +49,8 @@ import { ExchangeError, classifyError } from '../exchange/errors';
 import type { Exchange } from '../exchange/port';
 import { CcxtExchange } from '../exchange/ccxt-exchange';
 import { PaperExchange } from '../exchange/paper-exchange';
-import { LiveMarketSource, RecordedMarketSource, csvRecordedData, type MarketSource } from '../exchange/market-source';
+import { LiveMarketSource, RecordedMarketSource, type MarketSource } from '../exchange/market-source';
+import { openRecordedSource } from '../store/recorded-source';
 import type {
   AccountId,
   Activities,
@@ -169,6 +184,11 @@ function historyResult(result: ProviderDecision): ProviderDecision {
   const { thinking: _thinking, rawToolCalls: _raw, prompt: _prompt, ...rest } = compactResult(result);
   return rest;
 }
+
+/** An account workflow with no slot held and no request for this long completes (the next request starts it again). */
+const ACCOUNT_IDLE_MS = 60 * 60_000;
+/** As the pair workflows': a worker that dies while answering hands the account to another within seconds. */
+const ACCOUNT_WORKFLOW_TASK_TIMEOUT = '10 seconds';
 
 export function createActivities(deps: ActivityDeps): Activities {
   const { config, market, provider, journal, logger } = deps;
@@ -336,12 +356,26 @@ export function createActivities(deps: ActivityDeps): Activities {
         }
         throw toFailure(err, `fetch market data of ${pair}`);
       }
-      if (market instanceof RecordedMarketSource && snapshot.asOf < asOf - timeframeMs(main)) {
-        throw ApplicationFailure.create({
-          type: MARKET_DATA_UNAVAILABLE,
-          message: `recorded data of ${pair} ends at ${new Date(snapshot.asOf).toISOString()}, before ${new Date(asOf).toISOString()}`,
-          nonRetryable: true,
-        });
+      if (market instanceof RecordedMarketSource) {
+        // never decide on a snapshot whose latest candle is missing: past the end of the data the replay ends; in a
+        // gap this cycle fails without a decision and the pair goes on at the next close
+        const missing = missingLatestCandle(await market.seriesCache(pair, main, informative), asOf);
+        if (missing?.dataEnded) {
+          throw ApplicationFailure.create({
+            type: MARKET_DATA_UNAVAILABLE,
+            message: `recorded data of ${pair} ends at ${new Date(snapshot.asOf).toISOString()}, before ${new Date(asOf).toISOString()}`,
+            nonRetryable: true,
+          });
+        }
+        if (missing) {
+          throw ApplicationFailure.create({
+            type: MARKET_DATA_GAP,
+            message:
+              `no decision for ${pair} at ${new Date(asOf).toISOString()}: its latest ${missing.timeframe} candle is ` +
+              `missing from the recorded data (${market.data.description}); waiting for the next candle close`,
+            nonRetryable: true,
+          });
+        }
       }
       // the market clock moves only to a time the data covers
       setMarketTime?.(asOf);
@@ -384,8 +418,8 @@ export function createActivities(deps: ActivityDeps): Activities {
     async decide({ ref, request }: DecideRequest): Promise<ProviderDecision> {
       // the prompt built by this worker's context step, or (after a worker change) built again from its request
       const context = contexts.get(ref.decisionId) ?? (await promptFor(request));
-      await failpoint('decide.beforeProvider');
       try {
+        await failpoint('decide.beforeProvider');
         const result = await provider.decide(context);
         answers.set(ref.decisionId, result);
         return { ...historyResult(result), answeredAt: Date.now() };
@@ -399,7 +433,10 @@ export function createActivities(deps: ActivityDeps): Activities {
     },
 
     async execute(req: ExecuteActivityRequest): Promise<Execution> {
-      const { exchange } = accountOf(req.account, req.intent.pair);
+      const { exchange, setMarketTime } = accountOf(req.account, req.intent.pair);
+      // replay: the order is placed at its candle close also on a worker whose first step of this account it is (a
+      // retry after a worker died); its market clock would otherwise still be at the start
+      setMarketTime?.(req.asOf);
       // heartbeats tell the server this worker is alive: a dead one is noticed within the heartbeat timeout
       const beat = setInterval(heartbeatQuietly, EXECUTE_HEARTBEAT_MS);
       heartbeatQuietly();
@@ -407,6 +444,35 @@ export function createActivities(deps: ActivityDeps): Activities {
         return await placeOrder(exchange, req);
       } finally {
         clearInterval(beat);
+      }
+    },
+
+    async wallClock(): Promise<number> {
+      return Date.now();
+    },
+
+    async requestAdmission({ account, request, replyTo }): Promise<void> {
+      const client = ActivityContext.current().client;
+      const args: AccountWorkflowInput = { account, idleMs: ACCOUNT_IDLE_MS };
+      await client.workflow.signalWithStart(ACCOUNT_WORKFLOW, {
+        workflowId: accountWorkflowId(account, activityInfo().taskQueue),
+        taskQueue: activityInfo().taskQueue,
+        args: [args],
+        signal: admissionRequestSignal,
+        signalArgs: [{ request, replyTo }],
+        workflowTaskTimeout: ACCOUNT_WORKFLOW_TASK_TIMEOUT,
+      });
+      await failpoint('requestAdmission.afterSignal');
+    },
+
+    async settleSlot({ account, settlement }): Promise<void> {
+      const client = ActivityContext.current().client;
+      try {
+        const id = accountWorkflowId(account, activityInfo().taskQueue);
+        await client.workflow.getHandle(id).signal(settleSlotSignal, settlement);
+      } catch (err) {
+        // no account workflow running: it holds no slot (a new one starts empty), so there is nothing to settle
+        if (!(err instanceof WorkflowNotFoundError)) throw err;
       }
     },
 
@@ -508,7 +574,8 @@ function providerFor(config: Config, dataDir: string): { provider: DecisionProvi
  * Build the worker's activities from the configuration:
  * - live: the ccxt exchange with keys; market data from it
  * - paper: the paper exchange (SQLite account under data_dir) over the real exchange's public market data
- * - replay: the paper exchange over recorded candles (`replay.data`), on the recorded clock the workflows pass in
+ * - replay: the paper exchange over recorded candles (the candle database, or the CSV folder `replay.data`), on the
+ *   recorded clock the workflows pass in
  */
 export interface ActivityRuntimeOptions {
   logger: ActivityLogger;
@@ -533,7 +600,9 @@ export async function createActivityRuntime(config: Config, opts: ActivityRuntim
       live = CcxtExchange.fromConfig(config.exchange, { marketsCacheFile });
       market = new LiveMarketSource(live);
     } else if (config.mode === 'replay') {
-      market = new RecordedMarketSource(csvRecordedData(config.replay.data));
+      const recorded = await openRecordedSource(config);
+      closers.push(() => recorded.close());
+      market = recorded.market;
     } else {
       // public market data only: no keys leave the worker for paper trading
       const publicExchange = CcxtExchange.fromConfig(

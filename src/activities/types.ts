@@ -6,6 +6,7 @@ import type { ContextRequest, DecisionRecord, ExecuteRequest, MarketView, RiskRe
 import type { ClosedTrade, Execution, ToolName, Verdict } from '../core/types';
 import type { ProviderDecision } from '../llm/provider';
 import type { TradingMode } from '../core/config';
+import type { AdmissionRequest, Settlement } from '../core/admission';
 import type { TradeReview, Reflection, TradeEvaluation, RewardBreakdown } from '../core/learning';
 
 export interface TradeReviewResult {
@@ -71,6 +72,8 @@ export interface PairActivities {
    * snapshot is compact (latest indicator values, the last main candle): the prompt's series are read by buildContext.
    */
   fetchMarket(req: FetchMarketRequest): Promise<MarketView>;
+  /** the worker's clock, Unix ms: a workflow records it (as a local activity) where its choices depend on the time */
+  wallClock(): Promise<number>;
   /** builds the prompt (system + user messages within the token budget, tool definitions), stores it, returns its reference */
   buildContext(req: BuildContextRequest): Promise<PromptRef>;
   /** one validated decision from the configured provider for a stored prompt (compact: no prompt, no reasoning text) */
@@ -79,6 +82,13 @@ export interface PairActivities {
   checkRisk(req: RiskRequest): Promise<Verdict>;
   /** places the order under its client order id (idempotent), with the protective stop on an entry */
   execute(req: ExecuteActivityRequest): Promise<Execution>;
+  /**
+   * hands an admission request to the account's workflow (`account:<account>`), starting it if it is not running; the
+   * answer comes back to `replyTo` as a signal
+   */
+  requestAdmission(input: { account: AccountId; request: AdmissionRequest; replyTo: string }): Promise<void>;
+  /** tells the account's workflow what a pair's slot holds now (0 = released); nothing to do when it is not running */
+  settleSlot(input: { account: AccountId; settlement: Settlement }): Promise<void>;
   /** journals one decision of a cycle (SQLite + llm_decisions.jsonl, with its stored prompt); idempotent per decision id */
   recordDecision(input: RecordDecisionInput): Promise<void>;
   /** journals candles a pair could not decide in time (an outage, a cycle that outlived its candle); idempotent */

@@ -16,7 +16,7 @@ import type { DecisionResult, ToolName } from '../core/types';
 import type { ProviderDecision } from '../llm/provider';
 import type { DecisionRow } from './result';
 
-const OUTCOMES: readonly DecisionRow['outcome'][] = ['none', 'executed', 'rejected', 'failed'];
+const OUTCOMES: readonly DecisionRow['outcome'][] = ['none', 'executed', 'rejected', 'refused', 'failed'];
 
 /** Strings seen in one column, each given a small code in order of first appearance. */
 class Codes<T extends string | null> {

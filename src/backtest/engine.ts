@@ -31,8 +31,10 @@
  * Market limits: `paper.min_notional`, quantity step 0 and minimum quantity 0 (any quantity, as the paper exchange
  * without a markets file), `paper.maintenance_margin_rate`, and `paper.taker_fee` reserved with the margin.
  *
- * A pair whose candle closing at t is missing from the data (a gap) skips that cycle; its next cycle processes the
- * candles it missed. A failing step (e.g. the model's server is down) stops the run with an error naming the pair and
+ * A pair whose main candle closing at t is missing from the data (a gap), or whose informative timeframe lacks the
+ * candle that closed last at t, skips that cycle: no decision is made on a snapshot whose latest candle is missing.
+ * The skipped cycles are listed in result.json `dataQuality.skipped_cycles`; the next cycle processes the candles
+ * the pair missed. A failing step (e.g. the model's server is down) stops the run with an error naming the pair and
  * time, after every question in flight has its answer: the decision cache keeps what was decided, so a rerun resumes
  * cheaply. A `BacktestStop` (a dry run, the cost cap, the fallback alarm) stops it the same way, as itself.
  */
@@ -58,7 +60,18 @@ import { tradeRow } from '../core/trade-row';
 import type { DecisionRecord as WarningRecord } from '../core/learning/warnings';
 import { checkRisk, type MarketLimits } from '../core/risk';
 import {
+  admit,
+  emptyBook,
+  settle,
+  slotAfterAdmission,
+  slotAfterCycle,
+  type AdmissionBook,
+  type AdmissionDecision,
+  type HeldSlot,
+} from '../core/admission';
+import {
   mainSnapshotAt,
+  missingLatestCandle,
   timeframeSnapshotAt,
   upperBoundByTime,
   type FundingEvent,
@@ -66,7 +79,7 @@ import {
   type SnapshotOptions,
   type TimeframeSeries,
 } from '../core/snapshot';
-import { closedCount, timeframeMs } from '../core/timeframe';
+import { closedCount, lastClosedCandleOpen, timeframeMs } from '../core/timeframe';
 import { allowedTools } from '../core/tools';
 import type {
   AccountSnapshot,
@@ -101,9 +114,12 @@ import {
   tradeStats,
 } from './metrics';
 import { baselinePolicy, type BacktestPolicy } from './policy';
+import { seriesQuality, type SeriesQuality } from '../core/data-quality';
 import {
   RESULT_FORMAT,
   type BacktestMetrics,
+  type DataQualityReport,
+  type SkippedCycles,
   type BacktestResult,
   type ComparisonRow,
   type EquityPoint,
@@ -170,12 +186,16 @@ export interface BacktestOptions {
    * `simulate`); the result is the same, the wall time shorter, and a wrong guess costs the requests asked for it
    */
   prefetch?: boolean;
+  /** rows skipped when a series was imported or downloaded (the candle store knows), for the data quality report */
+  skippedRows?: (pair: string, timeframe: string) => number | null;
 }
 
 /** One pair's precomputed data and limits. */
 export interface PairRuntime {
   pair: string;
   cache: PairSeriesCache;
+  /** the timeframes recorded for the pair (the others were aggregated); undefined when not known */
+  recorded?: readonly string[];
   /** funding events sorted by time */
   funding: readonly FundingEvent[];
   limits: MarketLimits;
@@ -204,6 +224,8 @@ export interface SessionEnv {
   order?: ExecutionOrder;
   /** holds the model questions of a decision time until all are built (remote models); absent: asked at once */
   held?: HeldQuestions;
+  /** the run's portfolio admission book (default: an empty one); the driver settles it after each cycle */
+  book?: AdmissionBook;
 }
 
 /** The in-process steps, and what the driver does around them. */
@@ -219,10 +241,17 @@ export interface Session {
   accountSeen(pair: string): AccountSnapshot | null;
   /** the candles and funding the ledger was advanced with for the pair at the last prepared time */
   advanceInputs(pair: string): { candles: readonly Candle[]; funding: readonly FundingEvent[] } | null;
-  /** the ledger the risk checks and orders work on from now on (the look-ahead check's rerun) */
-  useLedger(ledger: PaperLedger): void;
-  /** true when the pair has a main-timeframe candle closing exactly at `asOf` (a cycle can run) */
-  closesAt(pair: string, asOf: number): boolean;
+  /**
+   * the account the risk checks, admissions and orders work on from now on: the ledger, and the admission book when
+   * given (the look-ahead check's rerun, at the pair's turn)
+   */
+  useAccount(ledger: PaperLedger, book?: AdmissionBook): void;
+  /**
+   * The timeframe whose latest candle is missing from the data at `asOf` (the main candle closing exactly at `asOf`,
+   * or an informative timeframe's candle that closed last at `asOf`), or null when every one is recorded and a cycle
+   * can run. No decision is ever made on a snapshot whose latest candle is missing.
+   */
+  missingAt(pair: string, asOf: number): string | null;
 }
 
 /** A pair-cycle captured for the look-ahead check: what went in, and what came out. */
@@ -233,8 +262,11 @@ export interface CycleCapture {
   state: PairState;
   /** the decision time's start: the whole account before any pair's candles were processed, and those candles */
   open: { ledger: LedgerState; entries: OpenEntry[] };
-  /** the whole account at the pair's turn (after the orders of the pairs before it); null until then */
-  turn: LedgerState | null;
+  /**
+   * the whole account at the pair's turn (after the orders of the pairs before it): the ledger and the portfolio
+   * admission book; null until then
+   */
+  turn: { ledger: LedgerState; book: AdmissionBook } | null;
   /** closed trades before the decision time (learning) */
   closedTrades: ClosedTrade[];
   learningDecisions: Map<string, WarningRecord[]>;
@@ -253,6 +285,8 @@ export interface Simulation {
   ledger: PaperLedger;
   candleSteps: number;
   skippedSteps: number;
+  /** the pair-cycles skipped because a latest candle was missing, as ranges of consecutive decision times */
+  skipped: SkippedCycles[];
   captures: CycleCapture[];
 }
 
@@ -308,7 +342,8 @@ export async function loadPairs(
   for (const pair of pairs) {
     if (out.has(pair)) throw new Error(`backtest: pair ${pair} is listed twice; list each pair once`);
     const cache = await market.seriesCache(pair, config.timeframes.main, informative);
-    out.set(pair, { pair, cache, funding: cache.funding, limits });
+    const recorded = await market.data.timeframes(pair);
+    out.set(pair, { pair, cache, recorded, funding: cache.funding, limits });
   }
   return out;
 }
@@ -449,6 +484,14 @@ interface PreparedView {
   account: AccountSnapshot;
 }
 
+/**
+ * {@link Session.missingAt} without a session: the timeframe of `runtime` whose latest candle is missing at `asOf`,
+ * or null when a cycle can run there (binary searches; for planning, e.g. which cycles a replayed log must cover).
+ */
+export function latestCandleMissing(runtime: PairRuntime, asOf: number): string | null {
+  return missingLatestCandle(runtime.cache, asOf)?.timeframe ?? null;
+}
+
 /** The in-process cycle steps over `env` (see the module comment). */
 export function createSession(env: SessionEnv): Session {
   const { config, provider, snapshotOptions, prompt } = env;
@@ -456,6 +499,7 @@ export function createSession(env: SessionEnv): Session {
   const order = env.order ?? null;
   const held = env.held ?? null;
   const mainMs = timeframeMs(config.timeframes.main);
+  let book = env.book ?? emptyBook();
   const memos = new Map<string, PairMemo>();
   const views = new Map<string, PreparedView>();
   const memoOf = (pair: string): PairMemo => {
@@ -648,6 +692,11 @@ export function createSession(env: SessionEnv): Session {
       return order ? order.at(req.snapshot.pair, () => riskAtTurn(req)) : riskAtTurn(req);
     },
 
+    // the same portfolio admission as the account workflow, on the run's one book, at the pair's turn
+    admit(req): Step<AdmissionDecision> {
+      return order ? order.at(req.pair, () => admit(book, req)) : admit(book, req);
+    },
+
     execute(req): Step<Execution> {
       return order ? order.at(req.intent.pair, () => orderAtTurn(req)) : orderAtTurn(req);
     },
@@ -662,14 +711,24 @@ export function createSession(env: SessionEnv): Session {
       const view = views.get(pair);
       return view ? { candles: view.candlesSince, funding: view.funding } : null;
     },
-    useLedger(next) {
-      ledger = next;
+    useAccount(nextLedger, nextBook) {
+      ledger = nextLedger;
+      if (nextBook) book = nextBook;
     },
-    closesAt(pair, asOf) {
+    missingAt(pair, asOf) {
       const memo = memoOf(pair);
       const main = memo.cache.timeframes[0]!;
       const n = memo.cursor.closedAt(asOf);
-      return n > 0 && main.time[n - 1]! + main.timeframeMs === asOf;
+      if (n === 0 || main.time[n - 1]! + main.timeframeMs !== asOf) return main.timeframe;
+      for (const inf of memo.informative) {
+        const count = inf.cursor.closedAt(asOf);
+        // none closed yet (the series starts later) is not a gap: the snapshot omits the timeframe
+        if (count === 0) continue;
+        // the candle that closed last is older than the one that should have: a gap, or the series ended early
+        if (inf.series.time[count - 1]! !== lastClosedCandleOpen(asOf, inf.series.timeframe))
+          return inf.series.timeframe;
+      }
+      return null;
     },
   };
 }
@@ -890,15 +949,11 @@ export class BacktestStop extends Error {
   }
 }
 
-/** Pair-cycles at each decision time of `times` (pairs with a main candle closing then). */
+/** Pair-cycles at each decision time of `times`: pairs whose latest candles are all recorded then (see missingAt). */
 function cyclesPerTime(runtimes: readonly PairRuntime[], times: readonly number[]): Int32Array {
   const counts = new Int32Array(times.length);
   for (const rt of runtimes) {
-    const main = rt.cache.timeframes[0]!;
-    for (let i = 0; i < times.length; i++) {
-      const n = closedCount(main.candles, main.timeframeMs, times[i]!);
-      if (n > 0 && main.time[n - 1]! + main.timeframeMs === times[i]) counts[i]!++;
-    }
+    for (let i = 0; i < times.length; i++) if (latestCandleMissing(rt, times[i]!) === null) counts[i]!++;
   }
   return counts;
 }
@@ -962,7 +1017,7 @@ export async function simulate(input: {
       guess?.();
     }, wait);
   };
-  const held = policy.remote
+  const asking = policy.remote
     ? new HeldQuestions(provider, {
         sent: (pair) => {
           const i = indexOf.get(pair)!;
@@ -977,9 +1032,11 @@ export async function simulate(input: {
         },
       })
     : null;
+  const book = emptyBook();
   const session = createSession({
     config,
     ledger,
+    book,
     pairs: input.runtimes,
     provider,
     prompt,
@@ -987,12 +1044,30 @@ export async function simulate(input: {
     closedTrades,
     learningDecisions,
     order,
-    ...(held ? { held } : {}),
+    ...(asking ? { held: asking } : {}),
   });
   const settings = settingsFor(config);
   const runtimes = pairs.map((p) => input.runtimes.get(p)!);
+  /**
+   * As the turn moves past a pair (in pair order, before the next pair's risk check or order): its admission answers
+   * update its slot, and the slot is settled from its position, as a pair's driver does after its cycle.
+   */
+  order.onPassed = (pi) => {
+    const out = outs[pi] ?? null;
+    if (out === null) return;
+    for (const ev of out.events) {
+      if (ev.type === 'admission') slots[pi] = slotAfterAdmission(slots[pi]!, ev.request, ev.decision);
+    }
+    if (slots[pi] !== null) {
+      const after = slotAfterCycle(slots[pi]!, out.state.position, runtimes[pi]!.pair, owners[pi]!);
+      if (after.settlement) settle(book, after.settlement);
+      slots[pi] = after.held;
+    }
+  };
   const states = pairs.map((p) => initialPairState(p));
   const owners = pairs.map((p) => orderOwner(runId, p));
+  /** each pair's admission slot, as the pair's driver keeps it (src/core/admission.ts) */
+  const slots: (HeldSlot | null)[] = pairs.map(() => null);
   const orders: OrderRow[] = [];
   const decisions = new DecisionLog(times.length * runtimes.length);
   const equity: EquityPoint[] = [];
@@ -1003,7 +1078,7 @@ export async function simulate(input: {
   const pending = new Array<Promise<void> | null>(n).fill(null);
   const entries: OpenEntry[] = runtimes.map((rt) => ({ pair: rt.pair, since: null }));
   const timeCaptures = new Array<CycleCapture | null>(n).fill(null);
-  const perTime = held ? cyclesPerTime(runtimes, times) : null;
+  const perTime = asking ? cyclesPerTime(runtimes, times) : null;
   let slotsLeft = 0;
   if (perTime) for (let i = 0; i < times.length - 1; i++) slotsLeft += perTime[i]!;
   const decisionSlots = slotsLeft;
@@ -1078,7 +1153,7 @@ export async function simulate(input: {
       const ahead: OpenEntry[] = [];
       const closing: number[] = [];
       for (let pi = 0; pi < n; pi++) {
-        if (!fork.closesAt(runtimes[pi]!.pair, next)) continue;
+        if (fork.missingAt(runtimes[pi]!.pair, next) !== null) continue;
         ahead.push({ pair: runtimes[pi]!.pair, since: forkStates[pi]!.lastCycleAsOf });
         closing.push(pi);
       }
@@ -1097,7 +1172,7 @@ export async function simulate(input: {
   };
 
   /** Waits for every cycle of the decision time, then throws the first failure in pair order, if any. */
-  const settle = async (failed: unknown = undefined): Promise<void> => {
+  const settleTime = async (failed: unknown = undefined): Promise<void> => {
     const results = await Promise.allSettled(pending.map((p) => p ?? Promise.resolve()));
     let first: { err: unknown } | null = failed === undefined ? null : { err: failed };
     for (let pi = 0; pi < n && first === null; pi++) {
@@ -1118,6 +1193,8 @@ export async function simulate(input: {
     raised.add(wrapped);
     return wrapped;
   };
+  const skipped: SkippedCycles[] = [];
+  const openSkips: (SkippedCycles | undefined)[] = pairs.map(() => undefined);
 
   for (let ti = 0; ti < times.length; ti++) {
     const t = times[ti]!;
@@ -1131,9 +1208,17 @@ export async function simulate(input: {
       outs[pi] = null;
       pending[pi] = null;
       timeCaptures[pi] = null;
-      cycles[pi] = session.closesAt(rt.pair, t);
-      if (!cycles[pi]) {
+      const missing = session.missingAt(rt.pair, t);
+      cycles[pi] = missing === null;
+      if (missing !== null) {
         skippedSteps++;
+        const open = openSkips[pi];
+        if (open && open.timeframe === missing && open.to === times[ti - 1]) {
+          open.to = t;
+          open.cycles++;
+        } else {
+          skipped.push((openSkips[pi] = { pair: rt.pair, timeframe: missing, from: t, to: t, cycles: 1 }));
+        }
         continue;
       }
       const entry = entries[open++]!;
@@ -1154,7 +1239,7 @@ export async function simulate(input: {
     order.onTurn = openCapture
       ? (pi) => {
           const c = timeCaptures[pi];
-          if (c && c.turn === null) c.turn = ledger.state();
+          if (c && c.turn === null) c.turn = { ledger: ledger.state(), book: structuredClone(book) };
         }
       : null;
     if (openCapture) {
@@ -1193,8 +1278,8 @@ export async function simulate(input: {
       } catch (err) {
         const stop = stopped(pi, t, err);
         order.abort(stop);
-        held?.fail(stop);
-        await settle(stop);
+        asking?.fail(stop);
+        await settleTime(stop);
         throw stop;
       }
       if (isPending(cycle)) {
@@ -1220,8 +1305,8 @@ export async function simulate(input: {
 
     // 3. the questions go out; the risk checks and orders run in pair order as the answers come in
     if (waiting > 0) {
-      if (held && held.size > 0) {
-        const asked = held.contexts();
+      if (asking && asking.size > 0) {
+        const asked = asking.contexts();
         if (!previewed && asked.some((ctx) => !policy.isCached?.(ctx))) {
           previewed = true;
           const toSend = asked.filter((ctx) => !policy.isCached?.(ctx));
@@ -1240,14 +1325,14 @@ export async function simulate(input: {
             });
           } catch (err) {
             order.abort(err);
-            held.fail(err);
-            await settle(err);
+            asking.fail(err);
+            await settleTime(err);
           }
         }
         guess = guessHere;
-        held.send();
+        asking.send();
       }
-      await settle();
+      await settleTime();
       guess = null;
       if (guessTimer !== null) clearTimeout(guessTimer);
       guessTimer = null;
@@ -1289,7 +1374,7 @@ export async function simulate(input: {
           onDecision?.(rt.pair, ev, runId);
         } else if (ev.type === 'order') {
           orders.push(orderRow(t, ev));
-        } else {
+        } else if (ev.type === 'tradeClosed') {
           closedTrades.push(ev.trade);
         }
       }
@@ -1297,7 +1382,7 @@ export async function simulate(input: {
     let openPositions = 0;
     for (const st of states) if (st.position !== null) openPositions++;
     equity.push({ time: t, equity: ledger.equity(), open_positions: openPositions });
-    if (onProgress && (held !== null || (ti & 63) === 63 || final)) {
+    if (onProgress && (asking !== null || (ti & 63) === 63 || final)) {
       onProgress({ done: ti + 1, total: times.length, time: t, decisions: decisions.length, decisionSlots });
     }
   }
@@ -1312,6 +1397,7 @@ export async function simulate(input: {
     ledger,
     candleSteps,
     skippedSteps,
+    skipped,
     captures,
   };
 }
@@ -1545,6 +1631,8 @@ export async function runBacktest(opts: BacktestOptions, prepared?: BacktestPlan
     comparison,
     counters: sim.states.map(countersOf),
     lookahead,
+    dataQuality: dataQualityOf(ordered, sim.skipped, opts.skippedRows),
+    replayLog: null,
     llm,
     trades: sim.trades.map(tradeRow),
     orders: sim.orders,
@@ -1552,6 +1640,32 @@ export async function runBacktest(opts: BacktestOptions, prepared?: BacktestPlan
     decisions: sim.decisions,
   };
   return { result, cacheHits };
+}
+
+/**
+ * The data quality of a run: every series it read (main and informative timeframes of each pair, as loaded: an
+ * aggregated one shows the gaps of its source), and the pair-cycles skipped because a latest candle was missing.
+ */
+export function dataQualityOf(
+  runtimes: readonly PairRuntime[],
+  skipped: readonly SkippedCycles[],
+  skippedRows?: (pair: string, timeframe: string) => number | null,
+): DataQualityReport {
+  const series: SeriesQuality[] = [];
+  for (const rt of runtimes) {
+    for (const tf of rt.cache.timeframes) {
+      series.push(
+        seriesQuality({
+          pair: rt.pair,
+          timeframe: tf.timeframe,
+          times: tf.time,
+          origin: rt.recorded === undefined || rt.recorded.includes(tf.timeframe) ? 'recorded' : 'aggregated',
+          skippedRows: skippedRows ? skippedRows(rt.pair, tf.timeframe) : null,
+        }),
+      );
+    }
+  }
+  return { series, skipped_cycles: skipped.map((s) => ({ ...s })) };
 }
 
 /**

@@ -30,6 +30,11 @@ export class ExecutionOrder {
   private failure: { err: unknown } | null = null;
   /** called with a pair's index when its turn comes (the look-ahead check keeps the account as it is then) */
   onTurn: ((index: number) => void) | null = null;
+  /**
+   * called with a pair's index when the turn moves past it (its cycle finished, every earlier pair's too), in pair
+   * order, before the next pair's step runs: the driver settles the pair's admission slot there
+   */
+  onPassed: ((index: number) => void) | null = null;
 
   /** @param pairs the backtest's pairs, in execution order */
   constructor(readonly pairs: readonly string[]) {
@@ -101,6 +106,7 @@ export class ExecutionOrder {
   private advance(): void {
     const n = this.pairs.length;
     while (this.next < n && this.done[this.next] === 1) {
+      this.onPassed?.(this.next);
       this.next++;
       if (this.next < n) this.onTurn?.(this.next);
     }

@@ -194,7 +194,10 @@ async function recheck(
       asOf,
       capture.open.entries.map((e) => (e.pair === capture.pair ? { pair: e.pair, since: e.since } : e)),
     );
-    session.useLedger(PaperLedger.restore(config.paper, capture.turn ?? capture.open.ledger));
+    session.useAccount(
+      PaperLedger.restore(config.paper, capture.turn?.ledger ?? capture.open.ledger),
+      capture.turn ? structuredClone(capture.turn.book) : undefined,
+    );
     rerun = digest((await runCycle(session.steps, capture.state, capture.tick, settingsFor(config))).events);
   } catch (err) {
     return {

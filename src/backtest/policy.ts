@@ -5,13 +5,16 @@
 import { createHash } from 'node:crypto';
 import { existsSync, readFileSync } from 'node:fs';
 import type { LlmConfig } from '../core/config';
+import { redactCredentials } from '../core/redact';
 import type { RecordedMarketSource } from '../exchange/market-source';
 import { BaselineProvider } from '../llm/baseline';
 import type { DecisionContext } from '../core/context-types';
 import type { CacheMode, DecisionCache } from '../llm/decision-cache';
-import { safeUrl } from '../llm/errors';
 import type { CacheableProvider, DecisionProvider } from '../llm/provider';
+import type { ReplayStats } from '../llm/replay-provider';
 import type { RequestScheduler } from '../llm/request-scheduler';
+import { InputError } from '../worker/errors';
+import type { DecisionLogContents } from './replay-log';
 
 export interface BacktestPolicy {
   /** short name for tables and reports: `baseline`, `openai`, `replay` */
@@ -81,7 +84,7 @@ export async function openaiPolicy(llm: LlmConfig, options: OpenAIPolicyOptions 
   const provider: DecisionProvider = cached ?? inner;
   return {
     name: 'openai',
-    id: `openai:${llm.model}@${safeUrl(llm.api_base)} temperature=${llm.temperature} max_tokens=${llm.max_tokens}`,
+    id: `openai:${llm.model}@${redactCredentials(llm.api_base)} temperature=${llm.temperature} max_tokens=${llm.max_tokens}`,
     context: 'prompt',
     remote: true,
     provider: () => provider,
@@ -92,21 +95,48 @@ export async function openaiPolicy(llm: LlmConfig, options: OpenAIPolicyOptions 
   };
 }
 
+/** The replay policy, with what the backtester reports about the replayed log. */
+export interface ReplayPolicy extends BacktestPolicy {
+  /** the log as read (records, corrupt lines, a cut-off last line) */
+  readonly log: DecisionLogContents;
+  /** counters of the provider of the policy's own run (the first one made); null before the run */
+  runStats(): ReplayStats | null;
+}
+
 /**
  * Replays a recorded decision log (`llm_decisions.jsonl` of a trader or of a backtest's `--out` folder) with the
  * replay provider: the decision recorded for the same pair and time, revalidated, or a hold/wait fallback. The policy
- * id holds a hash of the file's bytes, so the same log gives the same run id wherever it is.
+ * id holds a hash of the file's bytes, so the same log gives the same run id wherever it is. The log is read once;
+ * every run (the policy's, the look-ahead reruns) gets its own provider over it, so the counters of the policy's run
+ * are its own. Check the log before running (src/backtest/replay-log.ts).
  * @throws Error when the file does not exist
  */
-export async function replayPolicy(file: string): Promise<BacktestPolicy> {
-  const { ReplayProvider } = await import('../llm/replay-provider');
+export async function replayPolicy(file: string): Promise<ReplayPolicy> {
+  const [{ ReplayProvider }, { readDecisionLog }] = await Promise.all([
+    import('../llm/replay-provider'),
+    import('./replay-log'),
+  ]);
   if (!existsSync(file)) {
-    throw new Error(
+    throw new InputError(
       `replay policy: decision log ${file} does not exist; pass replay:<path of an llm_decisions.jsonl>, e.g. the one a ` +
         'previous backtest wrote into its --out folder',
     );
   }
   const digest = createHash('sha256').update(readFileSync(file)).digest('hex').slice(0, 16);
-  const provider = ReplayProvider.fromFile(file);
-  return { name: 'replay', id: `replay:${digest}`, context: 'prompt', remote: false, provider: () => provider };
+  const log = readDecisionLog(file);
+  const corrupt = log.incompleteLastLine ? [...log.corrupt, log.incompleteLastLine] : log.corrupt;
+  const providers: InstanceType<typeof ReplayProvider>[] = [];
+  return {
+    name: 'replay',
+    id: `replay:${digest}`,
+    context: 'prompt',
+    remote: false,
+    log,
+    provider: () => {
+      const provider = new ReplayProvider(log.records, file, corrupt);
+      providers.push(provider);
+      return provider;
+    },
+    runStats: () => providers[0]?.stats() ?? null,
+  };
 }

@@ -11,7 +11,9 @@ import type { Config, ModelPrice } from '../core/config';
 import type { ProblemKind } from '../core/validate';
 import type { CloseReason, Side, ToolName } from '../core/types';
 import type { TradeRow } from '../core/trade-row';
+import type { SeriesQuality } from '../core/data-quality';
 import type { DecisionLog } from './decision-log';
+import type { ReplayLogReport } from './replay-log';
 
 export const RESULT_FORMAT = 'llm-trader backtest result v1';
 
@@ -60,9 +62,12 @@ export interface DecisionRow {
   model: string | null;
   confidence: number | null;
   reason: string;
-  /** none (hold, wait), executed, rejected (by the risk gate), failed (by the exchange) */
-  outcome: 'none' | 'executed' | 'rejected' | 'failed';
-  /** the gate's rejection reasons or clamp notes, or the exchange's error */
+  /**
+   * none (hold, wait), executed, rejected (by the risk gate), refused (at portfolio admission, or by the exchange),
+   * failed (a protective exit the exchange did not fill)
+   */
+  outcome: 'none' | 'executed' | 'rejected' | 'refused' | 'failed';
+  /** the gate's rejection reasons or clamp notes, the admission's refusal, or the exchange's error */
   detail: string | null;
   /** the tool's arguments except pair and reason; null for a protective or operator exit */
   args: Record<string, unknown> | null;
@@ -227,6 +232,25 @@ export interface LlmUsage extends LlmSpend {
   };
 }
 
+/** Pair-cycles skipped because the latest candle of a timeframe was missing: consecutive decision times. */
+export interface SkippedCycles {
+  pair: string;
+  /** the timeframe whose latest candle was missing */
+  timeframe: string;
+  /** first and last skipped decision time */
+  from: number;
+  to: number;
+  cycles: number;
+}
+
+/** result.json `dataQuality`: the series the run read and the cycles it skipped over gaps. */
+export interface DataQualityReport {
+  /** per pair and timeframe (main first): first/last candle, gaps with their ranges, rows skipped at import */
+  series: SeriesQuality[];
+  /** no decision is made on a snapshot whose latest candle is missing: the cycle is skipped and listed here */
+  skipped_cycles: SkippedCycles[];
+}
+
 export interface BacktestResult {
   format: typeof RESULT_FORMAT;
   /** `bt-` + a hash of the effective config, pairs, range and policy id: owner of the run's client order ids */
@@ -256,6 +280,9 @@ export interface BacktestResult {
   comparison: ComparisonRow[];
   counters: PairCounters[];
   lookahead: LookaheadReport | null;
+  dataQuality: DataQualityReport;
+  /** for a replay policy: what the decision log held and what the run made of it; null otherwise */
+  replayLog: ReplayLogReport | null;
   /** a remote model's tokens, cost, fallbacks and dropped fields; null for other policies */
   llm: LlmUsage | null;
   trades: TradeRow[];

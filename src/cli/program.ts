@@ -22,6 +22,7 @@ export function buildProgram(): Command {
     .name('llm-trader')
     .description('A durable LLM trading agent for crypto perpetual futures, orchestrated by Temporal.')
     .showHelpAfterError('(run with --help for usage)')
+    .option('--verbose', 'on failure, print the stack trace too (or set DEBUG=1)')
     .exitOverride();
 
   program

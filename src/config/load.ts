@@ -6,7 +6,8 @@
  */
 import { readFileSync, existsSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parse as parseJsonc, printParseErrorCode, type ParseError } from 'jsonc-parser';
+import { parse as parseJsonc, printParseErrorCode, visit, type JSONPath, type ParseError } from 'jsonc-parser';
+import { formatPath } from '../core/config';
 import { parseConfig, type Config } from '../core/config';
 
 export class ConfigError extends Error {
@@ -50,6 +51,50 @@ function parseJson(file: string, text: string): unknown {
 }
 
 /**
+ * Keys that appear more than once in one object of the JSON text (JSON.parse keeps the last one silently), each as
+ * `<path> appears twice (lines 3 and 9)`.
+ */
+export function duplicateKeys(text: string): string[] {
+  const problems: string[] = [];
+  // one map per open object: key -> line of its first occurrence
+  const stack: Map<string, number>[] = [];
+  visit(
+    text,
+    {
+      onObjectBegin: () => {
+        stack.push(new Map());
+      },
+      onObjectEnd: () => {
+        stack.pop();
+      },
+      onObjectProperty: (
+        property: string,
+        _offset,
+        _length,
+        startLine,
+        _startCharacter,
+        pathSupplier: () => JSONPath,
+      ) => {
+        const keys = stack.at(-1);
+        if (!keys) return;
+        const line = startLine + 1;
+        const first = keys.get(property);
+        if (first === undefined) {
+          keys.set(property, line);
+          return;
+        }
+        const path = formatPath([...pathSupplier(), property]);
+        problems.push(
+          `${path} appears more than once (${first === line ? `twice on line ${line}` : `lines ${first} and ${line}`}); JSON keeps only the last one: remove the other`,
+        );
+      },
+    },
+    { disallowComments: true, allowTrailingComma: false },
+  );
+  return problems;
+}
+
+/**
  * Load and validate a config. With no file, the documented defaults apply (those of config/paper.json).
  * Throws ConfigError listing every problem (key path, rule, value).
  */
@@ -58,9 +103,14 @@ export function loadConfig(file: string | null, env: NodeJS.ProcessEnv = process
   if (file !== null) {
     const path = resolve(file);
     if (!existsSync(path)) {
-      throw new ConfigError(file, [`file not found (${path}). Pass --config with an existing file, e.g. config/paper.json.`]);
+      throw new ConfigError(file, [
+        `file not found (${path}). Pass --config with an existing file, e.g. config/paper.json.`,
+      ]);
     }
-    const parsed = parseJson(file, readFileSync(path, 'utf8'));
+    const text = readFileSync(path, 'utf8');
+    const parsed = parseJson(file, text);
+    const duplicates = duplicateKeys(text);
+    if (duplicates.length > 0) throw new ConfigError(file, duplicates);
     if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) {
       throw new ConfigError(file, ['must contain a JSON object at the top level']);
     }
@@ -75,6 +125,10 @@ export function loadConfig(file: string | null, env: NodeJS.ProcessEnv = process
     }
   }
   const result = parseConfig(raw);
-  if (!result.ok) throw new ConfigError(file, result.problems.map((p) => p.message));
+  if (!result.ok)
+    throw new ConfigError(
+      file,
+      result.problems.map((p) => p.message),
+    );
   return result.config;
 }

@@ -5,6 +5,10 @@
  * `risk.max_leverage must be an integer in 1..125, got 500`.
  */
 import { z } from 'zod';
+import { parseDateTime } from './dates';
+import { CCXT_EXCHANGE_IDS } from './exchange-ids';
+import { REDACTED, Redactor, secretsOf } from './redact';
+import { timeframeMs } from './timeframe';
 
 function number(opts: { min?: number; max?: number; int?: boolean; gt?: number; lt?: number }) {
   const kind = opts.int ? 'an integer' : 'a number';
@@ -32,8 +36,29 @@ function number(opts: { min?: number; max?: number; int?: boolean; gt?: number; 
   });
 }
 
-const TIMEFRAME_RE = /^[1-9][0-9]*[mhdw]$/;
-const timeframe = z.string().regex(TIMEFRAME_RE, { error: 'must be a timeframe like 30m, 1h, 4h or 1d' });
+/**
+ * The candle timeframes exchanges serve (ccxt's common set; Binance USDT-M has exactly these): a config timeframe
+ * must be one of them, so that a download can fetch it and a recorded one can be aggregated from a finer one.
+ */
+export const TIMEFRAMES = [
+  '1m',
+  '3m',
+  '5m',
+  '15m',
+  '30m',
+  '1h',
+  '2h',
+  '4h',
+  '6h',
+  '8h',
+  '12h',
+  '1d',
+  '3d',
+  '1w',
+] as const;
+const timeframe = z.string().refine((tf) => (TIMEFRAMES as readonly string[]).includes(tf), {
+  error: `must be one of the exchange timeframes ${TIMEFRAMES.join(', ')}`,
+});
 
 /** ccxt unified symbol of a USDT-margined perpetual, e.g. BTC/USDT:USDT */
 export const PAIR_RE = /^[A-Z0-9]+\/[A-Z0-9]+:[A-Z0-9]+$/;
@@ -105,7 +130,12 @@ export const BacktestConfigSchema = z
 export const ExchangeConfigSchema = z
   .object({
     /** ccxt exchange id with swap markets */
-    name: z.string().min(1).default('binanceusdm'),
+    name: z
+      .string()
+      .refine((id) => CCXT_EXCHANGE_IDS.includes(id), {
+        error: 'must be an exchange id ccxt knows, e.g. binanceusdm, bybit, okx (see ccxt.exchanges)',
+      })
+      .default('binanceusdm'),
     /** prefer EXCHANGE_API_KEY / EXCHANGE_API_SECRET environment variables; never logged */
     api_key: z.string().default(''),
     api_secret: z.string().default(''),
@@ -200,9 +230,32 @@ export const ContextConfigSchema = z
 export const TimeframesConfigSchema = z
   .object({
     main: timeframe.default('30m'),
+    /** context timeframes: each longer than `main`, each listed once */
     informative: z.array(timeframe).default(['1h', '4h', '1d']),
   })
-  .strict();
+  .strict()
+  .superRefine((t, ctx) => {
+    const mainMs = TIMEFRAMES.includes(t.main as (typeof TIMEFRAMES)[number]) ? timeframeMs(t.main) : null;
+    t.informative.forEach((tf, i) => {
+      if (!TIMEFRAMES.includes(tf as (typeof TIMEFRAMES)[number])) return; // reported by the element's own check
+      const first = t.informative.indexOf(tf);
+      if (first < i) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['informative', i],
+          message: `repeats timeframes.informative[${first}]: list each informative timeframe once`,
+          input: tf,
+        });
+      } else if (mainMs !== null && timeframeMs(tf) <= mainMs) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['informative', i],
+          message: `must be longer than timeframes.main (${t.main}): informative timeframes add a longer view`,
+          input: tf,
+        });
+      }
+    });
+  });
 
 export const TemporalConfigSchema = z
   .object({
@@ -220,10 +273,19 @@ export const TemporalConfigSchema = z
 
 export const ReplayConfigSchema = z
   .object({
-    /** folder of recorded candles in the ../shared/data layout (CSV / CSV.gz) */
-    data: z.string().default('../shared/data/binanceusdm'),
+    /**
+     * a folder of recorded candles in the ../shared/data layout (CSV / CSV.gz), read directly; null (the default):
+     * the candle database `<data_dir>/candles.sqlite` that import-data and download-data fill
+     */
+    data: z.string().min(1).nullable().default(null),
     /** recorded time at which the replay starts (ISO date); default: 20 days into the data */
-    start: z.string().nullable().default(null),
+    start: z
+      .string()
+      .refine((text) => parseDateTime(text) !== null, {
+        error: 'must be an existing UTC date or ISO time like 2025-06-10 or 2025-06-10T00:00:00Z',
+      })
+      .nullable()
+      .default(null),
     /** wall-clock seconds per main-timeframe candle */
     seconds_per_candle: number({ gt: 0, max: 86_400 }).default(2),
   })
@@ -313,15 +375,21 @@ export function parseConfig(raw: unknown): { ok: true; config: Config } | { ok: 
   return { ok: false, problems };
 }
 
-/** The effective config with every secret blanked: safe for memos, logs, reports. */
+/**
+ * The effective config with every secret blanked (`llm.api_key`, `exchange.api_key`, `exchange.api_secret` become
+ * `***` when set) and every string passed through the project's redactor (src/core/redact.ts), so credentials inside
+ * URLs (`llm.api_base` with `user:password@` or `?api-key=`) and secrets quoted elsewhere are hidden too: safe for
+ * printing, memos, logs, result.json and reports.
+ */
 export function redactConfig(config: Config): Config {
-  return {
+  const blanked: Config = {
     ...config,
-    llm: { ...config.llm, api_key: config.llm.api_key ? '***' : '' },
+    llm: { ...config.llm, api_key: config.llm.api_key ? REDACTED : '' },
     exchange: {
       ...config.exchange,
-      api_key: config.exchange.api_key ? '***' : '',
-      api_secret: config.exchange.api_secret ? '***' : '',
+      api_key: config.exchange.api_key ? REDACTED : '',
+      api_secret: config.exchange.api_secret ? REDACTED : '',
     },
   };
+  return new Redactor(secretsOf(config, {})).redactDeep(blanked);
 }

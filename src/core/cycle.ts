@@ -26,6 +26,7 @@ import type { DecisionContext } from './context-types';
 import { clientOrderId } from './ids';
 import { applyExecution, closeTrade, copyPosition, leveragedReturn, trackExcursions } from './position';
 import { protectiveExit, type MarketLimits } from './risk';
+import type { AdmissionDecision, AdmissionRequest } from './admission';
 import type { DecisionRecord as WarningRecord } from './learning/warnings';
 
 /** What fetchMarket returns: the snapshot plus the account and what happened on the exchange since last cycle. */
@@ -80,6 +81,12 @@ export interface CycleSteps<C = DecisionContext> {
   buildContext(req: ContextRequest): Step<C>;
   decide(ctx: C): Step<DecisionResult>;
   checkRisk(req: RiskRequest): Step<Verdict>;
+  /**
+   * Portfolio admission of an approved order that adds exposure (an entry, an increase), against the whole account
+   * (src/core/admission.ts): the account workflow in trading, an in-process book in a backtest. Never asked for a
+   * reduction or an exit.
+   */
+  admit(req: AdmissionRequest): Step<AdmissionDecision>;
   execute(req: ExecuteRequest): Step<Execution>;
 }
 
@@ -102,8 +109,11 @@ export function isPending<T>(step: Step<T>): step is Promise<T> {
 export interface DecisionRecord extends WarningRecord {
   confidence: number | null;
   source: DecisionSource | 'protective' | 'operator';
-  /** what happened to it */
-  outcome: 'none' | 'executed' | 'rejected' | 'failed';
+  /**
+   * what happened to it: rejected by the risk gate; refused at portfolio admission or by the exchange (the detail
+   * says which and why); failed (an order whose outcome is not a fill, e.g. a protective exit the exchange refused)
+   */
+  outcome: 'none' | 'executed' | 'rejected' | 'refused' | 'failed';
   detail: string | null;
 }
 
@@ -119,7 +129,10 @@ export interface CycleCounters {
   rejections: number;
   protectiveExits: number;
   externalCloses: number;
+  /** orders the exchange refused (insufficient margin, below the minimums, invalid, ...): recorded, never fatal */
   executionFailures: number;
+  /** approved entries and increases refused at portfolio admission (the account's open-trade or exposure limit) */
+  admissionRefusals: number;
   /** cycles abandoned because a step failed for good (set by the driver: workflow or backtester) */
   failedCycles: number;
   fallbacks: number;
@@ -174,6 +187,8 @@ export type CycleEvent<C = DecisionContext> =
       clientOrderId: string | null;
     }
   | { type: 'order'; intent: OrderIntent; execution: Execution }
+  /** portfolio admission was asked for an entry or an increase, and answered */
+  | { type: 'admission'; request: AdmissionRequest; decision: AdmissionDecision }
   /** a trade closed: the caller starts one review for it */
   | { type: 'tradeClosed'; trade: ClosedTrade };
 
@@ -195,6 +210,7 @@ export function emptyCounters(): CycleCounters {
     protectiveExits: 0,
     externalCloses: 0,
     executionFailures: 0,
+    admissionRefusals: 0,
     failedCycles: 0,
     fallbacks: 0,
     tokensIn: 0,
@@ -219,6 +235,7 @@ function copyCounters(c: CycleCounters): CycleCounters {
     protectiveExits: c.protectiveExits,
     externalCloses: c.externalCloses,
     executionFailures: c.executionFailures,
+    admissionRefusals: c.admissionRefusals,
     failedCycles: c.failedCycles,
     fallbacks: c.fallbacks,
     tokensIn: c.tokensIn,
@@ -331,17 +348,91 @@ function decisionStage(work: CycleWork, context: Context, result: DecisionResult
     : verdictStage(work, context, result, checked);
 }
 
-/** 5. Execute an approved order, then record what came of the decision. */
+/** 5. An approved order that adds exposure passes portfolio admission first; reductions and exits go straight out. */
 function verdictStage(
   work: CycleWork,
   context: Context,
   result: DecisionResult,
   verdict: Verdict,
 ): Step<CycleResult<Context>> {
-  if (verdict.status !== 'approved') return executedStage(work, { context, result, verdict, order: null }, null);
-  const order = orderRequest(work, verdict.intent);
-  const decided = { context, result, verdict, order };
-  const sent = work.steps.execute(order);
+  if (verdict.status !== 'approved') {
+    return executedStage(work, { context, result, verdict, order: null, admission: null }, null);
+  }
+  const { intent } = verdict;
+  if (intent.kind !== 'open' && intent.kind !== 'increase') {
+    return sendStage(work, { context, result, verdict, order: orderRequest(work, intent), admission: null });
+  }
+  const request = admissionRequest(work, intent, orderRequest(work, intent).clientOrderId);
+  const admitted = work.steps.admit(request);
+  return isPending(admitted)
+    ? admitted.then((decision) => admissionStage(work, { context, result, verdict }, request, decision))
+    : admissionStage(work, { context, result, verdict }, request, admitted);
+}
+
+/** The admission answer: a refusal is recorded (nothing is sent); a grant sends the order, cut down when clamped. */
+function admissionStage(
+  work: CycleWork,
+  decided: { context: Context; result: DecisionResult; verdict: Extract<Verdict, { status: 'approved' }> },
+  request: AdmissionRequest,
+  decision: AdmissionDecision,
+): Step<CycleResult<Context>> {
+  work.events.push({ type: 'admission', request, decision });
+  const { context, result } = decided;
+  if (decision.status === 'refused') {
+    return executedStage(work, { context, result, verdict: decided.verdict, order: null, admission: decision }, null);
+  }
+  let verdict: Verdict = decided.verdict;
+  if (decision.clamped !== null) {
+    const intent = decided.verdict.intent;
+    if (intent.kind === 'open' || intent.kind === 'increase') {
+      const ratio = intent.quantity > 0 ? decision.quantity / intent.quantity : 0;
+      verdict = {
+        status: 'approved',
+        intent: { ...intent, quantity: decision.quantity, margin: intent.margin * ratio },
+        notes: [...decided.verdict.notes, decision.clamped],
+      };
+    }
+  }
+  const approved = verdict as Extract<Verdict, { status: 'approved' }>;
+  return sendStage(work, {
+    context,
+    result,
+    verdict,
+    order: orderRequest(work, approved.intent),
+    admission: decision,
+  });
+}
+
+/** What portfolio admission is asked for an entry or an increase: the order, and the account as this cycle read it. */
+function admissionRequest(
+  work: CycleWork,
+  intent: Extract<OrderIntent, { kind: 'open' | 'increase' }>,
+  requestId: string,
+): AdmissionRequest {
+  const { account, limits } = work.view;
+  const { risk } = work.settings;
+  return {
+    requestId,
+    pair: intent.pair,
+    holder: work.tick.orderOwner,
+    kind: intent.kind,
+    quantity: intent.quantity,
+    price: intent.price,
+    equity: account.equity,
+    positions: account.positions.map((p) => ({ pair: p.pair, notional: p.notional })),
+    limits: {
+      maxOpenTrades: risk.max_open_trades,
+      maxTotalExposurePct: risk.max_total_exposure_pct,
+      clampToRoom: risk.allow_model_freedom,
+    },
+    market: { qtyStep: limits.qtyStep, minQty: limits.minQty, minNotional: limits.minNotional },
+    at: work.tick.asOf,
+  };
+}
+
+/** 6. Send the order, then record what came of the decision. */
+function sendStage(work: CycleWork, decided: DecidedStep): Step<CycleResult<Context>> {
+  const sent = work.steps.execute(decided.order!);
   return isPending(sent)
     ? sent.then((execution) => executedStage(work, decided, execution))
     : executedStage(work, decided, sent);
@@ -528,12 +619,14 @@ interface DecidedStep {
   result: DecisionResult;
   verdict: Verdict;
   order: ExecuteRequest | null;
+  /** the portfolio admission answer for an entry or an increase (null: not asked) */
+  admission: AdmissionDecision | null;
 }
 
 /** What the provider decided and what came of it: counters, the decision record, the position after the order. */
 function recordDecision(work: CycleWork, step: DecidedStep, execution: Execution | null): void {
   const { settings, counters, events } = work;
-  const { context, result, verdict, order } = step;
+  const { context, result, verdict, order, admission } = step;
   const { decision } = result;
   const asOf = work.tick.asOf;
   counters.decisions += 1;
@@ -567,13 +660,17 @@ function recordDecision(work: CycleWork, step: DecidedStep, execution: Execution
     counters.rejections += 1;
     record.outcome = 'rejected';
     record.detail = verdict.reasons.join('; ');
+  } else if (admission !== null && admission.status === 'refused') {
+    counters.admissionRefusals += 1;
+    record.outcome = 'refused';
+    record.detail = `refused at portfolio admission: ${admission.reason}`;
   } else if (order !== null && execution !== null) {
     const { intent } = verdict;
     events.push({ type: 'order', intent, execution });
     if (execution.status !== 'filled') {
       counters.executionFailures += 1;
-      record.outcome = 'failed';
-      record.detail = execution.error;
+      record.outcome = 'refused';
+      record.detail = `refused by the exchange: ${execution.error ?? 'no reason given'}`;
     } else {
       record.outcome = 'executed';
       record.detail = verdict.notes.length > 0 ? verdict.notes.join('; ') : null;

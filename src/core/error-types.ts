@@ -45,5 +45,10 @@ export const NON_RETRYABLE_LLM_ERROR_TYPES = ['LlmAuthentication', 'LlmBadReques
 
 /** Market data that does not exist (e.g. a replay past the end of its recorded data): retrying cannot help. */
 export const MARKET_DATA_UNAVAILABLE = 'MarketDataUnavailable';
+/**
+ * A gap in recorded market data: the latest candle at a decision time is missing although later ones are recorded.
+ * The cycle makes no decision (never on a stale snapshot) and the pair goes on at the next candle close.
+ */
+export const MARKET_DATA_GAP = 'MarketDataGap';
 /** A configuration problem detected by an activity (missing key, unknown pair): retrying cannot help. */
 export const CONFIGURATION_ERROR = 'ConfigurationError';

@@ -13,7 +13,7 @@
  * the snapshot's time.
  */
 import { computeIndicatorSeries, indicatorsAt, valuesBetween, type IndicatorSeries } from './indicators';
-import { candleOpenTime, closedCount, timeframeMs } from './timeframe';
+import { candleOpenTime, closedCount, lastClosedCandleOpen, timeframeMs } from './timeframe';
 import type { Candle, FundingInfo, MarketSnapshot, SeriesTails, TimeframeSnapshot } from './types';
 
 /** One settled funding payment: `time` in Unix ms (rounded down to the minute), `rate` per funding interval. */
@@ -176,6 +176,43 @@ export function snapshotAt(cache: PairSeriesCache, asOf: number, opts: SnapshotO
     if (count > 0) snapshot.timeframes[tf.timeframe] = timeframeSnapshot(tf, count - 1, opts.tailLength, 0);
   }
   return snapshot;
+}
+
+/** Number of open times in `time` (ascending) that are <= `lastOpen`. */
+function countUpTo(time: Float64Array, lastOpen: number): number {
+  let lo = 0;
+  let hi = time.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (time[mid]! <= lastOpen) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/**
+ * Whether a snapshot at `asOf` would miss its latest candle: the main candle closing exactly at `asOf`, or an
+ * informative timeframe's candle that closed last at `asOf` (a timeframe with no closed candle yet is not missing:
+ * the snapshot leaves it out). Returns the first such timeframe and whether the data has ended there (no later
+ * candle of it is recorded: past the end of the data, rather than a gap); null when every latest candle is recorded.
+ * No decision may be made on such a snapshot.
+ */
+export function missingLatestCandle(
+  cache: PairSeriesCache,
+  asOf: number,
+): { timeframe: string; dataEnded: boolean } | null {
+  const [main, ...informative] = cache.timeframes;
+  const n = countUpTo(main!.time, asOf - main!.timeframeMs);
+  if (n === 0 || main!.time[n - 1]! + main!.timeframeMs !== asOf) {
+    return { timeframe: main!.timeframe, dataEnded: n === main!.time.length };
+  }
+  for (const series of informative) {
+    const count = countUpTo(series.time, asOf - series.timeframeMs);
+    if (count > 0 && series.time[count - 1]! !== lastClosedCandleOpen(asOf, series.timeframe)) {
+      return { timeframe: series.timeframe, dataEnded: count === series.time.length };
+    }
+  }
+  return null;
 }
 
 /**

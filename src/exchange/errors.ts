@@ -53,6 +53,7 @@
  * `ExchangeNetworkError`; anything else (a bug) is `ExchangeUnknownError`, not retried so it cannot loop forever.
  */
 import { NON_RETRYABLE_EXCHANGE_ERROR_TYPES, RETRYABLE_EXCHANGE_ERROR_TYPES } from '../core/error-types';
+import { Redactor } from '../core/redact';
 import {
   AccountNotEnabled,
   AccountSuspended,
@@ -242,16 +243,12 @@ export interface ClassifyContext {
 }
 
 /**
- * Removes secrets and request signatures from an error message. Signatures are not secrets, but they make messages
- * long and they identify a signed request, so they are dropped too.
+ * Removes secrets and request signatures from an error message: the project's redactor (src/core/redact.ts: every
+ * secret value of 8 characters or more, URL credentials, bearer tokens), plus request signatures, which are not
+ * secrets but make messages long and identify a signed request.
  */
 export function redactSecrets(message: string, secrets: readonly string[] = []): string {
-  let out = message.replace(/(signature=)[0-9A-Za-z%+/=_-]+/g, '$1***');
-  for (const secret of secrets) {
-    // Short strings would blank unrelated text; real API keys and secrets are long.
-    if (secret.length >= 8) out = out.split(secret).join('***');
-  }
-  return out;
+  return new Redactor(secrets).redact(message.replace(/(signature=)[0-9A-Za-z%+/=_-]+/g, '$1***'));
 }
 
 function typeOf(err: unknown): { type: ExchangeErrorType; ccxtClass: string | null } {

@@ -83,13 +83,32 @@ class MemoryBackend implements CacheBackend {
 
 class SqliteBackend implements CacheBackend {
   private readonly db: Database.Database;
-  private readonly getStmt: Database.Statement<[string], { result: string }>;
-  private readonly putStmt: Database.Statement<[string, string, number, string]>;
-  private readonly sizeStmt: Database.Statement<[], { n: number }>;
+  private getStmt!: Database.Statement<[string], { result: string }>;
+  private putStmt!: Database.Statement<[string, string, number, string]>;
+  private sizeStmt!: Database.Statement<[], { n: number }>;
 
-  constructor(file: string) {
-    if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
-    this.db = new Database(file);
+  constructor(private readonly file: string) {
+    try {
+      if (file !== ':memory:') mkdirSync(dirname(file), { recursive: true });
+      this.db = new Database(file);
+    } catch (err) {
+      throw this.failure('cannot open', err);
+    }
+    try {
+      this.prepare();
+    } catch (err) {
+      this.db.close();
+      throw this.failure('cannot open', err);
+    }
+  }
+
+  /** An Error naming the cache file, with the SQLite or file-system error as `cause` (its code tells what happened). */
+  private failure(what: string, err: unknown): Error {
+    const message = err instanceof Error ? err.message : String(err);
+    return new Error(`decision cache ${this.file}: ${what}: ${message}`, { cause: err });
+  }
+
+  private prepare(): void {
     this.db.pragma('journal_mode = WAL');
     this.db.pragma('busy_timeout = 5000');
     this.db.exec(
@@ -110,7 +129,11 @@ class SqliteBackend implements CacheBackend {
     return this.getStmt.get(key)?.result ?? null;
   }
   put(key: string, model: string, storedAt: number, json: string): void {
-    this.putStmt.run(key, model, storedAt, json);
+    try {
+      this.putStmt.run(key, model, storedAt, json);
+    } catch (err) {
+      throw this.failure('cannot store a decision', err);
+    }
   }
   size(): number {
     return this.sizeStmt.get()?.n ?? 0;

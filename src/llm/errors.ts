@@ -6,6 +6,9 @@
  * otherwise returns a safe fallback decision (see openai-provider.ts).
  */
 import { type LLM_ERROR_TYPES, NON_RETRYABLE_LLM_ERROR_TYPES } from '../core/error-types';
+import { Redactor, redactCredentials } from '../core/redact';
+
+export { MIN_SECRET_LENGTH } from '../core/redact';
 
 /** Every LLM failure type (defined in src/core/error-types.ts so workflow retry policies can list them). */
 export type LlmErrorType = (typeof LLM_ERROR_TYPES)[number];
@@ -46,25 +49,12 @@ export class LlmError extends Error {
 }
 
 /**
- * Secrets shorter than this are not searched for: short strings are placeholders rather than credentials (local
- * servers take keys like "ollama"), and replacing them would mangle ordinary text.
- */
-export const MIN_SECRET_LENGTH = 8;
-
-/**
  * Remove credentials from a text before it is put in an error, a log or a result: every occurrence of each of
- * `secrets`, any `Bearer <token>`, anything shaped like an OpenAI key (`sk-...`), and `user:password@` in URLs.
- * Secrets shorter than MIN_SECRET_LENGTH are ignored.
+ * `secrets` (8 characters or longer), bearer tokens, OpenAI-shaped keys and credentials inside URLs, by the project's
+ * redactor (src/core/redact.ts).
  */
 export function redactSecrets(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const secret of secrets) {
-    if (secret.length >= MIN_SECRET_LENGTH) out = out.split(secret).join('***');
-  }
-  return out
-    .replace(/Bearer\s+[^\s"',;]+/gi, 'Bearer ***')
-    .replace(/\bsk-[A-Za-z0-9_-]{8,}/g, 'sk-***')
-    .replace(/\/\/[^/\s:@]+:[^/\s@]+@/g, '//***@');
+  return new Redactor(secrets).redact(text);
 }
 
 /** `api_base` without user info, query or fragment: safe to print. Returns the input redacted when it is not a URL. */
@@ -77,6 +67,6 @@ export function safeUrl(url: string): string {
     u.hash = '';
     return u.toString().replace(/\/$/, '');
   } catch {
-    return redactSecrets(url, []);
+    return redactCredentials(url);
   }
 }

@@ -55,8 +55,9 @@ import type { DecisionContext } from '../core/context-types';
 import type { Decision, HoldArgs, TokenUsage, ToolName } from '../core/types';
 import { REASON_MAX_CHARS, TOOL_NAMES } from '../core/tools';
 import { validateToolCalls } from '../core/validate';
+import { Redactor } from '../core/redact';
 import { isLocalEndpoint } from './endpoint';
-import { LlmError, MIN_SECRET_LENGTH, redactSecrets, safeUrl } from './errors';
+import { LlmError, safeUrl } from './errors';
 import { extractTextToolCalls, splitThinking } from './model-output';
 import type { CacheableProvider, DecideOptions, ModelToolCall, ProviderDecision, RequestIdentity } from './provider';
 import type { RateLimitSignal, RequestLane, RequestScheduler } from './request-scheduler';
@@ -426,27 +427,6 @@ export function fallbackDecision(
   return ctx.hasPosition ? { tool: 'signal_hold', args } : { tool: 'signal_wait', args };
 }
 
-/** Replace every occurrence of `secret` in every string of a JSON-like value (returns a copy). */
-function redactDeep<T>(value: T, secrets: readonly string[]): T {
-  const visit = (v: unknown): unknown => {
-    if (typeof v === 'string') return redactSecretsExact(v, secrets);
-    if (Array.isArray(v)) return v.map(visit);
-    if (isRecord(v)) {
-      const out: Record<string, unknown> = {};
-      for (const [k, x] of Object.entries(v)) out[k] = visit(x);
-      return out;
-    }
-    return v;
-  };
-  return visit(value) as T;
-}
-
-function redactSecretsExact(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const s of secrets) out = out.split(s).join('***');
-  return out;
-}
-
 /** Decision provider for an OpenAI-compatible chat-completions endpoint. See the file comment for the policy. */
 export class OpenAIProvider implements CacheableProvider {
   readonly name = 'openai';
@@ -458,7 +438,7 @@ export class OpenAIProvider implements CacheableProvider {
   private readonly retries: number;
   private readonly baseUrl: string;
   private readonly keyConfigured: boolean;
-  private readonly secrets: string[];
+  private readonly redactor: Redactor;
   private readonly compat: RequestCompat;
   private readonly scheduler: RequestScheduler | null;
   private readonly identity: RequestIdentity;
@@ -488,7 +468,7 @@ export class OpenAIProvider implements CacheableProvider {
           )
         : null;
     if (this.refusal && !options.deferKeyCheck) throw this.refusal;
-    this.secrets = llm.api_key.length >= MIN_SECRET_LENGTH ? [llm.api_key] : [];
+    this.redactor = new Redactor([llm.api_key]);
     this.scheduler = options.scheduler ?? null;
     this.compat = {
       tokenLimitParam:
@@ -538,7 +518,7 @@ export class OpenAIProvider implements CacheableProvider {
     if (this.refusal) throw this.refusal;
     const started = performance.now();
     try {
-      return redactDeep(await this.run(ctx, started, options.prefetch ? 'spare' : 'now'), this.secrets);
+      return this.redactor.redactDeep(await this.run(ctx, started, options.prefetch ? 'spare' : 'now'));
     } catch (err) {
       throw err instanceof LlmError ? err : this.classify(err);
     }
@@ -684,7 +664,7 @@ export class OpenAIProvider implements CacheableProvider {
   }
 
   private sanitize(text: string): string {
-    return redactSecrets(text, this.secrets);
+    return this.redactor.redact(text);
   }
 
   /** Classify any failure of a request into an `LlmError` with a message that says what to do. */

@@ -11,6 +11,11 @@
  * - `funding(exchange, symbol, time, rate)`, primary key `(exchange, symbol, time)`. `time` in Unix ms rounded down
  *   to the minute (exchanges report funding a few ms past the hour); `rate` is a fraction per funding interval.
  *
+ * - `skipped_rows(exchange, symbol, series, count, example, source)`: how many rows the last import or download of a
+ *   series skipped as malformed (`series` is the timeframe of trade candles, `mark-<tf>` or `funding`), with one
+ *   example problem and where the rows came from; read by the data quality summaries. (Added in a later release:
+ *   a database without it reads as "unknown".)
+ *
  * Writes are insert-or-ignore (`ON CONFLICT DO NOTHING`): a row that is already stored is kept as it is, so importing
  * or downloading the same data twice adds nothing. Every batch is one transaction.
  * Every error names the database file.
@@ -79,6 +84,15 @@ CREATE TABLE IF NOT EXISTS funding (
   time     INTEGER NOT NULL,
   rate     REAL    NOT NULL,
   PRIMARY KEY (exchange, symbol, time)
+) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS skipped_rows (
+  exchange TEXT    NOT NULL,
+  symbol   TEXT    NOT NULL,
+  series   TEXT    NOT NULL,
+  count    INTEGER NOT NULL,
+  example  TEXT,
+  source   TEXT    NOT NULL,
+  PRIMARY KEY (exchange, symbol, series)
 ) WITHOUT ROWID;
 `;
 
@@ -367,6 +381,64 @@ export class CandleStore {
       candles: this.stmt.candleSummary.all(),
       funding: this.stmt.fundingSummary.all(),
     }));
+  }
+
+  /** Open times (Unix ms) of every stored candle of one series, oldest first: for gap reports. */
+  candleTimes(exchange: string, symbol: string, timeframe: string, priceType: PriceType = 'trade'): number[] {
+    return this.guard(`reading ${exchange} ${symbol} ${timeframe} ${priceType} candle times`, () =>
+      this.db
+        .prepare<[string, string, string, string], number>(
+          `SELECT time FROM candles WHERE exchange = ? AND symbol = ? AND timeframe = ? AND price_type = ? ORDER BY time`,
+        )
+        .pluck()
+        .all(exchange, symbol, timeframe, priceType),
+    );
+  }
+
+  /**
+   * Records how many rows the latest import or download of a series skipped (replacing what an earlier one recorded).
+   * @param series the timeframe of trade candles, `mark-<tf>`, or `funding`
+   * @param example one of the problems, e.g. `BTC_USDT_USDT-30m.csv:7: high 1 is below open, close or low`
+   * @param source where the rows came from, e.g. the file or `download binanceusdm`
+   */
+  setSkippedRows(
+    exchange: string,
+    symbol: string,
+    series: string,
+    count: number,
+    example: string | null,
+    source: string,
+  ): void {
+    this.guard(`recording skipped rows of ${exchange} ${symbol} ${series}`, () =>
+      this.db
+        .prepare(
+          `INSERT INTO skipped_rows (exchange, symbol, series, count, example, source) VALUES (?, ?, ?, ?, ?, ?)
+           ON CONFLICT (exchange, symbol, series) DO UPDATE SET count = excluded.count, example = excluded.example,
+           source = excluded.source`,
+        )
+        .run(exchange, symbol, series, count, example, source),
+    );
+  }
+
+  /**
+   * Rows the latest import or download of a series skipped; 0 when it skipped none, null when the database does not
+   * know (never imported or downloaded by this release).
+   */
+  skippedRows(exchange: string, symbol: string, series: string): number | null {
+    const hasTable = this.db
+      .prepare<[], number>("SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'skipped_rows'")
+      .pluck()
+      .get();
+    if (!hasTable) return null;
+    const count = this.guard(`reading skipped rows of ${exchange} ${symbol} ${series}`, () =>
+      this.db
+        .prepare<[string, string, string], number>(
+          'SELECT count FROM skipped_rows WHERE exchange = ? AND symbol = ? AND series = ?',
+        )
+        .pluck()
+        .get(exchange, symbol, series),
+    );
+    return count ?? null;
   }
 
   /** Closes the database. The store cannot be used afterwards. */

@@ -4,8 +4,9 @@
  * Works with any object shaped like a ccxt exchange instance ({@link MarketDataClient}), so tests can pass a fake.
  * Per series (symbol × timeframe, and symbol × funding):
  * - the wanted window is the last `days` days up to now (the client's clock);
- * - what the store already holds is not fetched again: a download resumes after the last stored row, and when the
- *   window now starts before the first stored row (a larger `days` than last time), the gap before it is filled;
+ * - what the store already holds inside the window is not fetched again: a download resumes after the last stored
+ *   row, fills the time before the first stored row (a larger `days` than last time) and every gap between stored
+ *   candles; rows stored before the window are not looked at, so the last N days never reach back to older data;
  * - candles are fetched page by page (`since`, `limit`), each page starting after the last candle received;
  * - only CLOSED candles are stored: a candle whose close time (open + timeframe) is after the time the request was
  *   sent is the one still forming and is dropped (so the local clock should be in sync with the exchange's);
@@ -15,6 +16,7 @@
 import { candleOpenTime, timeframeMs } from '../core/timeframe';
 import type { FundingEvent } from '../core/snapshot';
 import type { Candle } from '../core/types';
+import { OperatorError } from '../worker/errors';
 import type { CandleStore } from './candle-store';
 
 const MINUTE_MS = 60_000;
@@ -123,23 +125,43 @@ export async function downloadMarketData(
       series === 'funding'
         ? await downloadFunding(client, store, request.exchange, symbol, request.days, limit, report)
         : await downloadCandles(client, store, request.exchange, symbol, series, request.days, limit, report);
+    if (result.requests > 0) {
+      store.setSkippedRows(
+        request.exchange,
+        symbol,
+        series,
+        result.malformed,
+        result.problems[0] ?? null,
+        `download ${request.exchange}`,
+      );
+    }
     results.push(result);
     report(result.added, true);
   }
   return results;
 }
 
-/** The [from, to) ranges of the window [windowStart, now) that the store does not cover yet. */
-function missingRanges(
+/**
+ * The [from, to) ranges of the window [windowStart, now) that the store does not cover yet, from the open times of
+ * the rows stored inside the window (`stored`, ascending; candles or funding events): before the first one, every gap
+ * between two of them longer than `step`, and after the last one. Rows stored before the window are not looked at, so
+ * a window of the last N days never reaches back to older stored data.
+ */
+export function missingRanges(
   windowStart: number,
   now: number,
-  stored: { first: number; last: number } | null,
+  stored: readonly number[],
   step: number,
 ): { from: number; to: number }[] {
-  if (stored === null) return windowStart < now ? [{ from: windowStart, to: now }] : [];
+  if (windowStart >= now) return [];
+  if (stored.length === 0) return [{ from: windowStart, to: now }];
   const ranges: { from: number; to: number }[] = [];
-  if (windowStart < stored.first) ranges.push({ from: windowStart, to: stored.first });
-  if (stored.last + step < now) ranges.push({ from: stored.last + step, to: now });
+  if (windowStart < stored[0]!) ranges.push({ from: windowStart, to: stored[0]! });
+  for (let i = 1; i < stored.length; i++) {
+    if (stored[i]! - stored[i - 1]! > step) ranges.push({ from: stored[i - 1]! + step, to: stored[i]! });
+  }
+  const last = stored[stored.length - 1]!;
+  if (last + step < now) ranges.push({ from: last + step, to: now });
   return ranges;
 }
 
@@ -166,9 +188,8 @@ async function downloadCandles(
   const now = client.milliseconds();
   const windowStart = candleOpenTime(now - days * DAY_MS, timeframe);
   // a range in which no candle can have closed yet (from + ms > now) is not worth a request
-  const ranges = missingRanges(windowStart, now, store.candleExtent(exchange, symbol, timeframe), ms).filter(
-    (r) => r.from + ms <= now,
-  );
+  const inWindow = store.candleTimes(exchange, symbol, timeframe).filter((t) => t >= windowStart);
+  const ranges = missingRanges(windowStart, now, inWindow, ms).filter((r) => r.from + ms <= now);
   const result = emptyResult(symbol, timeframe, ranges);
   for (const range of ranges) {
     let since = range.from;
@@ -223,7 +244,18 @@ async function downloadFunding(
 ): Promise<SeriesDownloadResult> {
   const now = client.milliseconds();
   const windowStart = now - days * DAY_MS;
-  const ranges = missingRanges(windowStart, now, store.fundingExtent(exchange, symbol), MINUTE_MS);
+  // Funding events are hours apart and the window's start falls between two of them: what is stored before the
+  // window counts for its start (no request for the few hours before the first event in it), and the download goes
+  // on after the last stored event, or from the window's start when that is later (older data is never extended).
+  const stored = store.fundingExtent(exchange, symbol);
+  const ranges: { from: number; to: number }[] = [];
+  if (stored === null) {
+    if (windowStart < now) ranges.push({ from: windowStart, to: now });
+  } else {
+    if (windowStart < stored.first) ranges.push({ from: windowStart, to: stored.first });
+    const from = Math.max(windowStart, stored.last + MINUTE_MS);
+    if (from < now) ranges.push({ from, to: now });
+  }
   const result = emptyResult(symbol, 'funding', ranges);
   for (const range of ranges) {
     let since = range.from;
@@ -276,7 +308,7 @@ function toCandle(row: readonly (number | undefined)[]): Candle | string {
 
 function clientFailure(exchange: string, symbol: string, series: string, since: number, err: unknown): Error {
   const message = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-  return new Error(
+  return new OperatorError(
     `${exchange} ${symbol} ${series}: request since ${new Date(since).toISOString()} failed: ${message}. ` +
       'What was downloaded so far is stored; run the same command again to resume.',
     { cause: err },

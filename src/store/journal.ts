@@ -36,20 +36,7 @@
  * Several processes may share one journal: SQLite serialises the writers, JSONL lines are appended whole with
  * O_APPEND, and the reward file is rewritten while the writer holds SQLite's write lock.
  */
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  mkdirSync,
-  openSync,
-  readFileSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-  statSync,
-  unlinkSync,
-  writeSync,
-} from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, readdirSync, renameSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import Database from 'better-sqlite3';
 import type { Config, ExperienceConfig } from '../core/config';
@@ -77,7 +64,8 @@ import type { ClosedTrade, CloseReason, Decision, Side, TokenUsage, ToolName, Ve
 import { buildLearningContext, type LearningContext } from '../llm/context-builder';
 import type { ProviderDecision } from '../llm/provider';
 import { appendJsonLine, jsonLineInTail } from './jsonl';
-import { Redactor } from './redactor';
+import { Redactor } from '../core/redact';
+import { writeFileAtomic } from './atomic-file';
 import { tradeRow } from '../core/trade-row';
 import { decisionId } from '../core/ids';
 
@@ -704,16 +692,18 @@ export class Journal {
   readonly paths: JournalPaths;
   private readonly db: Database.Database;
   private readonly redactor: Redactor;
+  /** the reward file's temporary name while it is rewritten (one per process) */
+  private readonly tempRewardFile: string;
   private readonly logDecisions: boolean;
   private readonly logTrades: boolean;
   private readonly rewardCap: number;
-  private readonly tempRewardFile: string;
   private readonly onLineAppended: ((file: string) => void) | undefined;
   private readonly stmt: ReturnType<typeof prepareStatements>;
 
   private constructor(options: JournalOptions) {
     this.paths = journalPaths(options.dataDir);
     this.redactor = options.redactor;
+    this.tempRewardFile = `${this.paths.rewardFile}.${process.pid}.tmp`;
     this.logDecisions = options.logDecisions ?? true;
     this.logTrades = options.logTrades ?? true;
     this.rewardCap = options.rewardHistoryCap ?? REWARD_HISTORY_CAP;
@@ -721,7 +711,6 @@ export class Journal {
     if (!Number.isInteger(this.rewardCap) || this.rewardCap < 1) {
       throw new RangeError(`Journal: rewardHistoryCap must be a positive integer, got ${this.rewardCap}`);
     }
-    this.tempRewardFile = `${this.paths.rewardFile}.${process.pid}.tmp`;
     try {
       mkdirSync(this.paths.logsDir, { recursive: true });
       this.db = new Database(this.paths.database);
@@ -1292,7 +1281,11 @@ export class Journal {
   private writeRewardFile(): void {
     const history = this.rewardHistory();
     const content: RewardFile = { format: REWARD_FILE_FORMAT, ...history, stats: rewardStats(history) };
-    writeFileAtomically(this.paths.rewardFile, this.tempRewardFile, `${JSON.stringify(content, null, 2)}\n`);
+    try {
+      writeFileAtomic(this.paths.rewardFile, `${JSON.stringify(content, null, 2)}\n`, { temp: this.tempRewardFile });
+    } catch (err) {
+      throw new Error(`Journal: ${errorText(err)}`, { cause: err });
+    }
   }
 
   /** After a rolled-back trade: render the file again from the committed rows (best effort; the next write heals it). */
@@ -1712,33 +1705,6 @@ function parseJson<T>(text: string | null): T | null {
     return JSON.parse(text) as T;
   } catch {
     return null;
-  }
-}
-
-/**
- * Replaces `file` with `text` so that a reader or a crash only ever sees the old or the new complete file: the text is
- * written to `temp`, flushed to disk, and renamed over `file`. On failure the temporary file is removed and an Error
- * naming the file is thrown; `file` is untouched.
- */
-function writeFileAtomically(file: string, temp: string, text: string): void {
-  try {
-    const fd = openSync(temp, 'w');
-    try {
-      const data = Buffer.from(text, 'utf8');
-      let offset = 0;
-      while (offset < data.length) offset += writeSync(fd, data, offset, data.length - offset);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(temp, file);
-  } catch (err) {
-    try {
-      unlinkSync(temp);
-    } catch {
-      // nothing to remove, or not a file
-    }
-    throw new Error(`Journal: cannot write ${file} (via ${temp}): ${errorText(err)}`);
   }
 }
 

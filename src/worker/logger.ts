@@ -8,10 +8,10 @@
  * - `pretty`: `00:00:00.000 INFO  worker started taskQueue=llm-trader`
  * `auto` picks `pretty` when the stream is a terminal and `json` otherwise (files, containers, log collectors).
  *
- * Secrets: every configured secret string (8 characters or longer, see src/store/redactor.ts) is replaced by `***` in
+ * Secrets: every configured secret string (8 characters or longer, see src/core/redact.ts) is replaced by `***` in
  * the message and in every metadata value and key before anything is written.
  */
-import { Redactor } from '../store/redactor';
+import { Redactor } from '../core/redact';
 
 export type LogLevel = 'TRACE' | 'DEBUG' | 'INFO' | 'WARN' | 'ERROR';
 export type LogFormat = 'json' | 'pretty' | 'auto';

@@ -6,15 +6,16 @@
  * limits), and the keys stay on the worker, read by activities. As a last guard the free-text fields pass through a
  * redactor of the configured secrets.
  */
-import { resolve } from 'node:path';
 import { WorkflowExecutionAlreadyStartedError, type SearchAttributePair } from '@temporalio/common';
 import type { Client } from '@temporalio/client';
 import type { Config } from '../core/config';
+import { parseDateTime } from '../core/dates';
 import { candleOpenTime, timeframeMs } from '../core/timeframe';
-import { RecordedMarketSource, csvRecordedData } from '../exchange/market-source';
+import type { RecordedMarketSource } from '../exchange/market-source';
+import { openRecordedSource } from '../store/recorded-source';
 import { safeUrl } from '../llm/errors';
 import { DEFAULT_MAX_RETRY_AFTER_MS } from '../llm/openai-provider';
-import { Redactor } from '../store/redactor';
+import { Redactor } from '../core/redact';
 import type { pairTrader } from '../workflows/pair-trader';
 import {
   LastActionKey,
@@ -125,31 +126,40 @@ function alignUp(t: number, tf: string): number {
 }
 
 /**
- * The replay schedule of `pair` from the recorded data in `config.replay.data` (a folder in the ../shared/data
- * layout; a relative path is resolved from the current directory):
+ * The replay schedule of `pair` from the recorded data (the candle database, or the CSV folder `config.replay.data`;
+ * see src/store/recorded-source.ts):
  * - `recordedEnd`: the last main-timeframe close at which every configured timeframe (main and informative) can still
  *   be served, i.e. the candle that has closed there is recorded for each of them;
  * - `recordedStart`: `replay.start` (ISO date) when set, else the first recorded candle + 20 days
  *   ({@link REPLAY_WARMUP_MS}) rounded up to the main timeframe;
  * - `wallStart` null (the workflow sets it on its first run), `secondsPerCandle` from `replay.seconds_per_candle`.
- * @param source recorded data to read (default: the CSV folder of `config.replay.data`); pass one to share its cache
- *   between pairs
+ * @param source recorded data to read (default: that of the config, opened and closed here); pass one to share its
+ *   cache between pairs
  * @throws OperatorError when the pair has no recorded data, `replay.start` is not a date or lies outside the data,
  *   or the data is too short for the warm-up
  */
 export async function replaySchedule(
-  config: Pick<Config, 'timeframes' | 'replay'>,
+  config: Pick<Config, 'timeframes' | 'replay' | 'data_dir' | 'exchange'>,
   pair: string,
-  source: RecordedMarketSource = new RecordedMarketSource(csvRecordedData(resolve(config.replay.data))),
+  source?: RecordedMarketSource,
 ): Promise<ReplaySchedule> {
+  if (source === undefined) {
+    const opened = await openRecordedSource(config);
+    try {
+      return await replaySchedule(config, pair, opened.market);
+    } finally {
+      opened.close();
+    }
+  }
   const main = config.timeframes.main;
-  const dir = resolve(config.replay.data);
+  const dir = source.data.description;
   const load = async (tf: string) => {
     try {
       return await source.history(pair, tf);
     } catch (err) {
       throw new OperatorError(
-        `replay of ${pair}: ${(err as Error).message} (replay.data = ${dir}; set replay.data, or pass \`llm-trader dev --data <dir>\`)`,
+        `replay of ${pair}: ${(err as Error).message} (recorded data: ${dir}; import or download the pair, set ` +
+          'replay.data, or pass `llm-trader dev --data <dir>`)',
         { cause: err },
       );
     }
@@ -173,7 +183,7 @@ export async function replaySchedule(
 
   let recordedStart: number;
   if (config.replay.start !== null) {
-    recordedStart = Date.parse(config.replay.start);
+    recordedStart = parseDateTime(config.replay.start) ?? Number.NaN;
     if (!Number.isFinite(recordedStart)) {
       throw new OperatorError(
         `replay.start must be an ISO date like 2025-06-10T00:00:00Z, got ${JSON.stringify(config.replay.start)}`,
@@ -304,8 +314,22 @@ export async function startPairs(
   pairs: readonly string[] = config.pairs,
   env: NodeJS.ProcessEnv = process.env,
 ): Promise<PairStartResult[]> {
-  const source =
-    config.mode === 'replay' ? new RecordedMarketSource(csvRecordedData(resolve(config.replay.data))) : null;
+  const opened = config.mode === 'replay' ? await openRecordedSource(config) : null;
+  try {
+    return await startEach(client, settings, config, pairs, env, opened?.market ?? null);
+  } finally {
+    opened?.close();
+  }
+}
+
+async function startEach(
+  client: Client,
+  settings: Pick<TemporalSettings, 'taskQueue' | 'namespace'>,
+  config: Config,
+  pairs: readonly string[],
+  env: NodeJS.ProcessEnv,
+  source: RecordedMarketSource | null,
+): Promise<PairStartResult[]> {
   const results: PairStartResult[] = [];
   const account = accountFor(config);
   for (const pair of pairs) {

@@ -7,6 +7,7 @@
  * {@link SHUTDOWN_GRACE}, then the activities' resources (database handles, exchange sessions) are closed. A second
  * signal exits at once. Workflow state is on the server: the next worker carries on where this one stopped.
  */
+import { writeFileAtomic } from '../store/atomic-file';
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
@@ -140,7 +141,7 @@ export async function cachedWorkflowBundle(
  */
 export async function writeWorkflowBundle(file: string, logger: StructuredLogger): Promise<number> {
   const code = await buildWorkflowBundle(logger);
-  await writeFile(file, code, 'utf8');
+  writeFileAtomic(file, code);
   return Buffer.byteLength(code, 'utf8');
 }
 

@@ -7,6 +7,7 @@ import { defineQuery, defineSignal } from '@temporalio/workflow';
 import type { RiskConfig, TradingMode } from '../core/config';
 import type { DecisionRecord, PairState } from '../core/cycle';
 import type { ClosedTrade, PositionState, Side } from '../core/types';
+import type { AdmissionBook, AdmissionDecision, AdmissionRequest, HeldSlot, Settlement, Slot } from '../core/admission';
 
 export type { TradingMode };
 
@@ -65,6 +66,8 @@ export interface CarriedState {
   lastTickAsOf?: number | null;
   /** candle closes not decided at (outages, stale cycles) so far */
   missedCandles?: number;
+  /** the pair's portfolio admission slot as the pair holds it (absent from older versions: none) */
+  admissionSlot?: HeldSlot | null;
 }
 
 export interface TradeReviewInput {
@@ -106,6 +109,51 @@ export const resumeSignal = defineSignal('resume');
 export const forceExitSignal = defineSignal('forceExit');
 /** Finish the current cycle (if one is running), then complete the workflow. */
 export const stopSignal = defineSignal('stop');
+
+/** The account workflow's answer to a pair's admission request (sent by the account workflow to the requester). */
+export const admissionDecisionSignal = defineSignal<[AdmissionDecision]>('admissionDecision');
+
+// ---- the account workflow: portfolio admission for one exchange account (src/workflows/account.ts) ----
+export const ACCOUNT_WORKFLOW = 'account';
+
+/**
+ * `account:<account id>@<task queue>`, e.g. `account:live@llm-trader`: one per account traded in by the workers of a
+ * task queue (workers of one task queue share one configuration, so one data folder and exchange account).
+ */
+export function accountWorkflowId(account: string, taskQueue: string): string {
+  return `account:${account}@${taskQueue}`;
+}
+
+export interface AccountWorkflowInput {
+  /** the account id (`live`, `paper`, `replay-<id>`) */
+  account: string;
+  /** complete after this long with no slot held and no request, ms (a later request starts it again, empty) */
+  idleMs: number;
+  /** carried across continue-as-new */
+  carried?: { book: AdmissionBook; runs: number; granted: number; refused: number; undelivered: number };
+}
+
+/** A pair asks to add exposure; the answer comes back as {@link admissionDecisionSignal} to `replyTo`. */
+export interface AdmissionRequestMessage {
+  request: AdmissionRequest;
+  /** the requesting workflow's id (its current run gets the answer) */
+  replyTo: string;
+}
+export const admissionRequestSignal = defineSignal<[AdmissionRequestMessage]>('admissionRequest');
+/** A pair's slot now holds `notional` (0 = released): its trade closed, shrank, or its admitted order did not fill. */
+export const settleSlotSignal = defineSignal<[Settlement]>('settleSlot');
+
+export interface AccountStatus {
+  account: string;
+  slots: Slot[];
+  /** requests answered in this execution chain, by outcome */
+  granted: number;
+  refused: number;
+  /** answers that could not be delivered (the requester was gone): their grants were released */
+  undelivered: number;
+  runs: number;
+}
+export const accountStatusQuery = defineQuery<AccountStatus>('accountStatus');
 
 // ---- queries ----
 export const statusQuery = defineQuery<PairStatus>('status');

@@ -39,7 +39,14 @@ import {
 } from '@temporalio/workflow';
 import { WorkflowExecutionAlreadyStartedError, type SearchAttributeUpdatePair } from '@temporalio/common';
 import type { BuildContextRequest, PairActivities, PromptRef } from '../activities/types';
-import { initialPairState, runCycle, type CycleSteps, type PairState } from '../core/cycle';
+import { emptyCounters, initialPairState, runCycle, type CycleSteps, type PairState } from '../core/cycle';
+import {
+  slotAfterAdmission,
+  slotAfterCycle,
+  type AdmissionDecision,
+  type AdmissionRequest,
+  type HeldSlot,
+} from '../core/admission';
 import type { ClosedTrade, Execution } from '../core/types';
 import { candleOpenTime, nextCloseAfter, timeframeMs } from '../core/timeframe';
 import { decisionId } from '../core/ids';
@@ -52,6 +59,7 @@ import {
 } from '../core/error-types';
 import {
   PAIR_WORKFLOW_TASK_TIMEOUT,
+  admissionDecisionSignal,
   LastActionKey,
   PausedKey,
   PositionSideKey,
@@ -83,6 +91,12 @@ const market = proxyLocalActivities<Pick<PairActivities, 'fetchMarket'>>({
   },
 });
 
+/** The worker's clock, recorded: what every replay of the history sees as the time a cycle woke. */
+const clockStep = proxyLocalActivities<Pick<PairActivities, 'wallClock'>>({
+  startToCloseTimeout: '5s',
+  retry: { initialInterval: '100ms', maximumAttempts: 10 },
+});
+
 const local = proxyLocalActivities<Pick<PairActivities, 'buildContext' | 'checkRisk'>>({
   startToCloseTimeout: '30s',
   retry: { initialInterval: '1s', maximumAttempts: 3, nonRetryableErrorTypes: [CONFIGURATION_ERROR] },
@@ -93,6 +107,26 @@ const local = proxyLocalActivities<Pick<PairActivities, 'buildContext' | 'checkR
  * decision in its input. Short timeouts: a SQLite row and a JSONL line; a worker that dies while writing hands the
  * write to another within seconds. Idempotent per decision id, so a retry writes nothing twice.
  */
+/**
+ * Portfolio admission's messages to the account workflow (signal-with-start: the first request starts it). Short:
+ * they only hand a signal to the server; the answer comes back as a signal.
+ */
+const admission = proxyActivities<Pick<PairActivities, 'requestAdmission' | 'settleSlot'>>({
+  startToCloseTimeout: '5s',
+  retry: {
+    initialInterval: '1s',
+    backoffCoefficient: 2,
+    maximumAttempts: 4,
+    nonRetryableErrorTypes: [CONFIGURATION_ERROR],
+  },
+});
+
+/**
+ * How long a pair waits for the account workflow's answer before it refuses its own entry (the account workflow is
+ * unavailable: no worker runs it, or the server is slow). Exits never wait for it.
+ */
+const ADMISSION_ANSWER_WAIT_MS = 20_000;
+
 const journal = proxyActivities<Pick<PairActivities, 'recordDecision' | 'recordMissedCandles'>>({
   startToCloseTimeout: '5s',
   retry: {
@@ -153,9 +187,19 @@ function decider(input: PairTraderInput) {
   });
 }
 
-/** The failure type of an activity failure (`ApplicationFailure.type`), or null. */
+/**
+ * A step that failed for good: a regular activity's failure (ActivityFailure), or a local activity's, which reaches
+ * the workflow as the activity's ApplicationFailure itself (no ActivityFailure around it). Anything else thrown in
+ * the workflow is a bug.
+ */
+function isStepFailure(err: unknown): err is ActivityFailure | ApplicationFailure {
+  return err instanceof ActivityFailure || err instanceof ApplicationFailure;
+}
+
+/** The failure type of a step's failure (`ApplicationFailure.type`), or null. */
 function failureType(err: unknown): string | null {
   if (err instanceof ActivityFailure && err.cause instanceof ApplicationFailure) return err.cause.type ?? null;
+  if (err instanceof ApplicationFailure) return err.type ?? null;
   return null;
 }
 
@@ -169,6 +213,15 @@ const EXECUTE_AS_ACTIVITY_PATCH = 'execute-as-activity';
 
 /** Every cycle starts with a timer, even one already due (histories recorded before skipped due timers). */
 const TIMER_EVERY_CYCLE_PATCH = 'timer-every-cycle';
+
+/**
+ * "Now" for the cycle's choices comes from a local activity (recorded), and the next candle from the last one
+ * (histories recorded before read the workflow clock at the start of a task).
+ */
+const RECORDED_CLOCK_PATCH = 'recorded-clock';
+
+/** Entries and increases pass portfolio admission (histories recorded before sent them straight out). */
+const PORTFOLIO_ADMISSION_PATCH = 'portfolio-admission';
 
 /** A cycle abandoned because a later candle closed before its model call or order: it is not decided late. */
 class StaleCycle extends Error {
@@ -197,6 +250,16 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
   const owner = input.mode === 'replay' ? `${info.workflowId}@${info.firstExecutionRunId}` : info.workflowId;
   const carried = input.carried;
   let state: PairState = carried?.state ?? initialPairState(input.pair);
+  // counters added since an older version carried its state: zero
+  state = { ...state, counters: { ...emptyCounters(), ...state.counters } };
+  /** this pair's portfolio admission slot, as the account workflow holds it for it */
+  let admissionSlot: HeldSlot | null = carried?.admissionSlot ?? null;
+  /** answers of the account workflow, by request id, until the cycle that asked takes them */
+  const admissionAnswers = new Map<string, AdmissionDecision>();
+  /** a request of this cycle whose answer did not come in time (the book may hold a grant for it) */
+  let unansweredAdmission: AdmissionRequest | null = null;
+  /** request ids the account workflow answered in this cycle (older histories admit without asking: no slot) */
+  const answeredByAccount = new Set<string>();
   let paused = carried?.paused ?? false;
   // force-exit requests are counted so that a signal arriving during a cycle is not lost when the cycle consumes one
   let forceExitRequested = carried?.forceExitPending ? 1 : 0;
@@ -223,14 +286,14 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
         timeframe: input.timeframe,
       })
     : null;
-  /** market time now: the workflow clock, or the replay's recorded time */
-  const marketNow = (): number => (clock ? clock.recordedTime(Date.now()) : Date.now());
+  /** market time at wall time `wall`: itself, or the replay's recorded time */
+  const marketAt = (wall: number): number => (clock ? clock.recordedTime(wall) : wall);
   /** workflow (wall) time at which the market reaches `t` */
   const wallAt = (t: number): number => (clock ? clock.wallTime(t) : t);
   const tfMs = timeframeMs(input.timeframe);
   /** the latest candle close a cycle may decide at now: closed, and its grace period over */
-  const latestDecidable = (): number => {
-    const latest = candleOpenTime(marketNow() - input.graceMs, input.timeframe);
+  const latestDecidableAt = (wall: number): number => {
+    const latest = candleOpenTime(marketAt(wall) - input.graceMs, input.timeframe);
     return replay ? Math.min(latest, replay.recordedEnd) : latest;
   };
 
@@ -271,6 +334,35 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
       return result;
     },
     checkRisk: (req) => local.checkRisk(req),
+    admit: async (req): Promise<AdmissionDecision> => {
+      if (!patched(PORTFOLIO_ADMISSION_PATCH)) {
+        return { status: 'granted', requestId: req.requestId, quantity: req.quantity, clamped: null };
+      }
+      try {
+        await admission.requestAdmission({ account, request: req, replyTo: info.workflowId });
+      } catch (err) {
+        if (!isStepFailure(err)) throw err;
+        return {
+          status: 'refused',
+          requestId: req.requestId,
+          reason: `the account workflow could not be asked (${failureMessage(err)}); new exposure waits for it.`,
+        };
+      }
+      if (!(await condition(() => admissionAnswers.has(req.requestId), ADMISSION_ANSWER_WAIT_MS))) {
+        unansweredAdmission = req;
+        return {
+          status: 'refused',
+          requestId: req.requestId,
+          reason:
+            `the account workflow (account:${account}@${info.taskQueue}) did not answer within ${ADMISSION_ANSWER_WAIT_MS / 1000} s; ` +
+            'new exposure waits until it does (is a worker running?).',
+        };
+      }
+      const answer = admissionAnswers.get(req.requestId)!;
+      admissionAnswers.delete(req.requestId);
+      answeredByAccount.add(req.requestId);
+      return answer;
+    },
     execute: async (req): Promise<Execution> => {
       try {
         const send = patched(EXECUTE_AS_ACTIVITY_PATCH) ? orders : localOrders;
@@ -359,6 +451,9 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
   setHandler(stopSignal, () => {
     stopRequested = true;
   });
+  setHandler(admissionDecisionSignal, (decision) => {
+    admissionAnswers.set(decision.requestId, decision);
+  });
   setHandler(statusQuery, status);
   setHandler(recentDecisionsQuery, () => state.recentDecisions);
 
@@ -400,23 +495,47 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
     try {
       await write();
     } catch (err) {
-      if (!(err instanceof ActivityFailure)) throw err;
+      if (!isStepFailure(err)) throw err;
       log.warn('journal write failed', { pair: input.pair, asOf: cycleAsOf, message: failureMessage(err) });
+    }
+  };
+
+  /**
+   * Keep the account workflow's slot of this pair in step with its position: release it when flat, re-size it when
+   * the position shrank or an admitted increase did not fill. A settlement that fails is sent again after the next
+   * cycle (the slot is kept as it was).
+   */
+  const settleAdmission = async (): Promise<void> => {
+    if (unansweredAdmission !== null) {
+      const asked = unansweredAdmission;
+      unansweredAdmission = null;
+      admissionSlot =
+        admissionSlot === null
+          ? { requestId: asked.requestId, notional: 0, uncertain: true }
+          : { ...admissionSlot, uncertain: true };
+    }
+    const after = slotAfterCycle(admissionSlot, state.position, input.pair, owner);
+    if (after.settlement === null) {
+      admissionSlot = after.held;
+      return;
+    }
+    try {
+      await admission.settleSlot({ account, settlement: after.settlement });
+      admissionSlot = after.held;
+    } catch (err) {
+      if (!isStepFailure(err)) throw err;
+      log.warn('admission slot not settled; trying again after the next cycle', { message: failureMessage(err) });
     }
   };
 
   for (;;) {
     if (stopRequested) break;
-    // the next candle to decide at: one that has closed since the last cycle started (after a stale cycle), else the
-    // next close to come
-    const ready = latestDecidable();
     let asOf: number;
-    let sleepMs: number;
-    if (lastTickAsOf !== null && ready > lastTickAsOf) {
-      asOf = ready;
-      sleepMs = 0;
-    } else {
-      const from = Math.max(marketNow(), lastTickAsOf ?? Number.NEGATIVE_INFINITY);
+    const recordedClock = patched(RECORDED_CLOCK_PATCH);
+    if (recordedClock) {
+      // the close after the last cycle's candle (the first cycle: after the recorded time now): no clock reading
+      // decides a branch here, so the end of a replay is found at the same cycle in every replay of the history
+      const from = lastTickAsOf ?? marketAt(await clockStep.wallClock());
       asOf = nextCloseAfter(from, input.timeframe);
       if (replay && asOf > replay.recordedEnd) {
         log.info('replay reached the end of its recorded data', { recordedEnd: replay.recordedEnd });
@@ -424,29 +543,50 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
       }
       nextDecisionAsOf = asOf;
       nextWakeTime = wallAt(asOf + input.graceMs);
-      sleepMs = nextWakeTime - Date.now();
+      // a due timer (after an outage) fires at once; its duration is not part of what a replay checks
+      if (await condition(() => stopRequested, Math.max(1, nextWakeTime - Date.now()))) break;
+    } else {
+      // histories recorded before the recorded clock: as they ran
+      const ready = latestDecidableAt(Date.now());
+      let sleepMs: number;
+      if (lastTickAsOf !== null && ready > lastTickAsOf) {
+        asOf = ready;
+        sleepMs = 0;
+      } else {
+        const from = Math.max(marketAt(Date.now()), lastTickAsOf ?? Number.NEGATIVE_INFINITY);
+        asOf = nextCloseAfter(from, input.timeframe);
+        if (replay && asOf > replay.recordedEnd) {
+          log.info('replay reached the end of its recorded data', { recordedEnd: replay.recordedEnd });
+          break;
+        }
+        nextDecisionAsOf = asOf;
+        nextWakeTime = wallAt(asOf + input.graceMs);
+        sleepMs = nextWakeTime - Date.now();
+      }
+      if (patched(TIMER_EVERY_CYCLE_PATCH)) {
+        if (await condition(() => stopRequested, Math.max(1, sleepMs))) break;
+      } else if (sleepMs > 0 && (await condition(() => stopRequested, sleepMs))) break;
     }
-    // Every cycle starts with a timer, also one already due: the commands then do not depend on the clock, and the
-    // cycle's choices (the candle, the missed ones) are made at the start of the task the timer opens, whose time a
-    // replay sees exactly. (Whether a due timer was skipped depended on the clock after the last step, which a
-    // replaying worker could see later than the worker that ran it: a non-determinism the kill test found.)
-    if (patched(TIMER_EVERY_CYCLE_PATCH)) {
-      if (await condition(() => stopRequested, Math.max(1, sleepMs))) break;
-    } else if (sleepMs > 0 && (await condition(() => stopRequested, sleepMs))) break;
     nextWakeTime = null;
 
-    // woke late (a worker outage, a slow task): decide at the latest closed candle; the ones before it are missed
-    asOf = Math.max(asOf, latestDecidable());
+    // Woke late (a worker outage, a slow task): decide at the latest closed candle; the ones before it are missed.
+    // "Now" is the worker's clock as a local activity recorded it: the workflow clock at the start of a task is not
+    // what a replay sees after a task that timed out on a dead worker's queue (the kill test found a replay taking
+    // the other branch here).
+    const woke = recordedClock ? await clockStep.wallClock() : Date.now();
+    asOf = Math.max(asOf, latestDecidableAt(woke));
     nextDecisionAsOf = asOf;
     await recordMissed(lastTickAsOf, asOf, 'outage');
     lastTickAsOf = asOf;
     cycleAsOf = asOf;
     // the moment the cycle starts: a protective exit is decided now (the model's decisions at its answer)
-    cycleDecidedAt = Date.now();
+    cycleDecidedAt = woke;
     cycleDecisionId = decisionId(owner, input.pair, asOf);
     cyclePrice = null;
 
     const forceExitAtTick = forceExitRequested;
+    // answers to requests of earlier cycles that came too late: their slots are settled from the position
+    admissionAnswers.clear();
     try {
       const out = await runCycle(
         steps,
@@ -460,6 +600,11 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
       );
       state = out.state;
       forceExitConsumed = forceExitAtTick;
+      for (const event of out.events) {
+        if (event.type === 'admission' && answeredByAccount.has(event.request.requestId)) {
+          admissionSlot = slotAfterAdmission(admissionSlot, event.request, event.decision);
+        }
+      }
       // reviews first: a closed trade must get its review whatever happens to the journal write below
       for (const event of out.events) {
         if (event.type === 'tradeClosed') await startReview(event.trade);
@@ -493,7 +638,7 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
       } else {
         // An activity that exhausted its retries (exchange or LLM down): skip this candle, keep the state, and try
         // again at the next close. Anything else is a bug and fails the workflow task (Temporal retries it after a fix).
-        if (!(err instanceof ActivityFailure)) throw err;
+        if (!isStepFailure(err)) throw err;
         if (failureType(err) === MARKET_DATA_UNAVAILABLE && replay) {
           log.info('replay data ended', { asOf, message: failureMessage(err) });
           break;
@@ -507,6 +652,8 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
         });
       }
     }
+    answeredByAccount.clear();
+    await settleAdmission();
     cyclesThisRun += 1;
     publish(false);
 
@@ -527,6 +674,7 @@ export async function pairTrader(input: PairTraderInput): Promise<PairState> {
           run: run + 1,
           lastTickAsOf,
           missedCandles,
+          admissionSlot,
         },
       });
     }

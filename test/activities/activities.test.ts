@@ -9,6 +9,7 @@ import { createActivityRuntime, type ActivityRuntime } from '../../src/activitie
 import { initialPairState, runCycle, type CycleSteps, type PairState } from '../../src/core/cycle';
 import type { Activities, BuildContextRequest, PromptRef } from '../../src/activities/types';
 import { decisionId } from '../../src/core/ids';
+import { admit, emptyBook } from '../../src/core/admission';
 import { CONFIGURATION_ERROR, MARKET_DATA_UNAVAILABLE } from '../../src/core/error-types';
 import { readJsonLines } from '../../src/store/jsonl';
 import { Journal } from '../../src/store/journal';
@@ -39,6 +40,8 @@ interface StepContext {
 function stepsOf(a: Activities, owner: string, pair: string, journalEvents = true, account?: string) {
   const run = account ?? 'replay';
   let id = '';
+  // portfolio admission on an in-process book (the account workflow is exercised on a real server: test/integration)
+  const book = emptyBook();
   const steps: CycleSteps<StepContext> = {
     fetchMarket: (req) => a.fetchMarket({ ...req, ...(account ? { account } : {}) }),
     buildContext: async (req) => {
@@ -47,6 +50,7 @@ function stepsOf(a: Activities, owner: string, pair: string, journalEvents = tru
     },
     decide: (ctx) => a.decide(ctx),
     checkRisk: (req) => a.checkRisk(req),
+    admit: (req) => admit(book, req),
     execute: (req) => a.execute({ ...req, ...(account ? { account } : {}) }),
   };
   return {

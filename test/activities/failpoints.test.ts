@@ -1,5 +1,6 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { ExchangeError } from '../../src/exchange/errors';
 import { createFailpoints, parseFailpoints, FAILPOINTS_ENV } from '../../src/activities/failpoints';
 
 test('failpoints are off unless the environment names them', async () => {
@@ -47,8 +48,34 @@ test('malformed entries and unknown names are refused with the accepted form', (
   assert.deepEqual(
     [...parseFailpoints('execute.afterOrder=10, decide.beforeProvider=20@0.5')!.entries()],
     [
-      ['execute.afterOrder', { pauseMs: 10, probability: 1 }],
-      ['decide.beforeProvider', { pauseMs: 20, probability: 0.5 }],
+      ['execute.afterOrder', { pauseMs: 10, probability: 1, errors: [] }],
+      ['decide.beforeProvider', { pauseMs: 20, probability: 0.5, errors: [] }],
     ],
   );
+  assert.throws(
+    () => parseFailpoints('execute.beforeOrder=error(ExchangeOops)'),
+    /"ExchangeOops" is not an exchange or LLM error type; known: ExchangeNetworkError.*LlmTimeout/,
+  );
+});
+
+test('an error failpoint fails the step with each exchange error type in turn, `none` letting a pass through', async () => {
+  const lines: string[] = [];
+  const fp = createFailpoints(
+    { warn: (m) => lines.push(m) },
+    { [FAILPOINTS_ENV]: 'execute.beforeOrder=error(ExchangeInsufficientFunds|none|ExchangeInvalidOrder)' },
+  );
+  const outcome = async (): Promise<string> => {
+    try {
+      await fp('execute.beforeOrder');
+      return 'through';
+    } catch (err) {
+      assert.ok(err instanceof ExchangeError);
+      assert.equal(err.retryable, false);
+      return err.type;
+    }
+  };
+  const seen = [await outcome(), await outcome(), await outcome(), await outcome()];
+  assert.deepEqual(seen, ['ExchangeInsufficientFunds', 'through', 'ExchangeInvalidOrder', 'ExchangeInsufficientFunds']);
+  assert.equal(await fp('execute.afterOrder').then(() => 'through'), 'through', 'other failpoints are off');
+  assert.match(lines[0]!, /failpoint execute.beforeOrder: failing with ExchangeInsufficientFunds/);
 });

@@ -257,7 +257,7 @@ describe('llm-trader backtest --policy openai: preview, progress, dry run, cost 
     writeFileSync(
       file,
       JSON.stringify({
-        data_dir: join(dir, name),
+        data_dir: join(dir, `${name}-data`),
         llm: { model: 'gpt-4.1-mini', retry_times: 0, timeout: 20, ...llm },
       }),
     );

@@ -98,7 +98,7 @@ describe('llm-trader import-data', () => {
     assert.deepEqual(storedCounts(db), expected);
   });
 
-  test('ACCEPTANCE: a malformed row is reported with file and line and the rest is imported', async () => {
+  test('ACCEPTANCE: a malformed row is reported with file and line, the rest is imported, and the exit is 2 unless --skip-bad-rows', async () => {
     const dir = path.join(tmp, 'broken');
     await mkdir(dir);
     // ETH 1h: line 10 gets a non-numeric open; BTC 1d copied as plain .csv; BTC funding untouched
@@ -118,9 +118,23 @@ describe('llm-trader import-data', () => {
     const db = path.join(tmp, 'broken.sqlite');
 
     const res = runCli(['import-data', dir, '--db', db]);
-    assert.equal(res.status, 0, res.stderr);
+    assert.equal(res.status, 2, 'a skipped row is not success');
     assert.match(res.stderr, new RegExp(`ETH_USDT_USDT-1h\\.csv\\.gz:10: open "not-a-price" is not a positive number`));
-    assert.match(res.stderr, /warning: 1 malformed rows skipped, 0 files not imported/);
+    assert.match(
+      res.stderr,
+      /llm-trader: import-data: 1 malformed rows skipped, 0 files not imported .*pass --skip-bad-rows to accept/,
+    );
+    // the skipped row is in the data quality summary too: a gap at its time, and the row counted
+    assert.match(
+      res.stdout,
+      /ETH\/USDT:USDT 1h +\d+ candles .* 1 gap, 1 candle missing, 1 row skipped\n +gap 2025-05-22 08:00Z \(1 candle\)/,
+    );
+    const accepted = runCli(['import-data', dir, '--db', db, '--skip-bad-rows']);
+    assert.equal(accepted.status, 0, accepted.stderr);
+    assert.match(
+      accepted.stderr,
+      /warning: 1 malformed rows skipped, 0 files not imported .*accepted with --skip-bad-rows/,
+    );
     assert.deepEqual(tableRow(res.stdout, 'ETH_USDT_USDT-1h.csv.gz'), [ethRows, ethRows - 1, 1]);
     assert.match(res.stdout, /ignored 1 entries whose names are not data files: notes\.txt/);
     const counts = storedCounts(db);
@@ -149,7 +163,7 @@ describe('llm-trader import-data', () => {
     );
     const db = path.join(tmp, 'bad-funding.sqlite');
     const res = runCli(['import-data', dir, '--db', db]);
-    assert.equal(res.status, 0, res.stderr);
+    assert.equal(res.status, 2, res.stderr);
     assert.match(res.stderr, /SOL_USDT_USDT-funding-8h\.csv\.gz:5: funding_rate "abc" is not a number/);
     assert.match(res.stderr, /1 malformed rows skipped/);
     const counts = storedCounts(db);

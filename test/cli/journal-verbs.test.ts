@@ -10,7 +10,7 @@ import { evaluateTrade, reflectOnTrade, rewardForTrade, reviewTrade } from '../.
 import type { ToolName } from '../../src/core/types';
 import { wrapText } from '../../src/cli/commands/decisions';
 import { Journal, journalContext, journalPaths } from '../../src/store/journal';
-import { Redactor } from '../../src/store/redactor';
+import { Redactor } from '../../src/core/redact';
 import { repoRoot } from '../helpers/cli';
 import { decisionContext } from '../helpers/llm-fixtures';
 import { makeTrade } from '../core/learning/make-trade';

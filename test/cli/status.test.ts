@@ -103,6 +103,7 @@ describe('status table', () => {
       'next close',
       'next wake',
       'cycles',
+      'refused',
       'missed',
       'tokens',
       'run',
@@ -118,11 +119,20 @@ describe('status table', () => {
       'in 4m 12s',
       '12',
       '0',
+      '0',
       '1234', // 1000 in + 234 out
       '2',
     ]);
     assert.deepEqual(cells(lines[2]!).slice(0, 3), ['ETH/USDT:USDT', '-', 'not-started']);
     assert.match(table, /ETH\/USDT:USDT: no workflow pair:binanceusdm:ETH\/USDT:USDT: start it/);
+  });
+
+  test('refused orders: those the exchange refused plus entries refused at portfolio admission', () => {
+    const s = status({});
+    const refusing = status({ counters: { ...s.counters, executionFailures: 2, admissionRefusals: 1 } });
+    const lines = statusTable([report('BTC/USDT:USDT', refusing)], NOW).split('\n');
+    const at = cells(lines[0]!).indexOf('refused');
+    assert.equal(cells(lines[1]!)[at], '3 (1 admission)');
   });
 
   test('a rejected last action shows its outcome; a wake-up long past shows as overdue', () => {
@@ -272,9 +282,9 @@ describe('status table: missed candles', () => {
     delete (without as unknown as Record<string, number>).missedCandles;
     const table = statusTable([report('BTC/USDT:USDT', withMissed), report('ETH/USDT:USDT', without)], NOW);
     const lines = table.split('\n');
-    assert.deepEqual(cells(lines[0]!).slice(8, 10), ['cycles', 'missed']);
-    assert.deepEqual(cells(lines[1]!).slice(8, 10), ['12', '30']);
-    assert.deepEqual(cells(lines[2]!).slice(8, 10), ['12', '-']);
+    assert.deepEqual(cells(lines[0]!).slice(8, 11), ['cycles', 'refused', 'missed']);
+    assert.deepEqual(cells(lines[1]!).slice(8, 11), ['12', '0', '30']);
+    assert.deepEqual(cells(lines[2]!).slice(8, 11), ['12', '0', '-']);
     assert.ok(!statusTable([report('ETH/USDT:USDT', without)], NOW).includes('missed'), 'no column without counts');
   });
 });

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Journal } from '../../src/store/journal';
-import { Redactor } from '../../src/store/redactor';
+import { Redactor } from '../../src/core/redact';
 import { repoRoot } from '../helpers/cli';
 
 const bin = fileURLToPath(new URL('../../bin/llm-trader.js', import.meta.url));

@@ -12,6 +12,7 @@ import {
   type Step,
 } from '../../src/core/cycle';
 import { checkRisk } from '../../src/core/risk';
+import { admit, emptyBook } from '../../src/core/admission';
 import { RiskConfigSchema } from '../../src/core/config';
 import { clientOrderId } from '../../src/core/ids';
 import type {
@@ -159,6 +160,7 @@ function harness(script: Script, atOnce = false) {
   const exchange = new FakeExchange();
   const answer = <T>(value: T): Step<T> => (atOnce ? value : Promise.resolve(value));
   const calls = { decide: 0, checkRisk: 0, buildContext: 0 };
+  const book = emptyBook();
   const steps: CycleSteps = {
     fetchMarket: ({ asOf, since }) => {
       const last = script.candles.get(asOf);
@@ -208,9 +210,10 @@ function harness(script: Script, atOnce = false) {
       calls.checkRisk += 1;
       return answer(checkRisk({ ...req, risk, market: req.limits }));
     },
+    admit: (req) => answer(admit(book, req)),
     execute: ({ intent, clientOrderId: id, asOf }) => answer(exchange.execute(intent, id, asOf)),
   };
-  return { exchange, calls, steps };
+  return { exchange, calls, steps, book };
 }
 
 function entryLong(confidence = 80, leverage = 5): Decision {

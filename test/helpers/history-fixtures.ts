@@ -8,11 +8,27 @@ import type { temporal } from '@temporalio/proto';
 
 const History = proto.temporal.api.history.v1.History;
 
-export function historyToFixture(history: temporal.api.history.v1.IHistory): string {
+/**
+ * A fixture file: `{"workflowId": ..., "history": ...}`. The workflow id is kept because a replay must run under the
+ * id the history was recorded with: the workflow derives its order ids (and so its admission requests, whose answers
+ * come back in signals) from it. Files of older recordings hold the bare history.
+ */
+export function historyToFixture(history: temporal.api.history.v1.IHistory, workflowId: string): string {
   const message = History.decode(History.encode(history).finish());
-  return `${JSON.stringify(History.toObject(message, { longs: String, enums: String, bytes: String }))}\n`;
+  const body = History.toObject(message, { longs: String, enums: String, bytes: String });
+  return `${JSON.stringify({ workflowId, history: body })}\n`;
 }
 
-export function historyFromFixture(text: string): temporal.api.history.v1.History {
-  return History.fromObject(JSON.parse(text) as Record<string, unknown>);
+export function historyFromFixture(text: string): {
+  workflowId: string | null;
+  history: temporal.api.history.v1.History;
+} {
+  const parsed = JSON.parse(text) as Record<string, unknown>;
+  if (typeof parsed.workflowId === 'string' && parsed.history !== null && typeof parsed.history === 'object') {
+    return {
+      workflowId: parsed.workflowId,
+      history: History.fromObject(parsed.history as Record<string, unknown>),
+    };
+  }
+  return { workflowId: null, history: History.fromObject(parsed) };
 }

@@ -8,7 +8,7 @@ import type { DecisionRecord } from '../../src/core/cycle';
 import type { Decision, DecisionSource } from '../../src/core/types';
 import { ReplayProvider } from '../../src/llm/replay-provider';
 import { Journal, journalPaths } from '../../src/store/journal';
-import { Redactor } from '../../src/store/redactor';
+import { Redactor } from '../../src/core/redact';
 import { AS_OF, decisionContext, PAIR, RSI } from '../helpers/llm-fixtures';
 
 const CANDLE = 30 * 60_000;

@@ -18,7 +18,7 @@ import {
   type MissedCandles,
 } from '../../src/store/journal';
 import { readJsonLines } from '../../src/store/jsonl';
-import { Redactor } from '../../src/store/redactor';
+import { Redactor } from '../../src/core/redact';
 import { repoRoot } from '../helpers/cli';
 import { AS_OF, decisionContext, PAIR } from '../helpers/llm-fixtures';
 import { makeTrade } from '../core/learning/make-trade';
@@ -518,7 +518,7 @@ describe('Journal v2', () => {
       const paths = journalPaths(dataDir);
       const script = path.join(root, `crash-${n}.ts`);
       const journalModule = path.join(repoRoot, 'src/store/journal.ts');
-      const redactorModule = path.join(repoRoot, 'src/store/redactor.ts');
+      const redactorModule = path.join(repoRoot, 'src/core/redact.ts');
       writeFileSync(
         script,
         `import { Journal } from ${JSON.stringify(journalModule)};

@@ -39,7 +39,7 @@ import {
   type RewardFile,
 } from '../../src/store/journal';
 import { readJsonLines } from '../../src/store/jsonl';
-import { Redactor } from '../../src/store/redactor';
+import { Redactor } from '../../src/core/redact';
 import { AS_OF, decisionContext, PAIR } from '../helpers/llm-fixtures';
 import { DAY0, HOUR, makeTrade } from '../core/learning/make-trade';
 

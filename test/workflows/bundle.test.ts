@@ -23,10 +23,10 @@ describe('workflow bundle', () => {
     assert.ok(code.length > 10_000, 'the bundle has code');
     assert.match(code, /pairTrader/);
     assert.match(code, /tradeReview/);
-    // webpack keys every bundled module by its path ("./node_modules/<package>/...", "./src/..."; a worktree whose
-    // node_modules links to another checkout's has "../<checkout>/node_modules/<package>/..."): list them
+    // webpack keys every bundled module by its path ("./node_modules/<package>/...", "./src/..."): list them
+    // (a worktree whose node_modules is a symlink to another checkout's gets "../<checkout>/node_modules/...")
     const packages = new Set(
-      [...code.matchAll(/"\.\.?\/(?:[^"]*\/)?node_modules\/((?:@[^/"]+\/)?[^/"]+)\//g)].map((m) => m[1]!),
+      [...code.matchAll(/"(?:\.\.?\/)+(?:[^"]*\/)?node_modules\/((?:@[^/"]+\/)?[^/"]+)\//g)].map((m) => m[1]!),
     );
     const sources = new Set([...code.matchAll(/"\.\/(src\/[^"]+)"/g)].map((m) => m[1]!));
     assert.ok(packages.has('@temporalio/workflow'), 'module ids are recognised');

@@ -29,10 +29,11 @@ describe('recorded histories replay on the current workflow code', () => {
     const files = readdirSync(FIXTURES, { recursive: true, encoding: 'utf8' })
       .filter((f) => f.endsWith('.json'))
       .sort();
-    const histories = files.map((f) => ({
-      workflowId: f.replace(/\.json$/, ''),
-      history: historyFromFixture(readFileSync(join(FIXTURES, f), 'utf8')),
-    }));
+    const histories = files.map((f) => {
+      const fixture = historyFromFixture(readFileSync(join(FIXTURES, f), 'utf8'));
+      // the id it was recorded under (order ids derive from it); older recordings did not keep it
+      return { workflowId: fixture.workflowId ?? f.replace(/\.json$/, ''), history: fixture.history };
+    });
     // what the fixtures exercise: decisions, orders, reviews, signals, continue-as-new, missed candles
     const text = files.map((f) => readFileSync(join(FIXTURES, f), 'utf8')).join('\n');
     for (const [what, needle] of [
@@ -51,7 +52,7 @@ describe('recorded histories replay on the current workflow code', () => {
     const failures: string[] = [];
     for await (const result of Worker.runReplayHistories({ workflowBundle: { code } }, histories)) {
       replayed += 1;
-      if (result.error) failures.push(`${result.workflowId}: ${String(result.error)}`);
+      if (result.error) failures.push(`${files[replayed - 1]} (${result.workflowId}): ${String(result.error)}`);
     }
     assert.deepEqual(failures, [], 'recorded histories no longer replay: use patched() for an intended change');
     assert.equal(replayed, histories.length);

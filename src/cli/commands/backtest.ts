@@ -1,50 +1,62 @@
 /**
  * `llm-trader backtest`: runs the live decision cycle over recorded candles (src/backtest/engine.ts) and writes
  * `<out>/result.json` (documented in src/backtest/result.ts), `<out>/llm_decisions.jsonl` (every decision in the
- * journal's format, replayable with `--policy replay:<that file>`) and the HTML report; prints the comparison table.
+ * journal's format, replayable with `--policy replay:<that file>`) and the HTML report; prints the comparison table
+ * and the data quality of the series it read.
  *
- * Defaults (no --config: the documented defaults of config/paper.json): --data = replay.data, --pairs = pairs,
- * --policy = llm.provider (replay: llm.replay_file), --out = <data_dir>/backtests/<run id>, --report =
- * <out>/report.html. Times are UTC: a date (2025-06-01) is its midnight; a number is Unix ms.
+ * Data: the candle database (`<data_dir>/candles.sqlite`, or `--db`) filled by import-data / download-data, unless
+ * `--data <csv folder>` (or config replay.data) names a CSV folder to read directly.
+ *
+ * Outputs are never half-written and never destroy earlier ones: the run writes into a staging folder beside `--out`
+ * and puts it in place only when it has succeeded (src/store/run-folder.ts); an `--out` that already holds files is
+ * refused unless `--force`. The decision log is written record by record, so a killed run loses at most the last one.
+ *
+ * A replay policy's decision log is checked before the run (src/backtest/replay-log.ts): corrupt lines, and decision
+ * times it does not cover unless `--allow-missing`.
+ *
+ * Defaults (no --config: the documented defaults of config/paper.json): --pairs = pairs, --policy = llm.provider
+ * (replay: llm.replay_file), --out = <data_dir>/backtests/<run id>, --report = <out>/report.html. Times are UTC: a
+ * date (2025-06-01) is its midnight; a number is Unix ms.
  *
  * With `--policy openai` (see README "LLM backtests"): the model is asked for every pair of a decision time at once,
  * at most `--concurrency` (backtest.concurrency) requests in flight, adapting to the server's rate limits; before the
- * first paid request a preview (decisions, tokens, cost, wall time) is printed, and `--dry-run` stops there;
- * `--max-cost` (llm.max_cost_usd) stops the run before its spend would pass the cap, resumable from the decision
- * cache; the fallback alarm stops a run whose model answers are mostly invalid (`--allow-fallbacks` lets it go on).
+ * first paid request a preview (decisions, tokens, cost, wall time) is printed, and `--dry-run` stops there, writing
+ * nothing; `--max-cost` (llm.max_cost_usd) stops the run before its spend would pass the cap, resumable from the
+ * decision cache; the fallback alarm stops a run whose model answers are mostly invalid (`--allow-fallbacks` lets it
+ * go on); `--prefetch` asks the next decision time's questions while the last answers are out. Progress: a bar on a
+ * terminal, a line every 10 s in a log.
  *
  * Exit codes: 0 done (or a dry run); 1 the run failed, was stopped by the cost cap or the fallback alarm (the message
- * says which), or the look-ahead check found a leak; 2 bad usage, config or data folder.
+ * says which), or the look-ahead check found a leak; 2 bad usage, config, data, decision log or an output folder in
+ * use.
  */
-import {
-  closeSync,
-  existsSync,
-  mkdirSync,
-  openSync,
-  renameSync,
-  rmSync,
-  statSync,
-  writeFileSync,
-  writeSync,
-} from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { closeSync, existsSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { dirname, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
+import type * as Engine from '../../backtest/engine';
 import type { RequestPreview } from '../../backtest/engine';
 import type { LlmProgress, LlmRun } from '../../backtest/llm-run';
 import type { BacktestResult } from '../../backtest/result';
 import { ConfigSchema, formatPath, type Config } from '../../core/config';
-import { closedCount } from '../../core/timeframe';
+import { parseTimeOption } from '../../core/dates';
+import { closedCount, timeframeMs } from '../../core/timeframe';
 import type { Candle } from '../../core/types';
-import { RecordedMarketSource, csvRecordedData } from '../../exchange/market-source';
-import { listDataFiles } from '../../store/data-files';
-import { OperatorError } from '../../worker/errors';
+import { formatQuality, plural } from '../../core/data-quality';
+import { Redactor } from '../../core/redact';
+import { writeFileAtomic } from '../../store/atomic-file';
+import { openRecordedSource } from '../../store/recorded-source';
+import { RunFolder } from '../../store/run-folder';
 import { PROBLEM_KIND_LABELS, type ProblemKind } from '../../core/validate';
+import { InputError, OperatorError } from '../../worker/errors';
 import { ProgressReporter, humanCount, previewLines } from './backtest-progress';
 import { addConfigOption, checkPairs, formatTable, readConfig } from './shared';
 
 interface BacktestCliOptions {
   config?: string;
   data?: string;
+  db?: string;
+  force?: boolean;
+  allowMissing?: boolean;
   pairs?: string[];
   from?: string;
   to?: string;
@@ -75,13 +87,19 @@ export function registerBacktest(program: Command): void {
           'buy-and-hold and the baseline',
       ),
   )
-    .option('--data <dir>', 'folder of recorded candles and funding (default: config replay.data)')
+    .option(
+      '--data <dir>',
+      'read a CSV folder of recorded candles directly (default: config replay.data, else the database)',
+    )
+    .option('--db <file>', 'candle database to read (default: <config data_dir>/candles.sqlite)')
     .option('--pairs <pairs...>', 'pairs to trade, e.g. BTC/USDT:USDT ETH/USDT:USDT (default: config pairs)')
     .option('--from <time>', 'first decision time, UTC: 2025-06-01, 2025-06-01T12:00 or Unix ms (default: data start)')
     .option('--to <time>', 'last decision time, UTC (default: data end)')
     .option('--policy <policy>', 'baseline, openai or replay:<llm_decisions.jsonl> (default: config llm.provider)')
     .option('--out <dir>', 'output folder (default: <data_dir>/backtests/<run id>)')
     .option('--report <file>', 'HTML report (default: <out>/report.html)')
+    .option('--force', 'replace the results already in --out (and --report), once this run has succeeded')
+    .option('--allow-missing', 'replay a decision log that does not cover every decision time (hold/wait instead)')
     .option('--llm-base-url <url>', 'OpenAI-compatible endpoint for --policy openai (overrides llm.api_base)')
     .option('--no-cache', 'ask the model for every decision again (the new answers replace the cached ones)')
     .option('--concurrency <n>', 'model requests in flight at once (default: config backtest.concurrency, 8)')
@@ -101,37 +119,6 @@ export function registerBacktest(program: Command): void {
 
 function usage(command: Command, message: string): never {
   return command.error(`backtest: ${message}`, { exitCode: 2, code: 'llm-trader.backtest-usage' });
-}
-
-/**
- * A time option: Unix ms (digits), a date (`2025-06-01`, UTC midnight) or an ISO date-time (UTC unless it names a
- * zone). Null when the text is none of these.
- */
-export function parseTimeOption(text: string): number | null {
-  const t = text.trim();
-  if (/^\d{10,}$/.test(t)) return Number(t);
-  if (!/^\d{4}-\d{2}-\d{2}/.test(t)) return null;
-  const zoned = /(Z|[+-]\d{2}:?\d{2})$/i.test(t) || /^\d{4}-\d{2}-\d{2}$/.test(t);
-  const ms = Date.parse(zoned ? t : `${t}Z`);
-  return Number.isFinite(ms) ? ms : null;
-}
-
-/** The folder holding the data files: `dir`, or `dir/<exchange>` when only that one has them (e.g. ../shared/data). */
-async function dataFolder(command: Command, dir: string, exchange: string): Promise<string> {
-  const abs = resolve(dir);
-  if (!existsSync(abs) || !statSync(abs).isDirectory()) {
-    usage(
-      command,
-      `--data ${abs} is not a folder; pass the folder of the candle files, e.g. ../shared/data/binanceusdm`,
-    );
-  }
-  if ((await listDataFiles(abs)).files.length > 0) return abs;
-  const nested = join(abs, exchange);
-  if (existsSync(nested) && (await listDataFiles(nested)).files.length > 0) return nested;
-  return usage(
-    command,
-    `no candle files in ${abs}; pass the folder that holds files like BTC_USDT_USDT-30m.csv.gz (e.g. ../shared/data/binanceusdm)`,
-  );
 }
 
 /** A number option, or exit 2 saying what was expected. */
@@ -188,46 +175,36 @@ function parsePolicy(command: Command, text: string, config: Config): PolicySpec
 }
 
 /**
- * Appends lines to a file with synchronous writes of about 1 MB (a run's loop never yields to the event loop). The
- * lines go to `<file>.partial`, renamed to `file` when the run completes (`commit`), removed when it does not
- * (`discard`): an earlier run's complete file is never replaced by a partial one.
+ * Writes a decision log line by line: each record is one synchronous write of the whole line (no buffer kept in the
+ * process), so a killed run loses at most the record being written, and the reader skips that cut-off last line.
  */
 class LineWriter {
   private readonly fd: number;
-  private readonly partial: string;
-  private buffer = '';
-  private closed = false;
 
-  constructor(private readonly file: string) {
-    this.partial = `${file}.partial`;
-    this.fd = openSync(this.partial, 'w');
+  /**
+   * @param file where the lines go (the run's staging folder)
+   * @param name the file as errors name it (where it will be once the run has succeeded)
+   */
+  constructor(
+    readonly file: string,
+    private readonly name: string,
+    private readonly redactor: Redactor,
+  ) {
+    this.fd = openSync(file, 'wx');
   }
 
   write(line: string): void {
-    this.buffer += `${line}\n`;
-    if (this.buffer.length >= 1 << 20) this.flush();
+    const data = Buffer.from(`${this.redactor.redact(line)}\n`, 'utf8');
+    let offset = 0;
+    try {
+      while (offset < data.length) offset += writeSync(this.fd, data, offset, data.length - offset);
+    } catch (err) {
+      throw new Error(`cannot write ${this.name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
   }
 
-  private flush(): void {
-    if (this.buffer.length > 0) writeSync(this.fd, this.buffer);
-    this.buffer = '';
-  }
-
-  private close(): void {
-    if (this.closed) return;
-    this.closed = true;
-    this.flush();
+  close(): void {
     closeSync(this.fd);
-  }
-
-  commit(): void {
-    this.close();
-    renameSync(this.partial, this.file);
-  }
-
-  discard(): void {
-    this.close();
-    rmSync(this.partial, { force: true });
   }
 }
 
@@ -243,23 +220,25 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
   const from = opts.from === undefined ? null : parseTimeOption(opts.from);
   const to = opts.to === undefined ? null : parseTimeOption(opts.to);
   if (opts.from !== undefined && from === null)
-    usage(command, `--from "${opts.from}" is not a date, ISO time or Unix ms`);
-  if (opts.to !== undefined && to === null) usage(command, `--to "${opts.to}" is not a date, ISO time or Unix ms`);
+    usage(command, `--from "${opts.from}" is not an existing UTC date (2025-06-01), ISO time or Unix ms`);
+  if (opts.to !== undefined && to === null)
+    usage(command, `--to "${opts.to}" is not an existing UTC date (2025-06-01), ISO time or Unix ms`);
   const samples = Number(opts.lookaheadSamples);
   if (!Number.isInteger(samples) || samples < 1) {
     usage(command, `--lookahead-samples must be a positive integer, got "${opts.lookaheadSamples}"`);
   }
-  const dir = await dataFolder(command, opts.data ?? config.replay.data, config.exchange.name);
+  const redactor = Redactor.fromConfig(config);
 
-  const [engine, policies, { renderReport }, journal] = await Promise.all([
+  const [engine, policies, { renderReport }, journal, replayLog] = await Promise.all([
     import('../../backtest/engine'),
     import('../../backtest/policy'),
     import('../../backtest/report'),
     import('../../store/journal'),
+    import('../../backtest/replay-log'),
   ]);
-  const market = new RecordedMarketSource(csvRecordedData(dir));
-  let closeCache: () => void = () => undefined;
-  let policy;
+  const source = await openRecordedSource(config, { data: opts.data ?? null, db: opts.db ?? null });
+  const market = source.market;
+  const closers: (() => void)[] = [() => source.close()];
   let llmRun: LlmRun | null = null;
   if (policySpec.kind === 'openai') {
     const [{ RequestScheduler }, { LlmRun }] = await Promise.all([
@@ -273,37 +252,41 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
         allowFallbacks: opts.allowFallbacks === true,
       });
     } catch (err) {
+      source.close();
       usage(command, err instanceof Error ? err.message : String(err));
     }
   }
   try {
-    if (policySpec.kind === 'baseline') policy = policies.baselinePolicy();
-    else if (policySpec.kind === 'replay') policy = await policies.replayPolicy(policySpec.file);
-    else {
-      let cache = null;
-      const { DecisionCache } = await import('../../llm/decision-cache');
-      if (config.llm.cache) {
-        cache = DecisionCache.open(join(config.data_dir, 'decision-cache.sqlite'));
-        const opened = cache;
-        closeCache = () => opened.close();
-      } else if (config.backtest.prefetch) {
-        // prefetched answers are joined through a cache: without llm.cache, one that lasts for this run
-        cache = DecisionCache.inMemory();
+    let policy;
+    let replay: Awaited<ReturnType<typeof policies.replayPolicy>> | null = null;
+    try {
+      if (policySpec.kind === 'baseline') policy = policies.baselinePolicy();
+      else if (policySpec.kind === 'replay') policy = replay = await policies.replayPolicy(policySpec.file);
+      else {
+        let cache = null;
+        const { DecisionCache } = await import('../../llm/decision-cache');
+        if (config.llm.cache) {
+          cache = DecisionCache.open(join(config.data_dir, 'decision-cache.sqlite'));
+          const opened = cache;
+          closers.push(() => opened.close());
+        } else if (config.backtest.prefetch) {
+          // prefetched answers are joined through a cache: without llm.cache, one that lasts for this run
+          cache = DecisionCache.inMemory();
+        }
+        const run = llmRun!;
+        policy = await policies.openaiPolicy(config.llm, {
+          cache,
+          cacheMode: opts.cache ? 'read-write' : 'refresh',
+          scheduler: run.scheduler,
+          wrap: run.meter,
+          deferKeyCheck: opts.dryRun === true,
+        });
       }
-      const run = llmRun!;
-      policy = await policies.openaiPolicy(config.llm, {
-        cache,
-        cacheMode: opts.cache ? 'read-write' : 'refresh',
-        scheduler: run.scheduler,
-        wrap: run.meter,
-        deferKeyCheck: opts.dryRun === true,
-      });
+    } catch (err) {
+      if (err instanceof OperatorError) throw err;
+      throw new OperatorError(`backtest: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
     }
-  } catch (err) {
-    throw new OperatorError(`backtest: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-  }
 
-  try {
     const options = { config, market, pairs, from, to, policy };
     let plan;
     try {
@@ -311,119 +294,193 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
     } catch (err) {
       // a pair without data or a range outside it: the command line asks for something the data cannot give
       const message = err instanceof Error ? err.message : String(err);
-      command.error(message.startsWith('backtest:') ? message : `backtest: ${message}`, {
-        exitCode: 2,
-        code: 'llm-trader.backtest-data',
-      });
-    }
-    const out = resolve(opts.out ?? join(config.data_dir, 'backtests', plan.runId));
-    const reportFile = resolve(opts.report ?? join(out, 'report.html'));
-    mkdirSync(out, { recursive: true });
-    mkdirSync(dirname(reportFile), { recursive: true });
-    // a dry run writes nothing: not even the decisions replayed from the cache before its first request
-    const log = opts.dryRun ? null : new LineWriter(join(out, journal.DECISIONS_LOG_FILE));
-    const progress = new ProgressReporter(process.stderr, llmRun, plan.times.length);
-    const started = performance.now();
-    let run;
-    try {
-      // a model's run starts its bar after the preview (or at its first decision time, when everything is cached)
-      if (!llmRun) progress.start();
-      run = await engine.runBacktest(
+      throw new InputError(
+        `${message.startsWith('backtest:') ? message : `backtest: ${message}`} (${source.description})`,
         {
-          ...options,
-          lookaheadSamples: opts.checkLookahead ? samples : 0,
-          prefetch: config.backtest.prefetch,
-          onProgress: progress.update,
-          onDecision: (pair, event, runId) => {
-            llmRun?.observe(pair, event);
-            log?.write(
-              JSON.stringify(
-                journal.decisionLine({
-                  owner: engine.orderOwner(runId, pair),
-                  pair,
-                  record: event.record,
-                  result: event.result,
-                  verdict: event.verdict,
-                  context: event.context ? journal.journalContext(event.context) : null,
-                  clientOrderId: event.clientOrderId,
-                }),
-              ),
-            );
-          },
-          ...(llmRun
-            ? {
-                beforeFirstRequest: (preview: RequestPreview) => {
-                  const figures = llmRun.estimate(preview);
-                  progress.pause();
-                  console.error(previewLines(preview, figures, config).join('\n'));
-                  if (opts.dryRun) {
-                    throw new engine.BacktestStop('dry-run', 'dry run: stopped before the first request');
-                  }
-                  progress.start();
-                },
-              }
-            : {}),
+          cause: err,
         },
-        plan,
       );
-      llmRun?.finish();
-    } catch (err) {
-      progress.stop();
-      log?.discard();
-      if (err instanceof engine.BacktestStop && err.kind === 'dry-run') {
-        console.error('dry run (--dry-run): nothing was sent to the model and nothing was written');
-        return;
-      }
-      if (err instanceof engine.BacktestStop && err.kind === 'cost-cap' && llmRun) {
-        throw new OperatorError(`backtest: ${llmRun.capMessage()}`, { cause: err });
-      }
-      throw new OperatorError(err instanceof Error ? err.message : String(err), { cause: err });
     }
-    progress.stop();
-    if (opts.dryRun) {
-      // every decision came from the decision cache: there was no first request to stop before
-      log?.discard();
-      console.error('dry run (--dry-run): every decision is in the decision cache; the run would send no request');
-      return;
-    }
-    log!.commit();
-    const seconds = (performance.now() - started) / 1000;
-    const { result, cacheHits } = run;
 
-    writeFileSync(join(out, 'result.json'), engine.resultJson(result));
-    const candles: Record<string, readonly Candle[]> = {};
-    for (const pair of plan.pairs) {
-      const main = plan.runtimes.get(pair)!.cache.timeframes[0]!;
-      const first = closedCount(main.candles, main.timeframeMs, result.range.from) - 1;
-      const last = closedCount(main.candles, main.timeframeMs, result.range.to);
-      candles[pair] = main.candles.slice(Math.max(0, first), last);
-    }
-    writeFileSync(reportFile, renderReport(result, candles));
-
-    printSummary(result, {
-      seconds,
-      cacheHits,
-      out,
-      reportFile,
-      llm: llmRun?.progress(0) ?? null,
-      prefetched: policy.prefetchStats?.() ?? null,
-    });
-    const la = result.lookahead;
-    if (la && !la.passed) {
-      for (const m of la.mismatches) {
+    let replayCheck: { missing: number; asked: number } | null = null;
+    if (replay) {
+      const cycles = askedCycles(engine, plan);
+      const asked = [...cycles.values()].reduce((n, t) => n + t.length, 0);
+      const missing = replayLog.missingDecisions(replay.log.records, cycles, timeframeMs(config.timeframes.main));
+      replayLog.assertReplayable(
+        policySpec.kind === 'replay' ? policySpec.file : '',
+        replay.log,
+        missing,
+        asked,
+        opts.allowMissing === true,
+      );
+      replayCheck = { missing: missing.reduce((n, m) => n + m.count, 0), asked };
+      if (replayCheck.missing > 0) {
         console.error(
-          `look-ahead: ${m.pair} ${new Date(m.time).toISOString()}: ${m.kind} changed at ${m.path}: ${m.original} -> ${m.rerun}`,
+          `warning: the decision log has no decision for ${replayCheck.missing} of ${asked} pair-cycles; they are ` +
+            'replayed as hold/wait (--allow-missing) and counted in result.json replayLog',
         );
       }
-      throw new OperatorError(
-        `backtest: the look-ahead check failed: ${la.mismatches.length} of ${la.samples} pair-cycles changed when the ` +
-          'candles after their decision time were corrupted (details above and in result.json "lookahead"); the ' +
-          'policy or the data path reads data from after the decision time',
+    }
+
+    const out = resolve(opts.out ?? join(config.data_dir, 'backtests', plan.runId));
+    const reportTarget = resolve(opts.report ?? join(out, 'report.html'));
+    const reportInside = relative(out, reportTarget) === 'report.html';
+    if (!reportInside && existsSync(reportTarget) && !opts.force) {
+      throw new InputError(
+        `backtest: the report ${reportTarget} already exists; choose another --report, or pass --force to replace it ` +
+          'once this run has succeeded',
       );
     }
+    // a dry run writes nothing: no run folder, not even the decisions replayed from the cache before its first request
+    const folder = opts.dryRun ? null : RunFolder.prepare(out, opts.force === true);
+    try {
+      const log = folder
+        ? new LineWriter(folder.file(journal.DECISIONS_LOG_FILE), join(out, journal.DECISIONS_LOG_FILE), redactor)
+        : null;
+      const progress = new ProgressReporter(process.stderr, llmRun, plan.times.length);
+      const started = performance.now();
+      let run;
+      try {
+        // a model's run starts its bar after the preview (or at its first decision time, when everything is cached)
+        if (!llmRun) progress.start();
+        run = await engine.runBacktest(
+          {
+            ...options,
+            lookaheadSamples: opts.checkLookahead ? samples : 0,
+            prefetch: config.backtest.prefetch,
+            skippedRows: (pair, tf) => source.skippedRows(pair, tf),
+            onProgress: progress.update,
+            onDecision: (pair, event, runId) => {
+              llmRun?.observe(pair, event);
+              log?.write(
+                JSON.stringify(
+                  journal.decisionLine({
+                    owner: engine.orderOwner(runId, pair),
+                    pair,
+                    record: event.record,
+                    result: event.result,
+                    verdict: event.verdict,
+                    context: event.context ? journal.journalContext(event.context) : null,
+                    clientOrderId: event.clientOrderId,
+                  }),
+                ),
+              );
+            },
+            ...(llmRun
+              ? {
+                  beforeFirstRequest: (preview: RequestPreview) => {
+                    const figures = llmRun.estimate(preview);
+                    progress.pause();
+                    console.error(previewLines(preview, figures, config).join('\n'));
+                    if (opts.dryRun) {
+                      throw new engine.BacktestStop('dry-run', 'dry run: stopped before the first request');
+                    }
+                    progress.start();
+                  },
+                }
+              : {}),
+          },
+          plan,
+        );
+        llmRun?.finish();
+      } catch (err) {
+        progress.stop();
+        if (err instanceof engine.BacktestStop && err.kind === 'dry-run') {
+          console.error('dry run (--dry-run): nothing was sent to the model and nothing was written');
+          return;
+        }
+        if (err instanceof engine.BacktestStop && err.kind === 'cost-cap' && llmRun) {
+          throw new OperatorError(`backtest: ${llmRun.capMessage()}`, { cause: err });
+        }
+        if (err instanceof InputError) throw err;
+        throw new OperatorError(err instanceof Error ? err.message : String(err), { cause: err });
+      } finally {
+        log?.close();
+      }
+      progress.stop();
+      if (!folder) {
+        // a dry run in which every decision came from the decision cache: there was no first request to stop before
+        console.error('dry run (--dry-run): every decision is in the decision cache; the run would send no request');
+        return;
+      }
+      const seconds = (performance.now() - started) / 1000;
+      const { result, cacheHits } = run;
+      if (replay && replayCheck) {
+        const stats = replay.runStats();
+        result.replayLog = {
+          lines: replay.log.lines,
+          decisions: new Set(replay.log.records.map((r) => `${r.pair} ${r.time}`)).size,
+          corrupt: replay.log.corrupt.length,
+          incomplete_last_line: replay.log.incompleteLastLine !== null,
+          asked: replayCheck.asked,
+          replayed: stats?.replayed ?? 0,
+          missing: stats?.missing ?? 0,
+          not_replayable: (stats?.noDecision ?? 0) + (stats?.invalid ?? 0),
+          allow_missing: opts.allowMissing === true,
+        };
+      }
+
+      writeFileAtomic(folder.file('result.json'), redactor.redact(engine.resultJson(result)));
+      const candles: Record<string, readonly Candle[]> = {};
+      for (const pair of plan.pairs) {
+        const main = plan.runtimes.get(pair)!.cache.timeframes[0]!;
+        const first = closedCount(main.candles, main.timeframeMs, result.range.from) - 1;
+        const last = closedCount(main.candles, main.timeframeMs, result.range.to);
+        candles[pair] = main.candles.slice(Math.max(0, first), last);
+      }
+      const report = redactor.redact(renderReport(result, candles));
+      if (reportInside) writeFileAtomic(folder.file('report.html'), report);
+      folder.commit();
+      if (!reportInside) {
+        mkdirSync(dirname(reportTarget), { recursive: true });
+        writeFileAtomic(reportTarget, report);
+      }
+
+      printSummary(result, {
+        seconds,
+        cacheHits,
+        out,
+        reportFile: reportTarget,
+        source: source.description,
+        llm: llmRun?.progress(0) ?? null,
+        prefetched: policy.prefetchStats?.() ?? null,
+      });
+      const la = result.lookahead;
+      if (la && !la.passed) {
+        for (const m of la.mismatches) {
+          console.error(
+            `look-ahead: ${m.pair} ${new Date(m.time).toISOString()}: ${m.kind} changed at ${m.path}: ${m.original} -> ${m.rerun}`,
+          );
+        }
+        throw new OperatorError(
+          `backtest: the look-ahead check failed: ${la.mismatches.length} of ${la.samples} pair-cycles changed when the ` +
+            'candles after their decision time were corrupted (details above and in result.json "lookahead"); the ' +
+            'policy or the data path reads data from after the decision time',
+        );
+      }
+    } finally {
+      folder?.abandon();
+    }
   } finally {
-    closeCache();
+    for (let c = closers.pop(); c; c = closers.pop()) c();
   }
+}
+
+/**
+ * Per pair, the decision times at which the run asks the policy: every one but the last (positions are closed there
+ * without a decision) at which the pair's latest candles are recorded.
+ */
+function askedCycles(engine: typeof Engine, plan: Engine.BacktestPlan): Map<string, number[]> {
+  const out = new Map<string, number[]>();
+  for (const pair of plan.pairs) {
+    const rt = plan.runtimes.get(pair)!;
+    out.set(
+      pair,
+      plan.times.slice(0, -1).filter((t) => engine.latestCandleMissing(rt, t) === null),
+    );
+  }
+  return out;
 }
 
 function printSummary(
@@ -433,10 +490,30 @@ function printSummary(
     cacheHits: number;
     out: string;
     reportFile: string;
+    source: string;
     llm: LlmProgress | null;
     prefetched: { answered: number; used: number } | null;
   },
 ): void {
+  console.log(`data quality (${run.source}):`);
+  for (const line of formatQuality(result.dataQuality.series)) console.log(`  ${line}`);
+  for (const s of result.dataQuality.skipped_cycles) {
+    const when =
+      s.cycles === 1
+        ? new Date(s.from).toISOString()
+        : `${new Date(s.from).toISOString()} to ${new Date(s.to).toISOString()}`;
+    console.log(
+      `  skipped ${s.pair} at ${when} (${plural(s.cycles, 'decision time')}): its latest ${s.timeframe} candle is missing`,
+    );
+  }
+  if (result.replayLog) {
+    const r = result.replayLog;
+    console.log(
+      `replayed decision log: ${r.replayed} of ${r.asked} decisions replayed, ${r.missing} missing (hold/wait), ` +
+        `${r.not_replayable} not replayable, ${r.corrupt} corrupt lines${r.incomplete_last_line ? ', a cut-off last line ignored' : ''}`,
+    );
+  }
+  console.log('');
   const m = result.metrics;
   const rows = result.comparison.map((r) => [
     r.label,

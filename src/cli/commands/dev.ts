@@ -13,6 +13,7 @@ import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { Client, Connection } from '@temporalio/client';
 import type { Config } from '../../core/config';
+import { candleDbPath } from '../../store/candle-store';
 import type { DevServer } from '../../worker/dev-server';
 import type { TradingMode } from '../../workflows/messages';
 import { startReport } from './start';
@@ -53,7 +54,8 @@ export function registerDev(program: Command): void {
     .option('--pairs <pairs...>', 'ccxt symbols, e.g. BTC/USDT:USDT ETH/USDT:USDT (default: config pairs)')
     .option(
       '--data <dir>',
-      'recorded candles for --mode replay (default: config replay.data), e.g. ../shared/data/binanceusdm',
+      'a CSV folder of recorded candles for --mode replay, e.g. ../shared/data/binanceusdm (default: config ' +
+        'replay.data, else the candle database <data_dir>/candles.sqlite)',
     )
     .addOption(
       new Option(
@@ -191,7 +193,7 @@ function summary(config: Config, address: string, server: DevServer | null): str
     '',
     `mode ${config.mode}, provider ${config.llm.provider}${config.llm.provider === 'openai' ? ` (${config.llm.model})` : ''}, ` +
       (config.mode === 'replay'
-        ? `recorded candles from ${resolve(config.replay.data)}, ${config.replay.seconds_per_candle} s per candle`
+        ? `recorded candles from ${config.replay.data !== null ? resolve(config.replay.data) : `the candle database ${candleDbPath(config.data_dir)}`}, ${config.replay.seconds_per_candle} s per candle`
         : config.mode === 'paper'
           ? `paper orders on live public market data from ${config.exchange.name}`
           : `REAL orders on ${config.exchange.name}`),

@@ -8,7 +8,9 @@ import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load';
 import { PAIR_RE } from '../../core/config';
+import { formatQuality, type SeriesQuality } from '../../core/data-quality';
 import { timeframeMs } from '../../core/timeframe';
+import { storeQuality } from '../../store/store-quality';
 import { CandleStore, candleDbPath } from '../../store/candle-store';
 import { downloadMarketData, type MarketDataClient, type SeriesDownloadResult } from '../../store/download';
 
@@ -31,7 +33,7 @@ export function registerDownloadData(program: Command): void {
     .option('--exchange <id>', 'ccxt exchange id (default: config exchange.name, binanceusdm)')
     .option('--pairs <pairs...>', 'ccxt symbols, e.g. BTC/USDT:USDT ETH/USDT:USDT (default: config pairs)')
     .option('--timeframes <tfs...>', 'e.g. 30m 1h 4h 1d (default: config timeframes.main and .informative)')
-    .option('--days <n>', 'how many days back from now', '90')
+    .option('--days <n>', 'the last N days up to now (older stored data is kept, not extended)', '90')
     .option('--no-funding', 'skip the funding-rate history')
     .option('--limit <n>', 'rows per request', '1000')
     .option('--db <file>', 'candle database (default: <config data_dir>/candles.sqlite)')
@@ -92,6 +94,7 @@ async function downloadData(opts: DownloadDataOptions, command: Command): Promis
     : null;
   const started = performance.now();
   let results: SeriesDownloadResult[];
+  let quality: SeriesQuality[] = [];
   try {
     bar?.start(pairs.length * (timeframes.length + (opts.funding ? 1 : 0)), 0, { series: '', added: 0 });
     results = await downloadMarketData(
@@ -100,6 +103,7 @@ async function downloadData(opts: DownloadDataOptions, command: Command): Promis
       { exchange: exchangeId, pairs, timeframes, days, funding: opts.funding, limit },
       (p) => bar?.update(p.done ? p.index + 1 : p.index, { series: `${p.symbol} ${p.series}`, added: p.added }),
     );
+    quality = storeQuality(store, exchangeId, { pairs, timeframes });
   } finally {
     bar?.stop();
     store.close();
@@ -117,6 +121,8 @@ async function downloadData(opts: DownloadDataOptions, command: Command): Promis
   console.log(
     `downloaded ${results.length} series from ${exchangeId} into ${dbFile} in ${seconds.toFixed(1)} s: ${added} rows added`,
   );
+  console.log(`\ndata quality (candles stored for exchange ${exchangeId}):`);
+  for (const line of formatQuality(quality)) console.log(`  ${line}`);
 }
 
 function resultTable(results: readonly SeriesDownloadResult[]): string {

@@ -3,8 +3,10 @@
  * into the SQLite candle store. Idempotent: a second run adds nothing.
  *
  * Output: a progress bar on stderr (only when stderr is a terminal), every malformed row as a warning on stderr with
- * file and line, then a summary table on stdout. Exit 0 when done, even with malformed rows (they are skipped and
- * counted); exit 2 when `<dir>` does not exist or holds no data file.
+ * file and line, then a summary table and the data quality of the stored series (first and last candle, gaps,
+ * skipped rows) on stdout. Exit 0 when every row was imported; exit 2 when a row or a file was skipped (the good rows
+ * are stored all the same; `--skip-bad-rows` accepts that and exits 0, still reporting them), or when `<dir>` does
+ * not exist or holds no data file.
  */
 import { stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
@@ -12,11 +14,15 @@ import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import { loadConfig } from '../../config/load';
 import { CandleStore, candleDbPath } from '../../store/candle-store';
-import { DATA_FILE_PATTERNS, listDataFiles } from '../../store/data-files';
+import { formatQuality, type SeriesQuality } from '../../core/data-quality';
+import { DATA_FILE_PATTERNS, listDataFiles, type DataFile } from '../../store/data-files';
+import { storeQuality } from '../../store/store-quality';
+import { InputError } from '../../worker/errors';
 import { importDataFile, type FileImportResult, type ImportProblem } from '../../store/import-files';
 
 interface ImportDataOptions {
   exchange?: string;
+  skipBadRows?: boolean;
   db?: string;
   config?: string;
 }
@@ -30,6 +36,7 @@ export function registerImportData(program: Command): void {
     .option('--exchange <id>', 'exchange id to file the data under (default: config exchange.name, binanceusdm)')
     .option('--db <file>', 'candle database (default: <config data_dir>/candles.sqlite)')
     .option('-c, --config <file>', 'config file (JSON) for data_dir and exchange.name')
+    .option('--skip-bad-rows', 'accept malformed rows and unreadable files: skip them (still reported) and exit 0')
     .action(async (dir: string, opts: ImportDataOptions, command: Command) => {
       await importData(dir, opts, command);
     });
@@ -60,6 +67,7 @@ async function importData(dir: string, opts: ImportDataOptions, command: Command
   const started = performance.now();
   const store = new CandleStore(dbFile);
   const results: FileImportResult[] = [];
+  let quality: SeriesQuality[] = [];
   const bar = process.stderr.isTTY
     ? new cliProgress.SingleBar(
         { format: 'importing [{bar}] {value}/{total} files  {file}', stream: process.stderr, hideCursor: true },
@@ -70,9 +78,22 @@ async function importData(dir: string, opts: ImportDataOptions, command: Command
     bar?.start(files.length, 0, { file: '' });
     for (const file of files) {
       bar?.update({ file: file.name });
-      results.push(await importDataFile(store, exchange, file));
+      const result = await importDataFile(store, exchange, file);
+      results.push(result);
+      if (!result.failed) {
+        const first = result.problems[0];
+        store.setSkippedRows(
+          exchange,
+          file.symbol,
+          seriesName(file),
+          result.problems.length,
+          first ? formatProblem(first) : null,
+          file.path,
+        );
+      }
       bar?.increment();
     }
+    quality = storeQuality(store, exchange, { pairs: [...new Set(files.map((f) => f.symbol))] });
   } finally {
     bar?.stop();
     store.close();
@@ -94,12 +115,26 @@ async function importData(dir: string, opts: ImportDataOptions, command: Command
   if (ignored.length > 0) {
     console.log(`ignored ${ignored.length} entries whose names are not data files: ${ignored.join(', ')}`);
   }
+  console.log(`\ndata quality (candles stored for exchange ${exchange}):`);
+  for (const line of formatQuality(quality)) console.log(`  ${line}`);
   if (problems.length > 0) {
-    console.error(
-      `warning: ${malformed} malformed rows skipped, ${failed} files not imported (see the warnings above); ` +
-        'fix them and run import-data again (rows already stored are kept)',
-    );
+    const what = `${malformed} malformed rows skipped, ${failed} files not imported (see the warnings above)`;
+    if (opts.skipBadRows) {
+      console.error(`warning: ${what}; accepted with --skip-bad-rows`);
+    } else {
+      throw new InputError(
+        `import-data: ${what}; the good rows are stored. Fix the files and run import-data again (rows already ` +
+          'stored are kept), or pass --skip-bad-rows to accept the skipped rows',
+      );
+    }
   }
+}
+
+/** The series a data file fills, as the candle store's skipped-row records name it. */
+function seriesName(file: DataFile): string {
+  const c = file.content;
+  if (c.kind === 'funding') return 'funding';
+  return c.priceType === 'mark' ? `mark-${c.timeframe}` : c.timeframe;
 }
 
 function sum<T>(items: readonly T[], value: (item: T) => number): number {

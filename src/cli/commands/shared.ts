@@ -9,7 +9,7 @@ import { Option, type Command } from 'commander';
 import type { Client, Connection } from '@temporalio/client';
 import { loadConfig } from '../../config/load';
 import { PAIR_RE, type Config } from '../../core/config';
-import { SECRET_ENV_VARS } from '../../store/redactor';
+import { secretsOf } from '../../core/redact';
 import type { RunSummary } from '../../store/journal';
 import type { TemporalSettings } from '../../worker/connection';
 import type { TradingMode } from '../../workflows/messages';
@@ -60,12 +60,7 @@ export function readConfig(opts: ConfigOptions): Config {
 
 /** Every secret the process knows (config keys and the secret environment variables), for the logger to hide. */
 export function knownSecrets(config: Config, env: NodeJS.ProcessEnv = process.env): string[] {
-  const values = [config.llm.api_key, config.exchange.api_key, config.exchange.api_secret];
-  for (const name of SECRET_ENV_VARS) {
-    const value = env[name];
-    if (value !== undefined && value !== '') values.push(value);
-  }
-  return values.filter((v) => v !== '');
+  return secretsOf(config, env);
 }
 
 /** The process logger for a long-running verb (worker, dev): stderr, the chosen level and format, secrets hidden. */

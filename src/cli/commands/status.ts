@@ -219,16 +219,30 @@ function nextWakeText(s: PairStatus, now: number): string {
 }
 
 /**
+ * Orders that did not go out: refused by the exchange (insufficient margin, below the minimums, invalid...) plus
+ * entries refused at portfolio admission (the account's open-trade or exposure limit), e.g. `3 (2 admission)`.
+ */
+function refusedText(s: PairStatus): string {
+  const exchange = s.counters.executionFailures ?? 0;
+  const admission = s.counters.admissionRefusals ?? 0;
+  const total = exchange + admission;
+  return admission > 0 ? `${total} (${admission} admission)` : String(total);
+}
+
+/**
  * The status table: one row per pair. PnL % is the position's leveraged return on margin at the last cycle; `next
  * close` is the market time of the next decision (recorded time in replay mode), `next wake` the wall time until it
- * (`overdue` when it has passed: the timer fired but no worker ran the cycle); `missed` (shown when the workflows
+ * (`overdue` when it has passed: the timer fired but no worker ran the cycle); `refused` the orders the exchange or
+ * portfolio admission refused (the pair went on); `missed` (shown when the workflows
  * count them) the candle closes skipped after outages instead of being decided late.
  */
 export function statusTable(reports: readonly PairReport[], now: number): string {
   const showMissed = reports.some((r) => r.status !== null && missedCandles(r.status) !== null);
   const rows = reports.map((r) => {
     const s = r.status;
-    if (s === null) return [r.pair, '-', r.state, '-', '-', '-', '-', '-', '-', ...(showMissed ? ['-'] : []), '-', '-'];
+    if (s === null) {
+      return [r.pair, '-', r.state, '-', '-', '-', '-', '-', '-', '-', ...(showMissed ? ['-'] : []), '-', '-'];
+    }
     const flags = [s.paused ? 'paused' : null, s.forceExitPending ? 'exit pending' : null].filter((f) => f !== null);
     return [
       r.pair,
@@ -240,16 +254,28 @@ export function statusTable(reports: readonly PairReport[], now: number): string
       formatTime(s.nextDecisionAsOf),
       nextWakeText(s, now),
       String(s.counters.cycles),
+      refusedText(s),
       ...(showMissed ? [String(missedCandles(s) ?? '-')] : []),
       String(s.counters.tokensIn + s.counters.tokensOut),
       `${s.run}`,
     ];
   });
-  const header = ['pair', 'mode', 'state', 'position', 'PnL %', 'last action', 'next close', 'next wake', 'cycles'];
+  const header = [
+    'pair',
+    'mode',
+    'state',
+    'position',
+    'PnL %',
+    'last action',
+    'next close',
+    'next wake',
+    'cycles',
+    'refused',
+  ];
   const table = formatTable(
     [...header, ...(showMissed ? ['missed'] : []), 'tokens', 'run'],
     rows,
-    showMissed ? [4, 8, 9, 10, 11] : [4, 8, 9, 10],
+    showMissed ? [4, 8, 9, 10, 11, 12] : [4, 8, 9, 10, 11],
   );
   const notes = reports.filter((r) => r.detail !== null).map((r) => `${r.pair}: ${r.detail}`);
   return notes.length > 0 ? `${table}\n\n${notes.join('\n')}` : table;
