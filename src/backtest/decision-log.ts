@@ -41,6 +41,7 @@ class Codes<T extends string | null> {
 }
 
 const NO_PROBLEMS: readonly string[] = Object.freeze([]);
+const NO_FIELDS: readonly string[] = Object.freeze([]);
 
 /**
  * `text` as one flat string (same characters). A reason built by concatenation is a tree of fragments (a cons
@@ -146,6 +147,9 @@ export class DecisionLog implements Iterable<DecisionRow> {
   private available: Float64Array;
   private tokensIn: Float64Array;
   private tokensOut: Float64Array;
+  private tokensCachedIn: Float64Array;
+  /** model requests of the decision (its rounds) */
+  private requests: Uint8Array;
   /** pair, tool, source, model and outcome codes, 5 per row */
   private codes: Uint16Array;
   /** a hold's or a wait's confidence_score and rsi_value (NaN when the row keeps its arguments in `args`) */
@@ -159,6 +163,7 @@ export class DecisionLog implements Iterable<DecisionRow> {
   private readonly args: (Record<string, unknown> | null)[];
   private readonly clientOrderId: (string | null)[];
   private readonly problems: (readonly string[])[];
+  private readonly dropped: (readonly string[])[];
   private readonly pairs = new Codes<string>();
   private readonly tools = new Codes<ToolName>();
   private readonly sources = new Codes<string>();
@@ -176,6 +181,8 @@ export class DecisionLog implements Iterable<DecisionRow> {
     this.available = new Float64Array(this.capacity);
     this.tokensIn = new Float64Array(this.capacity);
     this.tokensOut = new Float64Array(this.capacity);
+    this.tokensCachedIn = new Float64Array(this.capacity);
+    this.requests = new Uint8Array(this.capacity);
     this.holdConfidence = new Float64Array(this.capacity);
     this.holdRsi = new Float64Array(this.capacity);
     this.codes = new Uint16Array(this.capacity * 5);
@@ -184,6 +191,7 @@ export class DecisionLog implements Iterable<DecisionRow> {
     this.args = new Array<Record<string, unknown> | null>(this.capacity);
     this.clientOrderId = new Array<string | null>(this.capacity);
     this.problems = new Array<readonly string[]>(this.capacity);
+    this.dropped = new Array<readonly string[]>(this.capacity);
   }
 
   get length(): number {
@@ -214,6 +222,8 @@ export class DecisionLog implements Iterable<DecisionRow> {
     this.available[i] = account.available;
     this.tokensIn[i] = usage ? usage.input : 0;
     this.tokensOut[i] = usage ? usage.output : 0;
+    this.tokensCachedIn[i] = usage?.cachedInput ?? 0;
+    this.requests[i] = provided?.rounds ?? 0;
     const c = i * 5;
     this.codes[c] = this.pairs.code(pair);
     this.codes[c + 1] = this.tools.code(record.tool);
@@ -234,6 +244,8 @@ export class DecisionLog implements Iterable<DecisionRow> {
     }
     this.clientOrderId[i] = clientOrderId;
     this.problems[i] = result === null || result.problems.length === 0 ? NO_PROBLEMS : result.problems;
+    const dropped = provided?.droppedFields;
+    this.dropped[i] = dropped === undefined || dropped.length === 0 ? NO_FIELDS : dropped;
     this.totals.tokensIn += this.tokensIn[i]!;
     this.totals.tokensOut += this.tokensOut[i]!;
     if (source === 'fallback') this.totals.fallbacks++;
@@ -263,7 +275,10 @@ export class DecisionLog implements Iterable<DecisionRow> {
       client_order_id: this.clientOrderId[i]!,
       tokens_in: this.tokensIn[i]!,
       tokens_out: this.tokensOut[i]!,
+      tokens_cached_in: this.tokensCachedIn[i]!,
+      requests: this.requests[i]!,
       problems: this.problems[i]!,
+      dropped_fields: this.dropped[i]!,
     };
   }
 
@@ -307,11 +322,15 @@ export class DecisionLog implements Iterable<DecisionRow> {
     this.holdRsi = wider(this.holdRsi);
     this.tokensIn = wider(this.tokensIn);
     this.tokensOut = wider(this.tokensOut);
+    this.tokensCachedIn = wider(this.tokensCachedIn);
+    const requests = new Uint8Array(this.capacity);
+    requests.set(this.requests);
+    this.requests = requests;
     const codes = new Uint16Array(this.capacity * 5);
     codes.set(this.codes);
     this.codes = codes;
     this.reason.grow(this.capacity);
-    for (const column of [this.detail, this.args, this.clientOrderId, this.problems]) {
+    for (const column of [this.detail, this.args, this.clientOrderId, this.problems, this.dropped]) {
       column.length = this.capacity;
     }
   }

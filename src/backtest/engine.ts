@@ -3,22 +3,27 @@
  *
  * The steps of the cycle
  * - fetchMarket: the snapshot from the pair's precomputed series (`mainSnapshotAt` plus the informative timeframes:
- *   closed candles only, O(tail), no tails for the baseline's light context); the
- *   paper ledger advanced over the pair's main candles closed since its previous cycle (funding from the data's funding
- *   files, stop orders, liquidation) — the closes it made are the cycle's external closes; the account from the ledger
- *   (every position marked at the last price the ledger processed for its pair); the market limits.
+ *   closed candles only, O(tail), no tails for the baseline's light context); what `openTime` prepared for the pair at
+ *   the decision time: the paper ledger advanced over the pair's main candles closed since its previous cycle (funding
+ *   from the data's funding files, stop orders, liquidation) — the closes it made are the cycle's external closes —
+ *   and the account after every pair's candles up to the decision time (every position marked at its last close);
+ *   the market limits.
  * - buildContext: `light` for the baseline (snapshot and position only: no prompt is rendered or tokenised), else the
  *   live builder (`buildDecisionContext`) with a learning context from the run's own closed trades and decisions.
- * - decide: the policy's provider. checkRisk: the core risk gate with `config.risk`.
- * - execute: a market order on the ledger, plus the protective stop kept as the live activities keep it
- *   (src/core/protective-stop.ts): placed with an entry at the intent's stop price (`<tradeId>s`), replaced after an
- *   increase or a reduction, cancelled when the trade is closed.
+ * - decide: the policy's provider (a remote model's questions held until every pair's are built, see `simulate`).
+ * - checkRisk: the core risk gate with `config.risk`, against the account as it is at the pair's turn; admit: the
+ *   portfolio admission of the account workflow (src/core/admission.ts) on the run's one book; execute: a market
+ *   order on the ledger, plus the protective stop kept as the live activities keep it (src/core/protective-stop.ts):
+ *   placed with an entry at the intent's stop price (`<tradeId>s`), replaced after an increase or a reduction,
+ *   cancelled when the trade is closed. All three run in the fixed pair order (execution-order.ts): this is where
+ *   the pairs of a decision time meet on the shared account.
  *
- * The loop: for each main-timeframe close time t in the range (one global clock), for each pair in the given order,
- * one cycle at asOf = t; all pairs share one account, and each pair owns its client order ids (`<runId>/<pair>`, as a
- * pair workflow does). After every pair's cycle at t, the equity is sampled. At the last decision time no new decision
- * is asked for and every open position is closed by the operator's force-exit path (exit_reason `force_exit`), so every
- * trade is in the result and the final equity is realised.
+ * The loop: for each main-timeframe close time t in the range (one global clock), one cycle per pair at asOf = t, in
+ * three phases (see `simulate`): every pair's candles, then every pair's context and question, then the risk checks
+ * and orders in the given pair order; all pairs share one account, and each pair owns its client order ids
+ * (`<runId>/<pair>`, as a pair workflow does). After every pair's cycle at t, the equity is sampled. At the last
+ * decision time no new decision is asked for and every open position is closed by the operator's force-exit path
+ * (exit_reason `force_exit`), so every trade is in the result and the final equity is realised.
  *
  * Speed (see bench/backtest.ts): no prompt for the baseline; the steps answer at once (no promise, so a cycle runs
  * through without suspending); the snapshot of an informative timeframe is rebuilt only when one of its candles
@@ -32,7 +37,8 @@
  * candle that closed last at t, skips that cycle: no decision is made on a snapshot whose latest candle is missing.
  * The skipped cycles are listed in result.json `dataQuality.skipped_cycles`; the next cycle processes the candles
  * the pair missed. A failing step (e.g. the model's server is down) stops the run with an error naming the pair and
- * time: the decision cache keeps what was decided, so a rerun resumes cheaply.
+ * time, after every question in flight has its answer: the decision cache keeps what was decided, so a rerun resumes
+ * cheaply. A `BacktestStop` (a dry run, the cost cap, the fallback alarm) stops it the same way, as itself.
  */
 import { redactConfig, type Config } from '../core/config';
 import type { DecisionContext } from '../core/context-types';
@@ -41,7 +47,10 @@ import {
   isPending,
   runCycle,
   type CycleEvent,
+  type CycleResult,
   type CycleSettings,
+  type ExecuteRequest,
+  type RiskRequest,
   type CycleSteps,
   type CycleTick,
   type MarketView,
@@ -60,6 +69,7 @@ import {
   slotAfterAdmission,
   slotAfterCycle,
   type AdmissionBook,
+  type AdmissionDecision,
   type HeldSlot,
 } from '../core/admission';
 import {
@@ -91,8 +101,10 @@ import type { RecordedMarketSource } from '../exchange/market-source';
 import { LedgerRejection, PaperLedger, type LedgerState } from '../exchange/paper-ledger';
 import type { buildDecisionContext, buildLearningContext } from '../llm/context-builder';
 import { canonicalJson } from '../llm/decision-cache';
-import type { DecisionProvider } from '../llm/provider';
+import type { DecisionProvider, ProviderDecision } from '../llm/provider';
 import { DecisionLog } from './decision-log';
+import { ExecutionOrder } from './execution-order';
+import { llmUsage } from './llm-usage';
 import {
   buyAndHoldEquity,
   maxDrawdownPct,
@@ -114,18 +126,26 @@ import {
   type BacktestResult,
   type ComparisonRow,
   type EquityPoint,
+  type LlmUsage,
   type LookaheadReport,
   type OrderRow,
   type PairCounters,
+  type ResultConfig,
 } from './result';
 
 /** Decisions of a pair kept for the learning context's warnings (as the journal's window). */
 const LEARNING_DECISIONS = 50;
 
-/** Progress of a run: decision times done out of the total. */
+/** Progress of a run: decision times done out of the total, and the decisions recorded so far. */
 export interface BacktestProgress {
   done: number;
   total: number;
+  /** the last decision time done */
+  time: number;
+  /** decisions recorded (protective and end-of-run exits included) */
+  decisions: number;
+  /** for a remote model: pair-cycles of the run that ask it (see {@link RequestPreview}); 0 otherwise */
+  decisionSlots: number;
 }
 
 /** A decision as the cycle emitted it, for a decision log (e.g. `llm_decisions.jsonl`). */
@@ -150,10 +170,25 @@ export interface BacktestOptions {
   compareBaseline?: boolean;
   /** rerun this many pair-cycles with the future corrupted (see lookahead.ts); 0 or absent: no check */
   lookaheadSamples?: number;
-  /** called every 64 decision times of the policy's run, and after the last */
+  /** called every 64 decision times of the policy's run (after every one for a remote model), and after the last */
   onProgress?: (progress: BacktestProgress) => void;
-  /** called with every decision of the policy's run, in order */
+  /**
+   * called with every decision of the policy's run, in order (by decision time, then pair); a `BacktestStop` thrown
+   * here stops the run (e.g. the fallback alarm)
+   */
   onDecision?: (pair: string, event: DecisionEvent, runId: string) => void;
+  /**
+   * for a remote model: called once, before the first request is sent (every question before it was answered from
+   * the decision cache), with what is known then (see {@link RequestPreview}); a `BacktestStop` thrown here (a dry
+   * run) stops the run before anything is sent
+   */
+  beforeFirstRequest?: (preview: RequestPreview) => void | Promise<void>;
+  /**
+   * for a remote model with a `prefetch` (openaiPolicy with a decision cache): while the last answers of a decision
+   * time are outstanding, ask the next one's questions ahead on the guess that those answers place no order (see
+   * `simulate`); the result is the same, the wall time shorter, and a wrong guess costs the requests asked for it
+   */
+  prefetch?: boolean;
   /** rows skipped when a series was imported or downloaded (the candle store knows), for the data quality report */
   skippedRows?: (pair: string, timeframe: string) => number | null;
 }
@@ -188,15 +223,32 @@ export interface SessionEnv {
   closedTrades: ClosedTrade[];
   /** recent decisions per pair, oldest first (learning context); the driver appends */
   learningDecisions: Map<string, WarningRecord[]>;
+  /** the order in which the pairs' risk checks and orders run at a decision time; absent: at once */
+  order?: ExecutionOrder;
+  /** holds the model questions of a decision time until all are built (remote models); absent: asked at once */
+  held?: HeldQuestions;
   /** the run's portfolio admission book (default: an empty one); the driver settles it after each cycle */
   book?: AdmissionBook;
 }
 
-/** The in-process steps plus the account each pair's last fetchMarket returned. */
+/** The in-process steps, and what the driver does around them. */
 export interface Session {
   steps: CycleSteps;
-  /** the account the last fetchMarket returned (of the pair whose cycle ran last) */
-  lastAccount(): AccountSnapshot | null;
+  /**
+   * Phase 1 of a decision time: brings the ledger to `asOf` for the first `count` of `entries` (their candles since
+   * their previous cycle: stops, liquidations, funding) and fixes the account that all their contexts are built from.
+   * A pair's fetchMarket at `asOf` then returns what was prepared for it.
+   */
+  openTime(asOf: number, entries: readonly OpenEntry[], count?: number): void;
+  /** the account the pair's cycle at the last prepared time saw (its context's); null before any */
+  accountSeen(pair: string): AccountSnapshot | null;
+  /** the candles and funding the ledger was advanced with for the pair at the last prepared time */
+  advanceInputs(pair: string): { candles: readonly Candle[]; funding: readonly FundingEvent[] } | null;
+  /**
+   * the account the risk checks, admissions and orders work on from now on: the ledger, and the admission book when
+   * given (the look-ahead check's rerun, at the pair's turn)
+   */
+  useAccount(ledger: PaperLedger, book?: AdmissionBook): void;
   /**
    * The timeframe whose latest candle is missing from the data at `asOf` (the main candle closing exactly at `asOf`,
    * or an informative timeframe's candle that closed last at `asOf`), or null when every one is recorded and a cycle
@@ -211,11 +263,14 @@ export interface CycleCapture {
   tick: CycleTick;
   /** the pair's state before the cycle */
   state: PairState;
-  /** the whole account before the cycle */
-  ledger: LedgerState;
-  /** the portfolio admission book before the cycle */
-  book: AdmissionBook;
-  /** closed trades before the cycle (learning) */
+  /** the decision time's start: the whole account before any pair's candles were processed, and those candles */
+  open: { ledger: LedgerState; entries: OpenEntry[] };
+  /**
+   * the whole account at the pair's turn (after the orders of the pairs before it): the ledger and the portfolio
+   * admission book; null until then
+   */
+  turn: { ledger: LedgerState; book: AdmissionBook } | null;
+  /** closed trades before the decision time (learning) */
   closedTrades: ClosedTrade[];
   learningDecisions: Map<string, WarningRecord[]>;
   events: CycleEvent[];
@@ -243,6 +298,13 @@ const NO_FUNDING: readonly FundingEvent[] = Object.freeze([]);
 const NO_CLOSES = Object.freeze([]) as unknown as ExternalClose[];
 const NO_MESSAGES = Object.freeze([]) as unknown as DecisionContext['messages'];
 const NO_TOOLS = Object.freeze([]) as unknown as DecisionContext['tools'];
+const EMPTY_ACCOUNT: AccountSnapshot = Object.freeze({
+  equity: 0,
+  available: 0,
+  usedMargin: 0,
+  positions: NO_CLOSES as unknown as AccountSnapshot['positions'],
+  externalCloses: NO_CLOSES,
+});
 const ENTRY_TOOLS: readonly ToolName[] = Object.freeze(allowedTools(false));
 const POSITION_TOOLS: readonly ToolName[] = Object.freeze(allowedTools(true));
 
@@ -403,6 +465,28 @@ function memoSnapshotAt(memo: PairMemo, mainCount: number, opts: SnapshotOptions
   return snapshot;
 }
 
+/** What one pair's cycle at a decision time starts from: its previous cycle time (the ledger moves on from there). */
+export interface OpenEntry {
+  pair: string;
+  /** the pair's previous cycle time (`PairState.lastCycleAsOf`); null before its first */
+  since: number | null;
+  /**
+   * the main candles and funding events to advance the ledger with, when given (the look-ahead check replays the
+   * other pairs' exactly as the run had them); else read from the pair's data
+   */
+  given?: { candles: readonly Candle[]; funding: readonly FundingEvent[] };
+}
+
+/** A pair's side of a decision time, prepared by `openTime`: what its fetchMarket returns besides the snapshot. */
+interface PreparedView {
+  asOf: number;
+  since: number | null;
+  candlesSince: Candle[];
+  funding: readonly FundingEvent[];
+  fundingSince: number;
+  account: AccountSnapshot;
+}
+
 /**
  * {@link Session.missingAt} without a session: the timeframe of `runtime` whose latest candle is missing at `asOf`,
  * or null when a cycle can run there (binary searches; for planning, e.g. which cycles a replayed log must cover).
@@ -413,10 +497,14 @@ export function latestCandleMissing(runtime: PairRuntime, asOf: number): string 
 
 /** The in-process cycle steps over `env` (see the module comment). */
 export function createSession(env: SessionEnv): Session {
-  const { config, ledger, provider, snapshotOptions, prompt } = env;
-  const book = env.book ?? emptyBook();
-  let lastAccount: AccountSnapshot | null = null;
+  const { config, provider, snapshotOptions, prompt } = env;
+  let ledger = env.ledger;
+  const order = env.order ?? null;
+  const held = env.held ?? null;
+  const mainMs = timeframeMs(config.timeframes.main);
+  let book = env.book ?? emptyBook();
   const memos = new Map<string, PairMemo>();
+  const views = new Map<string, PreparedView>();
   const memoOf = (pair: string): PairMemo => {
     let memo = memos.get(pair);
     if (!memo) {
@@ -427,43 +515,147 @@ export function createSession(env: SessionEnv): Session {
     return memo;
   };
 
-  const steps: CycleSteps = {
-    fetchMarket({ pair, asOf, since }): MarketView {
-      const rt = env.pairs.get(pair)!;
-      const memo = memoOf(pair);
-      const main = rt.cache.timeframes[0]!;
-      const ms = main.timeframeMs;
-      const candles = main.candles;
-      const n = memo.cursor.closedAt(asOf);
-      const time = main.time;
-      if (n === 0 || time[n - 1]! + ms !== asOf) {
-        throw new Error(`backtest: no ${main.timeframe} candle of ${pair} closes at ${iso(asOf)} in the data`);
+  /** Main candles closed at `asOf`, checked to include the one closing exactly then. */
+  const closedMain = (pair: string, asOf: number): number => {
+    const memo = memoOf(pair);
+    const main = memo.cache.timeframes[0]!;
+    const n = memo.cursor.closedAt(asOf);
+    if (n === 0 || main.time[n - 1]! + main.timeframeMs !== asOf) {
+      throw new Error(`backtest: no ${main.timeframe} candle of ${pair} closes at ${iso(asOf)} in the data`);
+    }
+    return n;
+  };
+
+  const openTime = (asOf: number, entries: readonly OpenEntry[], count = entries.length): void => {
+    const closes: (readonly ExternalClose[])[] = [];
+    for (let i = 0; i < count; i++) {
+      const entry = entries[i]!;
+      const { pair, since } = entry;
+      let candlesSince: Candle[];
+      let funding: readonly FundingEvent[];
+      if (entry.given) {
+        candlesSince = entry.given.candles as Candle[];
+        funding = entry.given.funding;
+      } else {
+        const rt = env.pairs.get(pair);
+        if (!rt) throw new Error(`backtest: no data loaded for ${pair}`);
+        const n = closedMain(pair, asOf);
+        const time = rt.cache.timeframes[0]!.time;
+        const from = since ?? asOf - mainMs;
+        let k = n;
+        while (k > 0 && time[k - 1]! + mainMs > from) k--;
+        candlesSince = rt.cache.timeframes[0]!.candles.slice(k, n) as Candle[];
+        funding = ledger.hasExposure(pair)
+          ? rt.funding.slice(upperBoundByTime(rt.funding, from), upperBoundByTime(rt.funding, asOf))
+          : NO_FUNDING;
       }
-      const snapshot = memoSnapshotAt(memo, n, snapshotOptions);
-      const from = since ?? asOf - ms;
-      let k = n;
-      while (k > 0 && time[k - 1]! + ms > from) k--;
-      const candlesSince = candles.slice(k, n) as Candle[];
       const chargesBefore = ledger.fundingCharges().length;
-      const funding = ledger.hasExposure(pair)
-        ? rt.funding.slice(upperBoundByTime(rt.funding, from), upperBoundByTime(rt.funding, asOf))
-        : NO_FUNDING;
-      const closes = ledger.advance(pair, candlesSince, funding, ms);
+      closes.push(ledger.advance(pair, candlesSince, funding, mainMs));
       const charges = ledger.fundingCharges();
       let fundingSince = 0;
-      for (let i = chargesBefore; i < charges.length; i++) fundingSince += charges[i]!.amount;
-      const positions = ledger.positions();
-      let usedMargin = 0;
-      for (const p of positions) usedMargin += p.margin;
-      const account: AccountSnapshot = {
-        equity: ledger.equity(),
-        available: ledger.cash,
-        usedMargin,
-        positions,
-        externalCloses: closes.length > 0 ? (closes as ExternalClose[]).slice() : NO_CLOSES,
+      for (let c = chargesBefore; c < charges.length; c++) fundingSince += charges[c]!.amount;
+      let view = views.get(pair);
+      if (!view) views.set(pair, (view = { asOf, since, candlesSince, funding, fundingSince, account: EMPTY_ACCOUNT }));
+      view.asOf = asOf;
+      view.since = since;
+      view.candlesSince = candlesSince;
+      view.funding = funding;
+      view.fundingSince = fundingSince;
+    }
+    // the account every pair deciding at asOf sees: after every pair's candles up to asOf, before any order at asOf
+    const positions = ledger.positions();
+    let usedMargin = 0;
+    for (const p of positions) usedMargin += p.margin;
+    const shared: AccountSnapshot = {
+      equity: ledger.equity(),
+      available: ledger.cash,
+      usedMargin,
+      positions,
+      externalCloses: NO_CLOSES,
+    };
+    for (let i = 0; i < count; i++) {
+      const own = closes[i]!;
+      views.get(entries[i]!.pair)!.account =
+        own.length > 0 ? { ...shared, externalCloses: (own as ExternalClose[]).slice() } : shared;
+    }
+  };
+
+  /** The account as it is now (at a pair's turn: after the orders of every pair before it). */
+  const accountNow = (): AccountSnapshot => {
+    const positions = ledger.positions();
+    let usedMargin = 0;
+    for (const p of positions) usedMargin += p.margin;
+    return { equity: ledger.equity(), available: ledger.cash, usedMargin, positions, externalCloses: NO_CLOSES };
+  };
+
+  /**
+   * The risk gate at the pair's turn, against the account as the orders of every pair before it left it (not the
+   * account the context was built from: a risk limit holds across pairs deciding at the same close).
+   */
+  const riskAtTurn = (req: RiskRequest): Verdict =>
+    checkRisk({ ...req, account: accountNow(), risk: config.risk, market: req.limits });
+
+  /** An order at the pair's turn: a market order on the ledger, with the protective stop of an entry. */
+  const orderAtTurn = (req: ExecuteRequest): Execution => {
+    const { intent, clientOrderId, asOf } = req;
+    const adds = intent.kind === 'open' || intent.kind === 'increase';
+    const buy = adds === (intent.side === 'long');
+    let placed;
+    try {
+      placed = ledger.placeMarketOrder({
+        pair: intent.pair,
+        side: buy ? 'buy' : 'sell',
+        quantity: intent.quantity,
+        reduceOnly: !adds,
+        clientOrderId,
+        referencePrice: intent.price,
+        leverage: adds ? intent.leverage : 1,
+        time: asOf,
+      });
+    } catch (err) {
+      if (!(err instanceof LedgerRejection)) throw err;
+      return {
+        clientOrderId,
+        status: 'rejected',
+        fills: [],
+        position: exchangePosition(ledger, intent.pair),
+        error: err.message,
       };
-      lastAccount = account;
-      return { snapshot, account, candlesSince, fundingSince, limits: rt.limits };
+    }
+    const position = exchangePosition(ledger, intent.pair);
+    // the protective stop, as the live order step keeps it (src/core/protective-stop.ts)
+    const plan = protectiveStopPlan(req, position, config.risk.emergency_stop_loss);
+    let stopOrderId = plan.result;
+    if (plan.place !== null) {
+      try {
+        ledger.placeStopOrder({ pair: intent.pair, ...plan.place, time: asOf });
+      } catch (err) {
+        if (!(err instanceof LedgerRejection)) throw err;
+        stopOrderId = currentStopOf(req);
+      }
+    }
+    if (plan.cancel !== null && stopOrderId === plan.result) ledger.cancelOrder(plan.cancel, asOf);
+    return { clientOrderId, status: 'filled', fills: placed.fills, position, error: null, stopOrderId };
+  };
+
+  const steps: CycleSteps = {
+    fetchMarket({ pair, asOf, since }): MarketView {
+      const rt = env.pairs.get(pair);
+      if (!rt) throw new Error(`backtest: no data loaded for ${pair}`);
+      let view = views.get(pair);
+      if (view === undefined || view.asOf !== asOf || view.since !== since) {
+        // a cycle run on its own (tests, a look-ahead rerun without a prepared decision time)
+        openTime(asOf, [{ pair, since }]);
+        view = views.get(pair)!;
+      }
+      const snapshot = memoSnapshotAt(memoOf(pair), closedMain(pair, asOf), snapshotOptions);
+      return {
+        snapshot,
+        account: view.account,
+        candlesSince: view.candlesSince,
+        fundingSince: view.fundingSince,
+        limits: rt.limits,
+      };
     },
 
     buildContext(req): DecisionContext {
@@ -493,63 +685,36 @@ export function createSession(env: SessionEnv): Session {
     },
 
     decide(ctx): Step<DecisionResult> {
-      return provider.decide(ctx);
+      return held ? held.add(ctx) : provider.decide(ctx);
     },
 
-    checkRisk(req): Verdict {
-      return checkRisk({ ...req, risk: config.risk, market: req.limits });
+    checkRisk(req): Step<Verdict> {
+      return order ? order.at(req.snapshot.pair, () => riskAtTurn(req)) : riskAtTurn(req);
     },
 
-    // the same portfolio admission as the account workflow, on the run's one book (pairs are executed in order)
-    admit(req) {
-      return admit(book, req);
+    // the same portfolio admission as the account workflow, on the run's one book, at the pair's turn
+    admit(req): Step<AdmissionDecision> {
+      return order ? order.at(req.pair, () => admit(book, req)) : admit(book, req);
     },
 
-    execute(req): Execution {
-      const { intent, clientOrderId, asOf } = req;
-      const adds = intent.kind === 'open' || intent.kind === 'increase';
-      const buy = adds === (intent.side === 'long');
-      let order;
-      try {
-        order = ledger.placeMarketOrder({
-          pair: intent.pair,
-          side: buy ? 'buy' : 'sell',
-          quantity: intent.quantity,
-          reduceOnly: !adds,
-          clientOrderId,
-          referencePrice: intent.price,
-          leverage: adds ? intent.leverage : 1,
-          time: asOf,
-        });
-      } catch (err) {
-        if (!(err instanceof LedgerRejection)) throw err;
-        return {
-          clientOrderId,
-          status: 'rejected',
-          fills: [],
-          position: exchangePosition(ledger, intent.pair),
-          error: err.message,
-        };
-      }
-      const position = exchangePosition(ledger, intent.pair);
-      // the protective stop, as the live order step keeps it (src/core/protective-stop.ts)
-      const plan = protectiveStopPlan(req, position, config.risk.emergency_stop_loss);
-      let stopOrderId = plan.result;
-      if (plan.place !== null) {
-        try {
-          ledger.placeStopOrder({ pair: intent.pair, ...plan.place, time: asOf });
-        } catch (err) {
-          if (!(err instanceof LedgerRejection)) throw err;
-          stopOrderId = currentStopOf(req);
-        }
-      }
-      if (plan.cancel !== null && stopOrderId === plan.result) ledger.cancelOrder(plan.cancel, asOf);
-      return { clientOrderId, status: 'filled', fills: order.fills, position, error: null, stopOrderId };
+    execute(req): Step<Execution> {
+      return order ? order.at(req.intent.pair, () => orderAtTurn(req)) : orderAtTurn(req);
     },
   };
   return {
     steps,
-    lastAccount: () => lastAccount,
+    openTime,
+    accountSeen(pair) {
+      return views.get(pair)?.account ?? null;
+    },
+    advanceInputs(pair) {
+      const view = views.get(pair);
+      return view ? { candles: view.candlesSince, funding: view.funding } : null;
+    },
+    useAccount(nextLedger, nextBook) {
+      ledger = nextLedger;
+      if (nextBook) book = nextBook;
+    },
     missingAt(pair, asOf) {
       const memo = memoOf(pair);
       const main = memo.cache.timeframes[0]!;
@@ -611,7 +776,18 @@ export function decisionTimes(
   return times;
 }
 
-/** `bt-` + 12 hex characters of a hash of the effective config, pairs, range and policy id. */
+/**
+ * The configuration as a result records it: secrets masked, `pairs` as run, and without the settings that only steer
+ * the run (`backtest`: concurrency and the fallback alarm; `llm.max_cost_usd`; `llm.cache`), which never change a
+ * result: a run at another concurrency, or resumed after a cost cap, is the same run.
+ */
+export function resultConfig(config: Config, pairs: readonly string[]): ResultConfig {
+  const { backtest: _backtest, ...rest } = redactConfig({ ...config, pairs: [...pairs] });
+  const { max_cost_usd: _maxCost, cache: _cache, ...llm } = rest.llm;
+  return { ...rest, llm };
+}
+
+/** `bt-` + 12 hex characters of a hash of the result's config (see {@link resultConfig}), pairs, range and policy id. */
 export function backtestRunId(
   config: Config,
   pairs: readonly string[],
@@ -619,7 +795,7 @@ export function backtestRunId(
   to: number,
   policyId: string,
 ): string {
-  const effective = redactConfig({ ...config, pairs: [...pairs] });
+  const effective = resultConfig(config, pairs);
   return `bt-${shortHash(canonicalJson({ config: effective, from, to, policy: policyId }))}`;
 }
 
@@ -670,9 +846,132 @@ function orderRow(time: number, event: Extract<CycleEvent, { type: 'order' }>): 
   };
 }
 
+/** The model questions of one decision time, held until every pair's context is built, then sent in pair order. */
+export class HeldQuestions {
+  private held: {
+    ctx: DecisionContext;
+    resolve: (result: ProviderDecision) => void;
+    reject: (err: unknown) => void;
+  }[] = [];
+
+  /**
+   * @param hooks `sent`: a question went to the provider; `settled`: its answer (or failure) came back — called right
+   *   after the cycle waiting for it was handed the answer
+   */
+  constructor(
+    private readonly provider: DecisionProvider,
+    private readonly hooks: { sent?: (pair: string) => void; settled?: (pair: string) => void } = {},
+  ) {}
+
+  get size(): number {
+    return this.held.length;
+  }
+
+  /** Holds a question; the promise settles with the provider's answer once the question is sent. */
+  add(ctx: DecisionContext): Promise<ProviderDecision> {
+    return new Promise((resolve, reject) => this.held.push({ ctx, resolve, reject }));
+  }
+
+  /** The held questions' contexts, in the order they were asked. */
+  contexts(): DecisionContext[] {
+    return this.held.map((h) => h.ctx);
+  }
+
+  /** Sends every held question to the provider, in the order asked. */
+  send(): void {
+    const held = this.held;
+    this.held = [];
+    for (const h of held) {
+      let answer: Promise<ProviderDecision>;
+      try {
+        answer = Promise.resolve(this.provider.decide(h.ctx));
+      } catch (err) {
+        answer = Promise.reject(err);
+      }
+      this.hooks.sent?.(h.ctx.pair);
+      answer.then(
+        (result) => {
+          h.resolve(result);
+          this.hooks.settled?.(h.ctx.pair);
+        },
+        (err: unknown) => {
+          h.reject(err);
+          this.hooks.settled?.(h.ctx.pair);
+        },
+      );
+    }
+  }
+
+  /** Sends none of them: every held question fails with `err`. */
+  fail(err: unknown): void {
+    const held = this.held;
+    this.held = [];
+    for (const h of held) h.reject(err);
+  }
+}
+
+/**
+ * What is known before the first request to a remote model is sent (after every question before it was answered
+ * from the decision cache): the decision time it is at, the prompts about to go out, and what is left of the run.
+ */
+export interface RequestPreview {
+  /** the decision time of the first request */
+  time: number;
+  /** index of that time among the run's decision times, and their number */
+  timeIndex: number;
+  times: number;
+  /** pairs of the run */
+  pairs: number;
+  /**
+   * pair-cycles of the whole run that ask the model (every decision time but the last, where positions are closed
+   * without asking): an upper bound of the model decisions, as a protective exit asks none
+   */
+  decisionSlots: number;
+  /** of them, those from this decision time on */
+  remainingSlots: number;
+  /** questions answered from the decision cache before this time, and at it */
+  cachedBefore: number;
+  cachedNow: number;
+  /** the output tokens of the answers from the cache before this time (as originally answered): answer length */
+  cachedOutputTokens: number;
+  /** the questions of this time that go to the model: the size of each prompt (as built) and its kind */
+  prompts: { tokens: number | null; hasPosition: boolean }[];
+}
+
+/** Thrown by a hook or a provider to stop a run on purpose (a dry run, a cost cap, a fallback alarm); never wrapped. */
+export class BacktestStop extends Error {
+  constructor(
+    readonly kind: 'dry-run' | 'cost-cap' | 'fallbacks',
+    message: string,
+  ) {
+    super(message);
+    this.name = 'BacktestStop';
+  }
+}
+
+/** Pair-cycles at each decision time of `times`: pairs whose latest candles are all recorded then (see missingAt). */
+function cyclesPerTime(runtimes: readonly PairRuntime[], times: readonly number[]): Int32Array {
+  const counts = new Int32Array(times.length);
+  for (const rt of runtimes) {
+    for (let i = 0; i < times.length; i++) if (latestCandleMissing(rt, times[i]!) === null) counts[i]!++;
+  }
+  return counts;
+}
+
 /**
  * One run of `policy` over `times`: the cycles, the collected rows, the equity curve; captures the pair-cycles at
  * the step indexes in `captureAt` (pair-cycle index over the grid times × pairs) for the look-ahead check.
+ *
+ * A decision time, in three phases:
+ * 1. `openTime`: every pair with a candle closing then has its candles since its previous cycle processed (stops,
+ *    liquidations, funding), in pair order; then the account is fixed, and every pair's context is built from it.
+ * 2. Every pair's cycle starts: protective rules, context, the question to the provider. A remote model's questions
+ *    are held until all are built, then sent together (the provider's scheduler runs them concurrently).
+ * 3. The risk checks and orders run in the fixed pair order ({@link ExecutionOrder}), each at its pair's turn, as the
+ *    answers arrive; then the decisions are recorded in pair order and the learning context of the next decision
+ *    time gets this one's closed trades and decisions.
+ * Nothing of a decision time depends on the order in which the answers arrive, so the result is the same at any
+ * concurrency. When every step answers at once (the baseline), a decision time runs through without a promise.
  */
 export async function simulate(input: {
   config: Config;
@@ -685,46 +984,232 @@ export async function simulate(input: {
   captureAt?: ReadonlySet<number>;
   onProgress?: (progress: BacktestProgress) => void;
   onDecision?: (pair: string, event: DecisionEvent, runId: string) => void;
+  beforeFirstRequest?: (preview: RequestPreview) => void | Promise<void>;
+  /** ask the next decision time's questions ahead (see {@link BacktestOptions.prefetch}) */
+  prefetch?: boolean;
 }): Promise<Simulation> {
   const { config, pairs, times, policy, runId, captureAt, onProgress, onDecision } = input;
   const ledger = new PaperLedger(config.paper);
   const closedTrades: ClosedTrade[] = [];
   const learningDecisions = new Map<string, WarningRecord[]>();
   const prompt = policy.context === 'prompt' ? await import('../llm/context-builder') : null;
+  const provider = policy.provider(input.market);
+  const order = new ExecutionOrder(pairs);
+  const indexOf = new Map(pairs.map((p, i) => [p, i]));
+  /** 1 while the pair's question of the current decision time is with the model */
+  const awaiting = new Uint8Array(pairs.length);
+  const prefetching = policy.remote && input.prefetch === true && policy.prefetch !== undefined;
+  /** the prefetch of the current decision time, until it is done (null: none, or done) */
+  let guess: (() => void) | null = null;
+  let guessTimer: NodeJS.Timeout | null = null;
+  const sentAt = new Float64Array(pairs.length);
+  /** the mean time from a question's sending to its answer, ms (its first sample: 0) */
+  let latency = { sum: 0, count: 0 };
+  /**
+   * Answers come in bursts (the questions sent together come back together): the prefetch waits for the burst to be
+   * taken in — a twentieth of the mean answer time, 1 to 50 ms — so that it guesses only about the stragglers.
+   */
+  const nudge = (): void => {
+    if (guess === null || guessTimer !== null) return;
+    const wait = Math.min(50, Math.max(1, latency.count > 0 ? latency.sum / latency.count / 20 : 1));
+    guessTimer = setTimeout(() => {
+      guessTimer = null;
+      guess?.();
+    }, wait);
+  };
+  const asking = policy.remote
+    ? new HeldQuestions(provider, {
+        sent: (pair) => {
+          const i = indexOf.get(pair)!;
+          awaiting[i] = 1;
+          sentAt[i] = performance.now();
+        },
+        settled: (pair) => {
+          const i = indexOf.get(pair)!;
+          awaiting[i] = 0;
+          latency = { sum: latency.sum + (performance.now() - sentAt[i]!), count: latency.count + 1 };
+          nudge();
+        },
+      })
+    : null;
   const book = emptyBook();
   const session = createSession({
     config,
     ledger,
     book,
     pairs: input.runtimes,
-    provider: policy.provider(input.market),
+    provider,
     prompt,
     snapshotOptions: snapshotOptionsFor(config, policy.context),
     closedTrades,
     learningDecisions,
+    order,
+    ...(asking ? { held: asking } : {}),
   });
   const settings = settingsFor(config);
   const runtimes = pairs.map((p) => input.runtimes.get(p)!);
+  /**
+   * As the turn moves past a pair (in pair order, before the next pair's risk check or order): its admission answers
+   * update its slot, and the slot is settled from its position, as a pair's driver does after its cycle.
+   */
+  order.onPassed = (pi) => {
+    const out = outs[pi] ?? null;
+    if (out === null) return;
+    for (const ev of out.events) {
+      if (ev.type === 'admission') slots[pi] = slotAfterAdmission(slots[pi]!, ev.request, ev.decision);
+    }
+    if (slots[pi] !== null) {
+      const after = slotAfterCycle(slots[pi]!, out.state.position, runtimes[pi]!.pair, owners[pi]!);
+      if (after.settlement) settle(book, after.settlement);
+      slots[pi] = after.held;
+    }
+  };
   const states = pairs.map((p) => initialPairState(p));
   const owners = pairs.map((p) => orderOwner(runId, p));
   /** each pair's admission slot, as the pair's driver keeps it (src/core/admission.ts) */
-  const held: (HeldSlot | null)[] = pairs.map(() => null);
+  const slots: (HeldSlot | null)[] = pairs.map(() => null);
   const orders: OrderRow[] = [];
   const decisions = new DecisionLog(times.length * runtimes.length);
   const equity: EquityPoint[] = [];
   const captures: CycleCapture[] = [];
+  const n = runtimes.length;
+  const cycles = new Array<boolean>(n).fill(false);
+  const outs = new Array<CycleResult | null>(n).fill(null);
+  const pending = new Array<Promise<void> | null>(n).fill(null);
+  const entries: OpenEntry[] = runtimes.map((rt) => ({ pair: rt.pair, since: null }));
+  const timeCaptures = new Array<CycleCapture | null>(n).fill(null);
+  const perTime = asking ? cyclesPerTime(runtimes, times) : null;
+  let slotsLeft = 0;
+  if (perTime) for (let i = 0; i < times.length - 1; i++) slotsLeft += perTime[i]!;
+  const decisionSlots = slotsLeft;
+  let previewed = input.beforeFirstRequest === undefined;
+  let cachedAnswers = 0;
+  let cachedOutputTokens = 0;
   let candleSteps = 0;
   let skippedSteps = 0;
+
+  /**
+   * The prefetch of the decision time after `ti` (`prefetch`): when the only cycles of `ti` not finished are a few
+   * pairs waiting for their model's answers (at most a tenth of the pairs, at least one), the next decision time is built as it will be if none of those answers
+   * places an order (a hold, a wait, a rejection: the account stays as it is), on a copy of everything, and its
+   * questions — of every other pair — are asked ahead, on request places nothing else is waiting for. When the guess
+   * holds, the real questions are the same prompts and get those answers (the decision cache joins them); when it
+   * does not, they are other prompts and are asked then: the prefetched answers are paid for and unused. Either way
+   * the result is that of a run without prefetching.
+   */
+  const prefetchAfter = (ti: number): void => {
+    const t = times[ti]!;
+    const next = times[ti + 1]!;
+    let still = 0;
+    for (let pi = 0; pi < n; pi++) {
+      if (!cycles[pi] || outs[pi] !== null) continue;
+      // answered but not finished (its turn has not come), or not asking: its order may still change the account
+      if (awaiting[pi] === 0) return;
+      const pair = runtimes[pi]!.pair;
+      const seen = session.accountSeen(pair)!;
+      // its cycle closed a trade before asking (a stop, a liquidation): the next prompts of other pairs show it
+      if (seen.externalCloses.length > 0) return;
+      if (states[pi]!.position !== null && !seen.positions.some((p) => p.pair === pair)) return;
+      still++;
+    }
+    // a guess about more answers fails more often (any of them may place an order): at most a tenth of the pairs
+    if (still === 0 || still > Math.max(1, Math.floor(n / 10))) return;
+    guess = null;
+    const forkTrades = closedTrades.slice();
+    const forkLearning = new Map([...learningDecisions].map(([k, v]) => [k, v.slice()]));
+    const forkStates = states.slice();
+    for (let pi = 0; pi < n; pi++) {
+      if (!cycles[pi]) continue;
+      const out = outs[pi] ?? null;
+      if (out === null) {
+        forkStates[pi] = { ...states[pi]!, lastCycleAsOf: t };
+        continue;
+      }
+      forkStates[pi] = out.state;
+      for (const ev of out.events) {
+        if (ev.type === 'tradeClosed') forkTrades.push(ev.trade);
+        else if (ev.type === 'decision') {
+          let list = forkLearning.get(runtimes[pi]!.pair);
+          if (!list) forkLearning.set(runtimes[pi]!.pair, (list = []));
+          list.push({ time: ev.record.time, tool: ev.record.tool, reason: ev.record.reason, pnlPct: ev.record.pnlPct });
+          if (list.length > LEARNING_DECISIONS) list.shift();
+        }
+      }
+    }
+    // never sent: the questions are read, and their cycles are left waiting (and dropped)
+    const questions = new HeldQuestions(provider);
+    const fork = createSession({
+      config,
+      ledger: PaperLedger.restore(config.paper, ledger.state()),
+      pairs: input.runtimes,
+      provider,
+      prompt,
+      snapshotOptions: snapshotOptionsFor(config, policy.context),
+      closedTrades: forkTrades,
+      learningDecisions: forkLearning,
+      held: questions,
+    });
+    try {
+      const ahead: OpenEntry[] = [];
+      const closing: number[] = [];
+      for (let pi = 0; pi < n; pi++) {
+        if (fork.missingAt(runtimes[pi]!.pair, next) !== null) continue;
+        ahead.push({ pair: runtimes[pi]!.pair, since: forkStates[pi]!.lastCycleAsOf });
+        closing.push(pi);
+      }
+      fork.openTime(next, ahead);
+      for (const pi of closing) {
+        if (outs[pi] === null) continue;
+        const tick: CycleTick = { asOf: next, orderOwner: owners[pi]!, forceExit: false, paused: false };
+        // stops at its question, which is never answered: what is wanted is the question
+        void runCycle(fork.steps, forkStates[pi]!, tick, settings);
+      }
+    } catch {
+      // a guess that cannot be built is no guess: the next decision time asks as usual
+      return;
+    }
+    for (const ctx of questions.contexts()) policy.prefetch!(ctx);
+  };
+
+  /** Waits for every cycle of the decision time, then throws the first failure in pair order, if any. */
+  const settleTime = async (failed: unknown = undefined): Promise<void> => {
+    const results = await Promise.allSettled(pending.map((p) => p ?? Promise.resolve()));
+    let first: { err: unknown } | null = failed === undefined ? null : { err: failed };
+    for (let pi = 0; pi < n && first === null; pi++) {
+      const r = results[pi]!;
+      if (r.status === 'rejected') first = { err: r.reason };
+    }
+    if (first !== null) throw first.err;
+  };
+
+  /** The error a failed step stops the run with: a deliberate stop as it is, anything else naming the pair and time. */
+  const raised = new WeakSet<object>();
+  const stopped = (pi: number, t: number, err: unknown): unknown => {
+    if (err instanceof BacktestStop || (typeof err === 'object' && err !== null && raised.has(err))) return err;
+    const wrapped = new Error(
+      `backtest stopped at ${runtimes[pi]!.pair} ${iso(t)}: ${err instanceof Error ? err.message : String(err)}`,
+      { cause: err },
+    );
+    raised.add(wrapped);
+    return wrapped;
+  };
   const skipped: SkippedCycles[] = [];
   const openSkips: (SkippedCycles | undefined)[] = pairs.map(() => undefined);
-  let index = 0;
 
   for (let ti = 0; ti < times.length; ti++) {
     const t = times[ti]!;
     const final = ti === times.length - 1;
-    for (let pi = 0; pi < runtimes.length; pi++, index++) {
+    const base = ti * n;
+    // 1. the account at t, which every context at t is built from
+    let open = 0;
+    let captureHere = false;
+    for (let pi = 0; pi < n; pi++) {
       const rt = runtimes[pi]!;
+      outs[pi] = null;
+      pending[pi] = null;
+      timeCaptures[pi] = null;
       const missing = session.missingAt(rt.pair, t);
+      cycles[pi] = missing === null;
       if (missing !== null) {
         skippedSteps++;
         const open = openSkips[pi];
@@ -736,40 +1221,145 @@ export async function simulate(input: {
         }
         continue;
       }
-      // at the last decision time: no new decision, every open position closed (see the module comment)
-      const tick: CycleTick = { asOf: t, orderOwner: owners[pi]!, forceExit: final, paused: final };
-      const state = states[pi]!;
-      const capture: CycleCapture | null = captureAt?.has(index)
-        ? {
-            pair: rt.pair,
-            tick,
-            state,
-            ledger: ledger.state(),
-            book: structuredClone(book),
-            closedTrades: closedTrades.slice(),
-            learningDecisions: new Map([...learningDecisions].map(([k, v]) => [k, v.slice()])),
-            events: [],
-          }
-        : null;
-      let out;
-      try {
-        const cycle = runCycle(session.steps, state, tick, settings);
-        out = isPending(cycle) ? await cycle : cycle;
-      } catch (err) {
-        throw new Error(
-          `backtest stopped at ${rt.pair} ${iso(t)}: ${err instanceof Error ? err.message : String(err)}`,
-          { cause: err },
-        );
+      const entry = entries[open++]!;
+      entry.pair = rt.pair;
+      entry.since = states[pi]!.lastCycleAsOf;
+      if (captureAt?.has(base + pi)) captureHere = true;
+    }
+    const openLedger = captureHere ? ledger.state() : null;
+    session.openTime(t, entries, open);
+    const openCapture = openLedger
+      ? {
+          ledger: openLedger,
+          entries: entries
+            .slice(0, open)
+            .map((e) => ({ pair: e.pair, since: e.since, given: session.advanceInputs(e.pair)! })),
+        }
+      : null;
+    order.onTurn = openCapture
+      ? (pi) => {
+          const c = timeCaptures[pi];
+          if (c && c.turn === null) c.turn = { ledger: ledger.state(), book: structuredClone(book) };
+        }
+      : null;
+    if (openCapture) {
+      for (let pi = 0; pi < n; pi++) {
+        if (!cycles[pi] || !captureAt!.has(base + pi)) continue;
+        timeCaptures[pi] = {
+          pair: runtimes[pi]!.pair,
+          tick: { asOf: t, orderOwner: owners[pi]!, forceExit: final, paused: final },
+          state: states[pi]!,
+          open: openCapture,
+          turn: null,
+          closedTrades: closedTrades.slice(),
+          learningDecisions: new Map([...learningDecisions].map(([k, v]) => [k, v.slice()])),
+          events: [],
+        };
       }
+    }
+    order.begin(cycles);
+    const guessHere = prefetching && ti + 1 < times.length - 1 ? () => prefetchAfter(ti) : null;
+    guess = null;
+
+    // 2. every pair's cycle, up to its question (or through, when its steps answer at once and its turn has come)
+    let waiting = 0;
+    for (let pi = 0; pi < n; pi++) {
+      if (!cycles[pi]) continue;
+      // at the last decision time: no new decision, every open position closed (see the module comment)
+      const tick: CycleTick = timeCaptures[pi]?.tick ?? {
+        asOf: t,
+        orderOwner: owners[pi]!,
+        forceExit: final,
+        paused: final,
+      };
+      let cycle;
+      try {
+        cycle = runCycle(session.steps, states[pi]!, tick, settings);
+      } catch (err) {
+        const stop = stopped(pi, t, err);
+        order.abort(stop);
+        asking?.fail(stop);
+        await settleTime(stop);
+        throw stop;
+      }
+      if (isPending(cycle)) {
+        waiting++;
+        const index = pi;
+        pending[pi] = cycle.then(
+          (out) => {
+            outs[index] = out;
+            order.finish(index);
+            nudge();
+          },
+          (err: unknown) => {
+            const stop = stopped(index, t, err);
+            order.abort(stop);
+            throw stop;
+          },
+        );
+      } else {
+        outs[pi] = cycle;
+        order.finish(pi);
+      }
+    }
+
+    // 3. the questions go out; the risk checks and orders run in pair order as the answers come in
+    if (waiting > 0) {
+      if (asking && asking.size > 0) {
+        const asked = asking.contexts();
+        if (!previewed && asked.some((ctx) => !policy.isCached?.(ctx))) {
+          previewed = true;
+          const toSend = asked.filter((ctx) => !policy.isCached?.(ctx));
+          try {
+            await input.beforeFirstRequest!({
+              time: t,
+              timeIndex: ti,
+              times: times.length,
+              pairs: n,
+              decisionSlots,
+              remainingSlots: slotsLeft,
+              cachedBefore: cachedAnswers,
+              cachedNow: asked.length - toSend.length,
+              cachedOutputTokens,
+              prompts: toSend.map((ctx) => ({ tokens: ctx.tokens, hasPosition: ctx.hasPosition })),
+            });
+          } catch (err) {
+            order.abort(err);
+            asking.fail(err);
+            await settleTime(err);
+          }
+        }
+        guess = guessHere;
+        asking.send();
+      }
+      await settleTime();
+      guess = null;
+      if (guessTimer !== null) clearTimeout(guessTimer);
+      guessTimer = null;
+    }
+    order.end();
+    if (perTime && !final) slotsLeft -= perTime[ti]!;
+
+    // the decision time's records, in pair order; the next decision time's learning context gets them
+    for (let pi = 0; pi < n; pi++) {
+      if (!cycles[pi]) continue;
+      const rt = runtimes[pi]!;
+      const out = outs[pi]!;
       candleSteps++;
       states[pi] = out.state;
+      const capture = timeCaptures[pi];
       if (capture) {
         capture.events = out.events;
         captures.push(capture);
       }
       for (const ev of out.events) {
         if (ev.type === 'decision') {
-          decisions.add(rt.pair, ev.record, ev.result, session.lastAccount()!, ev.clientOrderId);
+          decisions.add(rt.pair, ev.record, ev.result, session.accountSeen(rt.pair)!, ev.clientOrderId);
+          const provided = ev.result as ProviderDecision | null;
+          if (provided?.cached) {
+            cachedAnswers++;
+            cachedOutputTokens += (provided.originalUsage ?? provided.usage).output;
+          }
           if (prompt) {
             let list = learningDecisions.get(rt.pair);
             if (!list) learningDecisions.set(rt.pair, (list = []));
@@ -784,22 +1374,17 @@ export async function simulate(input: {
           onDecision?.(rt.pair, ev, runId);
         } else if (ev.type === 'order') {
           orders.push(orderRow(t, ev));
-        } else if (ev.type === 'admission') {
-          held[pi] = slotAfterAdmission(held[pi]!, ev.request, ev.decision);
-        } else {
+        } else if (ev.type === 'tradeClosed') {
           closedTrades.push(ev.trade);
         }
       }
-      if (held[pi] !== null) {
-        const after = slotAfterCycle(held[pi]!, out.state.position, rt.pair, owners[pi]!);
-        if (after.settlement) settle(book, after.settlement);
-        held[pi] = after.held;
-      }
     }
-    let open = 0;
-    for (const s of states) if (s.position !== null) open++;
-    equity.push({ time: t, equity: ledger.equity(), open_positions: open });
-    if (onProgress && ((ti & 63) === 63 || final)) onProgress({ done: ti + 1, total: times.length });
+    let openPositions = 0;
+    for (const st of states) if (st.position !== null) openPositions++;
+    equity.push({ time: t, equity: ledger.equity(), open_positions: openPositions });
+    if (onProgress && (asking !== null || (ti & 63) === 63 || final)) {
+      onProgress({ done: ti + 1, total: times.length, time: t, decisions: decisions.length, decisionSlots });
+    }
   }
   return {
     runId,
@@ -839,7 +1424,7 @@ function countersOf(state: PairState): PairCounters {
 const PROTECTIVE_REASONS = new Set(['emergency_stop', 'liquidation_buffer', 'stop']);
 
 /** The metrics of a simulation (see metrics.ts for the conventions). */
-export function simulationMetrics(sim: Simulation, config: Config): BacktestMetrics {
+export function simulationMetrics(sim: Simulation, config: Config, llm: LlmUsage | null = null): BacktestMetrics {
   const start = config.paper.starting_balance;
   const values = [start, ...sim.equity.map((p) => p.equity)];
   const returns = stepReturns(values);
@@ -872,8 +1457,7 @@ export function simulationMetrics(sim: Simulation, config: Config): BacktestMetr
     rejections,
     model_tokens_in: tokensIn,
     model_tokens_out: tokensOut,
-    estimated_cost_usd:
-      (tokensIn / 1e6) * config.llm.price_input_per_mtok + (tokensOut / 1e6) * config.llm.price_output_per_mtok,
+    estimated_cost_usd: llm ? llm.cost_usd : 0,
   };
 }
 
@@ -990,14 +1574,17 @@ export async function runBacktest(opts: BacktestOptions, prepared?: BacktestPlan
     runId,
     ...(captureAt ? { captureAt } : {}),
     ...(opts.onProgress ? { onProgress: opts.onProgress } : {}),
+    ...(opts.beforeFirstRequest ? { beforeFirstRequest: opts.beforeFirstRequest } : {}),
+    ...(opts.prefetch ? { prefetch: true } : {}),
     onDecision: (pair, event, id) => {
-      if (event.record.source === 'cache') cacheHits++;
+      if ((event.result as ProviderDecision | null)?.cached) cacheHits++;
       opts.onDecision?.(pair, event, id);
     },
   });
 
   const periods = periodsPerYear(timeframeMs(config.timeframes.main));
-  const metrics = simulationMetrics(sim, config);
+  const llm = policy.remote ? llmUsage(sim.decisions, config) : null;
+  const metrics = simulationMetrics(sim, config, llm);
   const values = [config.paper.starting_balance, ...sim.equity.map((p) => p.equity)];
   const comparison: ComparisonRow[] = [
     comparisonRow(`policy ${policy.name}`, 'policy', null, values, periods, sim.trades),
@@ -1039,13 +1626,14 @@ export async function runBacktest(opts: BacktestOptions, prepared?: BacktestPlan
       candle_steps: sim.candleSteps,
       skipped_steps: sim.skippedSteps,
     },
-    config: redactConfig({ ...config, pairs: [...pairs] }),
+    config: resultConfig(config, pairs),
     metrics,
     comparison,
     counters: sim.states.map(countersOf),
     lookahead,
     dataQuality: dataQualityOf(ordered, sim.skipped, opts.skippedRows),
     replayLog: null,
+    llm,
     trades: sim.trades.map(tradeRow),
     orders: sim.orders,
     equity: sim.equity,

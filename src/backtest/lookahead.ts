@@ -6,8 +6,9 @@
  * memo, funding, the ledger's candle processing, the context builder — and the policy itself.
  *
  * How: during the run, a documented number of pair-cycles spread evenly over the run (see `sampleIndexes` in
- * engine.ts) are captured with everything that went in (the pair's state, the whole paper account, the closed trades
- * and decisions the learning context reads) and everything that came out (the cycle's events). Each is then rerun —
+ * engine.ts) are captured with everything that went in (the pair's state, the whole paper account at the start of the
+ * decision time with every pair's candles the ledger then processed, the account at the pair's turn to trade, the
+ * closed trades and decisions the learning context reads) and everything that came out (the cycle's events). Each is then rerun —
  * the real `runCycle` with the same in-process steps — on a market in which every candle that closes after the
  * cycle's time is replaced by absurd values (prices × 1000, negative volume; in every timeframe, so aggregated
  * candles are corrupted through their constituents) and every later funding rate by 0.5 (50 % per interval). The
@@ -176,8 +177,7 @@ async function recheck(
   const runtimes: Map<string, PairRuntime> = await loadPairs(corrupted, config, [capture.pair]);
   const session = createSession({
     config,
-    ledger: PaperLedger.restore(config.paper, capture.ledger),
-    book: structuredClone(capture.book),
+    ledger: PaperLedger.restore(config.paper, capture.open.ledger),
     pairs: runtimes,
     provider: policy.remote ? recordedAnswer(capture.events) : policy.provider(corrupted),
     prompt: policy.context === 'prompt' ? await import('../llm/context-builder') : null,
@@ -188,6 +188,16 @@ async function recheck(
   const original = digest(capture.events);
   let rerun: unknown[];
   try {
+    // the decision time's start as the run had it: the other pairs' candles replayed as the run processed them, this
+    // pair's read again from the corrupted data; then the account as it was at this pair's turn
+    session.openTime(
+      asOf,
+      capture.open.entries.map((e) => (e.pair === capture.pair ? { pair: e.pair, since: e.since } : e)),
+    );
+    session.useAccount(
+      PaperLedger.restore(config.paper, capture.turn?.ledger ?? capture.open.ledger),
+      capture.turn ? structuredClone(capture.turn.book) : undefined,
+    );
     rerun = digest((await runCycle(session.steps, capture.state, capture.tick, settingsFor(config))).events);
   } catch (err) {
     return {

@@ -8,9 +8,11 @@ import type { LlmConfig } from '../core/config';
 import { redactCredentials } from '../core/redact';
 import type { RecordedMarketSource } from '../exchange/market-source';
 import { BaselineProvider } from '../llm/baseline';
-import type { DecisionCache } from '../llm/decision-cache';
-import type { DecisionProvider } from '../llm/provider';
+import type { DecisionContext } from '../core/context-types';
+import type { CacheMode, DecisionCache } from '../llm/decision-cache';
+import type { CacheableProvider, DecisionProvider } from '../llm/provider';
 import type { ReplayStats } from '../llm/replay-provider';
+import type { RequestScheduler } from '../llm/request-scheduler';
 import { InputError } from '../worker/errors';
 import type { DecisionLogContents } from './replay-log';
 
@@ -35,6 +37,12 @@ export interface BacktestPolicy {
    * (the look-ahead check passes a market whose future is corrupted, to catch one that does).
    */
   provider(market: RecordedMarketSource): DecisionProvider;
+  /** for a remote model: true when the decision for `ctx` would come from the decision cache (no request) */
+  isCached?(ctx: DecisionContext): boolean;
+  /** for a remote model behind a decision cache: ask for `ctx` ahead of its decision (see BacktestOptions.prefetch) */
+  prefetch?(ctx: DecisionContext): void;
+  /** prefetched answers so far, and how many of them a decision used */
+  prefetchStats?(): { answered: number; used: number };
 }
 
 /** The rule baseline (src/llm/baseline.ts) with the light context. */
@@ -43,24 +51,47 @@ export function baselinePolicy(): BacktestPolicy {
   return { name: 'baseline', id: 'baseline', context: 'light', remote: false, provider: () => provider };
 }
 
+export interface OpenAIPolicyOptions {
+  /** the decision cache; null: every decision is asked and nothing is kept */
+  cache?: DecisionCache | null;
+  /** `refresh`: ask every decision again and replace the stored answers (`--no-cache`); default `read-write` */
+  cacheMode?: CacheMode;
+  /** runs the requests concurrently and owns rate limits (see src/llm/request-scheduler.ts) */
+  scheduler?: RequestScheduler;
+  /** wraps the provider that sends the requests, below the cache (the backtest's cost cap and meter: llm-run.ts) */
+  wrap?: (provider: CacheableProvider) => CacheableProvider;
+  /** a missing API key fails the first request instead of this call (a dry run sends none) */
+  deferKeyCheck?: boolean;
+}
+
 /**
  * The OpenAI-compatible provider for `llm` (its `api_base`, `model`, `temperature`...), behind the decision cache when
- * `cache` is given (a rerun with the same prompts makes no request), else asking the model every time. (The model
- * client is loaded here, not at import: a baseline backtest does not need it.)
+ * one is given (a rerun with the same prompts makes no request), else asking the model every time. (The model client
+ * is loaded here, not at import: a baseline backtest does not need it.)
+ * @throws LlmError LlmAuthentication when no API key is configured for an endpoint that is not local
  */
-export async function openaiPolicy(llm: LlmConfig, cache: DecisionCache | null): Promise<BacktestPolicy> {
+export async function openaiPolicy(llm: LlmConfig, options: OpenAIPolicyOptions = {}): Promise<BacktestPolicy> {
   const [{ OpenAIProvider }, { CachedProvider }] = await Promise.all([
     import('../llm/openai-provider'),
     import('../llm/decision-cache'),
   ]);
-  const inner = new OpenAIProvider(llm);
-  const provider: DecisionProvider = cache ? new CachedProvider(inner, cache) : inner;
+  const sender = new OpenAIProvider(llm, {
+    ...(options.scheduler ? { scheduler: options.scheduler } : {}),
+    ...(options.deferKeyCheck ? { deferKeyCheck: true } : {}),
+  });
+  const inner = options.wrap ? options.wrap(sender) : sender;
+  const cached = options.cache ? new CachedProvider(inner, options.cache, options.cacheMode) : null;
+  const provider: DecisionProvider = cached ?? inner;
   return {
     name: 'openai',
     id: `openai:${llm.model}@${redactCredentials(llm.api_base)} temperature=${llm.temperature} max_tokens=${llm.max_tokens}`,
     context: 'prompt',
     remote: true,
     provider: () => provider,
+    isCached: (ctx) => cached?.isCached(ctx) ?? false,
+    ...(cached
+      ? { prefetch: (ctx: DecisionContext) => cached.prefetch(ctx), prefetchStats: () => ({ ...cached.prefetches }) }
+      : {}),
   };
 }
 

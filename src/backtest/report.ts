@@ -9,7 +9,9 @@
 import { timeframeMs } from '../core/timeframe';
 import type { Candle } from '../core/types';
 import { drawdownSeries } from './metrics';
-import type { BacktestResult } from './result';
+import { PROBLEM_KIND_LABELS, type ProblemKind } from '../core/validate';
+import { describePrice } from '../llm/pricing';
+import type { BacktestResult, LlmSpend } from './result';
 
 /** Candles of one pair for the chart, as compact parallel arrays (open times in Unix ms). */
 interface ChartCandles {
@@ -247,10 +249,45 @@ export function renderReport(result: BacktestResult, candles: Readonly<Record<st
     ['decisions (fallbacks, rejections)', `${m.decisions} (${m.fallbacks}, ${m.rejections})`, ''],
     [
       'model tokens (in / out), est. cost',
-      `${m.model_tokens_in} / ${m.model_tokens_out}, ${m.estimated_cost_usd.toFixed(4)} USD`,
+      `${m.model_tokens_in} / ${m.model_tokens_out}, ${m.estimated_cost_usd === null ? 'no price for the model' : `${m.estimated_cost_usd.toFixed(4)} USD`}`,
       '',
     ],
   ];
+  const llm = result.llm;
+  const spendRow = (label: string, x: LlmSpend) =>
+    `<tr><td class="left">${escapeHtml(label)}</td><td>${x.decisions}</td><td>${x.requests}</td><td>${x.tokens.input}</td>` +
+    `<td>${x.tokens.cached_input}</td><td>${x.tokens.output}</td><td>${x.cost_usd === null ? '-' : x.cost_usd.toFixed(4)}</td></tr>`;
+  const usage = llm
+    ? `<h2>Model usage</h2>
+<p>${escapeHtml(llm.model)} at ${escapeHtml(llm.endpoint)}; ${
+        llm.price
+          ? `priced at ${escapeHtml(describePrice(llm.price))} (${llm.price.source === 'config' ? 'llm.pricing' : 'built-in table'})`
+          : 'no price for this model (set llm.pricing): no cost'
+      }. Tokens as originally asked: a decision served from the decision cache counts what its request cost.</p>
+<table id="llm-usage"><thead><tr><th class="left">decisions</th><th>count</th><th>requests</th><th>input tokens</th>
+<th>of them cached</th><th>output tokens</th><th>cost USD</th></tr></thead><tbody>
+${spendRow('all', llm)}
+${spendRow('entry (flat)', llm.by_kind.entry)}
+${spendRow('position', llm.by_kind.position)}
+</tbody></table>
+<p>Fallbacks: ${llm.fallbacks.decisions}${llm.fallbacks.pct === null ? '' : ` (${llm.fallbacks.pct.toFixed(1)} %)`}${
+        Object.keys(llm.fallbacks.by_reason).length > 0
+          ? `: ${escapeHtml(
+              Object.entries(llm.fallbacks.by_reason)
+                .map(([k, v]) => `${PROBLEM_KIND_LABELS[k as ProblemKind]} ${v}`)
+                .join(', '),
+            )}`
+          : ''
+      }. Tool calls with extra fields (dropped): ${llm.extra_fields.decisions}${
+        Object.keys(llm.extra_fields.fields).length > 0
+          ? ` (${escapeHtml(
+              Object.entries(llm.extra_fields.fields)
+                .map(([k, v]) => `${k} ${v}`)
+                .join(', '),
+            )})`
+          : ''
+      }.</p>`
+    : '';
   const comparison = result.comparison
     .map(
       (r) =>
@@ -284,6 +321,7 @@ ${lookahead}
 <table id="metrics"><tbody>
 ${metricRows.map(([k, v, c]) => `<tr><th class="text">${escapeHtml(k)}</th><td class="${c}">${escapeHtml(v)}</td></tr>`).join('\n')}
 </tbody></table>
+${usage}
 <h2>Comparison</h2>
 <table id="comparison"><thead><tr><th class="text">run</th><th>return %</th><th>max DD %</th><th>Sharpe</th><th>Sortino</th>
 <th>trades</th><th>win %</th><th>profit factor</th><th>final equity</th></tr></thead><tbody>

@@ -7,7 +7,8 @@
  *
  * Units: times are Unix milliseconds (UTC); money is USDT; `*_pct` fields are percents (12.5 = 12.5 %).
  */
-import type { Config } from '../core/config';
+import type { Config, ModelPrice } from '../core/config';
+import type { ProblemKind } from '../core/validate';
 import type { CloseReason, Side, ToolName } from '../core/types';
 import type { TradeRow } from '../core/trade-row';
 import type { SeriesQuality } from '../core/data-quality';
@@ -79,8 +80,14 @@ export interface DecisionRow {
   /** model tokens the decision cost (for a cache hit: those of the original request) */
   tokens_in: number;
   tokens_out: number;
+  /** of `tokens_in`, prompt tokens the server served from its prompt cache (0 when it does not say) */
+  tokens_cached_in: number;
+  /** model requests the decision took: 1, 2 after a repair round (for a cache hit: the original's); 0 without a model */
+  requests: number;
   /** validation problems on the way (repair round, fallback cause); empty for a clean answer */
   problems: readonly string[];
+  /** fields of the model's tool call that the tool does not have: dropped, the call accepted without them */
+  dropped_fields: readonly string[];
 }
 
 /** The account after every pair's cycle at a decision time, positions marked to the last close. */
@@ -125,8 +132,8 @@ export interface BacktestMetrics {
   rejections: number;
   model_tokens_in: number;
   model_tokens_out: number;
-  /** model_tokens × llm.price_input_per_mtok / price_output_per_mtok, USD */
-  estimated_cost_usd: number;
+  /** what the model tokens cost at the model's price (`llm.cost_usd`); 0 without a model; null when the price is unknown */
+  estimated_cost_usd: number | null;
 }
 
 /** One row of the comparison table: the policy under test, the baseline policy, buy-and-hold of each pair. */
@@ -183,6 +190,48 @@ export interface PairCounters {
   fallbacks: number;
 }
 
+/** Tokens and cost of a set of model decisions (as originally asked: a cache hit counts what its request cost). */
+export interface LlmSpend {
+  /** model decisions (fallbacks included) */
+  decisions: number;
+  /** model requests they took (a repair round is a second one) */
+  requests: number;
+  tokens: {
+    input: number;
+    /** of `input`, prompt tokens the server served from its prompt cache (billed at `cached_input`) */
+    cached_input: number;
+    output: number;
+  };
+  /** USD at `llm.price`; null when the model has no price */
+  cost_usd: number | null;
+}
+
+/** The model's side of a run with a remote model (`llm` in result.json; null for other policies). */
+export interface LlmUsage extends LlmSpend {
+  /** the configured model, and the endpoint without credentials */
+  model: string;
+  endpoint: string;
+  /** USD per million tokens (llm.pricing, else the built-in table: `source`); null when neither knows the model */
+  price: (ModelPrice & { model: string; source: 'config' | 'built-in' }) | null;
+  /** by the state of the pair: `entry` (flat: the entry prompt) and `position` (the position prompt) */
+  by_kind: { entry: LlmSpend; position: LlmSpend };
+  /** decisions whose answers stayed invalid after the repair round (a safe hold or wait instead) */
+  fallbacks: {
+    decisions: number;
+    /** share of the model decisions, percent; null without any */
+    pct: number | null;
+    /** fallbacks by what was wrong with the last answer (a fallback counts once under each kind it had) */
+    by_reason: Partial<Record<ProblemKind, number>>;
+  };
+  /** tool calls accepted without fields the tool does not have */
+  extra_fields: {
+    /** decisions with at least one such field */
+    decisions: number;
+    /** how often each field name was dropped, by name */
+    fields: Record<string, number>;
+  };
+}
+
 /** Pair-cycles skipped because the latest candle of a timeframe was missing: consecutive decision times. */
 export interface SkippedCycles {
   pair: string;
@@ -222,8 +271,11 @@ export interface BacktestResult {
     /** pair-cycles skipped because the pair's candle closing then is missing from the data */
     skipped_steps: number;
   };
-  /** the effective configuration, secrets masked */
-  config: Config;
+  /**
+   * the effective configuration, secrets masked, without the settings that only steer the run and never change its
+   * result: `backtest` (concurrency, fallback alarm), `llm.max_cost_usd` and `llm.cache`
+   */
+  config: ResultConfig;
   metrics: BacktestMetrics;
   comparison: ComparisonRow[];
   counters: PairCounters[];
@@ -231,12 +283,17 @@ export interface BacktestResult {
   dataQuality: DataQualityReport;
   /** for a replay policy: what the decision log held and what the run made of it; null otherwise */
   replayLog: ReplayLogReport | null;
+  /** a remote model's tokens, cost, fallbacks and dropped fields; null for other policies */
+  llm: LlmUsage | null;
   trades: TradeRow[];
   orders: OrderRow[];
   equity: EquityPoint[];
   /** every decision; written as an array of {@link DecisionRow} (see `DecisionLog`) */
   decisions: DecisionLog;
 }
+
+/** The configuration as a result records it (see `config` in {@link BacktestResult}). */
+export type ResultConfig = Omit<Config, 'backtest' | 'llm'> & { llm: Omit<Config['llm'], 'max_cost_usd' | 'cache'> };
 
 /** result.json as read back: the result with its decisions as the array of rows written. */
 export type BacktestResultFile = Omit<BacktestResult, 'decisions'> & { decisions: DecisionRow[] };

@@ -66,6 +66,15 @@ const pair = z
   .string()
   .regex(PAIR_RE, { error: 'must be a ccxt perpetual symbol like BTC/USDT:USDT (base/quote:settle)' });
 
+/** A model's price, USD per million tokens; `cached_input` null: cached prompt tokens cost as much as others. */
+export const ModelPriceSchema = z
+  .object({
+    input: number({ min: 0, max: 100_000 }),
+    cached_input: number({ min: 0, max: 100_000 }).nullable().default(null),
+    output: number({ min: 0, max: 100_000 }),
+  })
+  .strict();
+
 export const LlmConfigSchema = z
   .object({
     /** which decision provider: the offline rule baseline, any OpenAI-compatible endpoint, or a recorded journal */
@@ -85,13 +94,36 @@ export const LlmConfigSchema = z
     timeout: number({ min: 1, max: 600 }).default(60),
     /** retries after the first attempt (429, 5xx, network) */
     retry_times: number({ min: 0, max: 10, int: true }).default(2),
-    /** cache decisions by a hash of (model, messages, tools, temperature) so reruns cost nothing */
+    /**
+     * cache decisions by a hash of the request (model, endpoint without credentials, request parameters, prompt, tools)
+     * so that reruns cost nothing and give the same decisions
+     */
     cache: z.boolean().default(true),
     /** for provider=replay: a previous llm_decisions.jsonl */
     replay_file: z.string().nullable().default(null),
-    /** USD per million tokens, for cost estimates in reports */
-    price_input_per_mtok: number({ min: 0 }).default(0.4),
-    price_output_per_mtok: number({ min: 0 }).default(1.6),
+    /**
+     * USD per million tokens by model name, over the built-in table of common OpenAI models (src/llm/pricing.ts); a
+     * model in neither has no cost estimate
+     */
+    pricing: z.record(z.string().min(1, { error: 'must be a model name' }), ModelPriceSchema).default({}),
+    /** backtests: stop before the model spend of the run would pass this many USD (resumable from the cache) */
+    max_cost_usd: number({ gt: 0 }).nullable().default(null),
+  })
+  .strict();
+
+/** How backtests drive the model; none of it changes a backtest's result (see `resultConfig`). */
+export const BacktestConfigSchema = z
+  .object({
+    /** model requests in flight at once (lowered for a while when the server answers 429) */
+    concurrency: number({ min: 1, max: 256, int: true }).default(8),
+    /** stop when more than this % of the first `fallback_alarm_decisions` model decisions are fallbacks */
+    fallback_alarm_pct: number({ min: 0, max: 100 }).default(20),
+    fallback_alarm_decisions: number({ min: 1, max: 1_000_000, int: true }).default(50),
+    /**
+     * ask the next decision time's questions while the last answers of one are outstanding, guessing that those
+     * answers place no order; a wrong guess costs the requests asked for it (see README "LLM backtests")
+     */
+    prefetch: z.boolean().default(false),
   })
   .strict();
 
@@ -278,6 +310,7 @@ export const ConfigSchema = z
     context: ContextConfigSchema.default(ContextConfigSchema.parse({})),
     temporal: TemporalConfigSchema.default(TemporalConfigSchema.parse({})),
     replay: ReplayConfigSchema.default(ReplayConfigSchema.parse({})),
+    backtest: BacktestConfigSchema.default(BacktestConfigSchema.parse({})),
   })
   .strict();
 
@@ -286,6 +319,8 @@ export type TradingMode = Config['mode'];
 export type RiskConfig = z.infer<typeof RiskConfigSchema>;
 export type PaperConfig = z.infer<typeof PaperConfigSchema>;
 export type LlmConfig = z.infer<typeof LlmConfigSchema>;
+export type ModelPrice = z.infer<typeof ModelPriceSchema>;
+export type BacktestConfig = z.infer<typeof BacktestConfigSchema>;
 export type ContextConfig = z.infer<typeof ContextConfigSchema>;
 export type ExperienceConfig = z.infer<typeof ExperienceConfigSchema>;
 
@@ -316,6 +351,16 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
   return cur;
 }
 
+const PRICING_MOVED =
+  'the price settings moved to llm.pricing: {"<model>": {"input": <USD per million>, "cached_input": <USD per ' +
+  'million or null>, "output": <USD per million>}}';
+
+/** Keys of earlier releases, with where their setting went. */
+const REPLACED_KEYS: Readonly<Record<string, string>> = {
+  'llm.price_input_per_mtok': PRICING_MOVED,
+  'llm.price_output_per_mtok': PRICING_MOVED,
+};
+
 /** Validate a parsed JSON value. Returns the config or one readable line per problem. */
 export function parseConfig(raw: unknown): { ok: true; config: Config } | { ok: false; problems: ConfigProblem[] } {
   const result = ConfigSchema.safeParse(raw);
@@ -323,7 +368,11 @@ export function parseConfig(raw: unknown): { ok: true; config: Config } | { ok: 
   const problems = result.error.issues.map((issue) => {
     const path = formatPath(issue.path);
     if (issue.code === 'unrecognized_keys') {
-      return { path, message: `${path} has unknown key(s) ${issue.keys.join(', ')}: remove or rename them` };
+      const moved = issue.keys.map((k) => REPLACED_KEYS[`${path}.${k}`]).filter((m) => m !== undefined);
+      return {
+        path,
+        message: `${path} has unknown key(s) ${issue.keys.join(', ')}: remove or rename them${moved.length > 0 ? ` (${[...new Set(moved)].join('; ')})` : ''}`,
+      };
     }
     const value = valueAt(raw, issue.path);
     return { path, message: `${path} ${issue.message}, got ${describe(value)}` };

@@ -239,6 +239,8 @@ export type DecisionSource = 'openai' | 'baseline' | 'replay' | 'cache' | 'fallb
 export interface TokenUsage {
   input: number;
   output: number;
+  /** of `input`, the prompt tokens the server served from its prompt cache, when it reports them */
+  cachedInput?: number;
 }
 
 /** The output of the `decide` step. */

@@ -4,7 +4,11 @@
  * Pure. Every problem is one sentence that names the field, the rule and the value received, because problems are
  * sent back to the model verbatim in a repair round: `leverage must be an integer in 1..125, got 500`.
  * Notes record what was accepted after a harmless repair (a missing pair filled in, a numeric string read as a
- * number, double-encoded arguments), so that the journal shows it.
+ * number, double-encoded arguments, an unknown extra field dropped), so that the journal shows it.
+ *
+ * Lenient where it is harmless, strict where it matters: a field the tool does not have is dropped and named in
+ * `dropped` (a model that adds a harmless `"note": ...` still decides); a wrong type, a value out of range, another
+ * pair, an unknown tool or a tool not allowed in the state is a problem.
  */
 import type { z } from 'zod';
 import type { Decision, ToolName } from './types';
@@ -23,7 +27,15 @@ export interface ValidationContext {
   hasPosition: boolean;
 }
 
-export type ValidationResult = { ok: true; decision: Decision; notes: string[] } | { ok: false; problems: string[] };
+export type ValidationResult =
+  | {
+      ok: true;
+      decision: Decision;
+      notes: string[];
+      /** fields of the call that the tool does not have, dropped before validation (in the order received) */
+      dropped: string[];
+    }
+  | { ok: false; problems: string[] };
 
 type DecodeResult = { ok: true; value: Record<string, unknown>; notes: string[] } | { ok: false; problem: string };
 
@@ -97,20 +109,16 @@ export function decodeArguments(raw: unknown, tool: string): DecodeResult {
 
 type CheckResult<T> = { ok: true; data: T } | { ok: false; problems: string[] };
 
-/** Parse `args` with a tool schema; one problem per field (the first failed check), plus one per unknown field. */
-function check<T>(schema: z.ZodType<T>, tool: ToolName, args: Record<string, unknown>): CheckResult<T> {
+/**
+ * Parse `args` (only fields of the tool: unknown ones were dropped before) with a tool schema; one problem per field
+ * (the first failed check).
+ */
+function check<T>(schema: z.ZodType<T>, args: Record<string, unknown>): CheckResult<T> {
   const result = schema.safeParse(args);
   if (result.success) return { ok: true, data: result.data };
-  const fields = Object.keys(TOOL_SCHEMAS[tool].shape);
   const problems: string[] = [];
   const reported = new Set<string>();
   for (const issue of result.error.issues) {
-    if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) {
-        problems.push(`${key} is not a field of ${tool}: remove it (the fields are ${fields.join(', ')})`);
-      }
-      continue;
-    }
     const path = issue.path.map(String).join('.') || '(arguments)';
     if (reported.has(path)) continue;
     reported.add(path);
@@ -133,8 +141,8 @@ function check<T>(schema: z.ZodType<T>, tool: ToolName, args: Record<string, unk
  * - `arguments` go through `decodeArguments`.
  * - `pair` missing (absent, null or "") is filled with `ctx.pair` (noted); any other pair than `ctx.pair` is a problem.
  * - A numeric field sent as an exact number string ("10", "-2.5") is read as that number (noted).
- * - Every other violation is one problem per field: `<field> <rule>, got <value>`, or `<field> is missing: it <rule>`,
- *   or `<field> is not a field of <tool>` for extra fields.
+ * - A field the tool does not have is dropped (listed in `dropped`, noted): harmless, so not a reason to reject.
+ * - Every other violation is one problem per field: `<field> <rule>, got <value>`, or `<field> is missing: it <rule>`.
  * - `stake_amount` absent becomes null (the risk gate sizes the stake).
  */
 export function validateToolCall(raw: RawToolCall, ctx: ValidationContext): ValidationResult {
@@ -155,6 +163,16 @@ export function validateToolCall(raw: RawToolCall, ctx: ValidationContext): Vali
   const notes = [...decoded.notes];
   const problems: string[] = [];
   const args: Record<string, unknown> = { ...decoded.value };
+  const fields = TOOL_SCHEMAS[name].shape;
+  const dropped: string[] = [];
+  for (const key of Object.keys(args)) {
+    if (Object.hasOwn(fields, key)) continue;
+    dropped.push(key);
+    delete args[key];
+  }
+  if (dropped.length > 0) {
+    notes.push(`unknown field(s) ${dropped.join(', ')} of ${name} dropped (the tool has no such field)`);
+  }
 
   const givenPair = args.pair;
   if (givenPair === undefined || givenPair === null || givenPair === '') {
@@ -177,7 +195,7 @@ export function validateToolCall(raw: RawToolCall, ctx: ValidationContext): Vali
   const result = checkArgs(name, args);
   if (!result.ok) problems.push(...result.problems);
   if (problems.length > 0 || !result.ok) return { ok: false, problems };
-  return { ok: true, decision: result.decision, notes };
+  return { ok: true, decision: result.decision, notes, dropped };
 }
 
 function checkArgs(
@@ -187,20 +205,20 @@ function checkArgs(
   switch (tool) {
     case 'signal_entry_long':
     case 'signal_entry_short': {
-      const r = check(TOOL_SCHEMAS[tool], tool, args);
+      const r = check(TOOL_SCHEMAS[tool], args);
       return r.ok ? { ok: true, decision: { tool, args: r.data } } : r;
     }
     case 'signal_exit': {
-      const r = check(TOOL_SCHEMAS[tool], tool, args);
+      const r = check(TOOL_SCHEMAS[tool], args);
       return r.ok ? { ok: true, decision: { tool, args: r.data } } : r;
     }
     case 'adjust_position': {
-      const r = check(TOOL_SCHEMAS[tool], tool, args);
+      const r = check(TOOL_SCHEMAS[tool], args);
       return r.ok ? { ok: true, decision: { tool, args: r.data } } : r;
     }
     case 'signal_hold':
     case 'signal_wait': {
-      const r = check(TOOL_SCHEMAS[tool], tool, args);
+      const r = check(TOOL_SCHEMAS[tool], args);
       return r.ok ? { ok: true, decision: { tool, args: r.data } } : r;
     }
   }
@@ -225,4 +243,50 @@ export function validateToolCalls(calls: readonly RawToolCall[], ctx: Validation
   }
   const reminder = `you made ${calls.length} tool calls; only the first (${first.name}) counts: call exactly one tool`;
   return { ok: false, problems: [...result.problems, reminder] };
+}
+
+/** What went wrong in a rejected answer, by kind (for the fallback alarm and the result's fallback counts). */
+export type ProblemKind =
+  | 'no_tool_call'
+  | 'unknown_tool'
+  | 'tool_not_allowed'
+  | 'invalid_arguments'
+  | 'wrong_pair'
+  | 'missing_field'
+  | 'invalid_value'
+  | 'cut_off'
+  | 'several_calls'
+  | 'other';
+
+/** A short label of each kind, for messages. */
+export const PROBLEM_KIND_LABELS: Readonly<Record<ProblemKind, string>> = {
+  no_tool_call: 'no tool call',
+  unknown_tool: 'unknown tool',
+  tool_not_allowed: 'tool not allowed in the state',
+  invalid_arguments: 'arguments not a JSON object',
+  wrong_pair: 'another pair',
+  missing_field: 'missing field',
+  invalid_value: 'wrong type or out of range',
+  cut_off: 'answer cut off at the output limit',
+  several_calls: 'several tool calls',
+  other: 'other',
+};
+
+/**
+ * The kind of one problem sentence of this module (or of the provider: an answer cut off at the output limit),
+ * with or without the provider's `answer N: ` prefix. The patterns follow the sentences built above (tested with
+ * every one of them).
+ */
+export function problemKind(problem: string): ProblemKind {
+  const p = problem.replace(/^answer \d+: /, '');
+  if (p.startsWith('no tool call:')) return 'no_tool_call';
+  if (p.startsWith('unknown tool ')) return 'unknown_tool';
+  if (/^[a-z_]+ is not allowed: there is/.test(p)) return 'tool_not_allowed';
+  if (p.startsWith('arguments of ')) return 'invalid_arguments';
+  if (/^pair must be ".*" \(the pair being decided\)/.test(p)) return 'wrong_pair';
+  if (/^[A-Za-z0-9_.()]+ is missing: it /.test(p)) return 'missing_field';
+  if (p.startsWith('the answer was cut off at the output limit')) return 'cut_off';
+  if (/^you made \d+ tool calls;/.test(p)) return 'several_calls';
+  if (/^[A-Za-z0-9_.()]+ .*, got /.test(p)) return 'invalid_value';
+  return 'other';
 }

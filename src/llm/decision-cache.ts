@@ -2,10 +2,14 @@
  * A cache of model decisions keyed by the request, so that rerunning a backtest or replay with the same prompts costs
  * no tokens and gives the same decisions.
  *
- * The key is the sha256 of the canonical JSON (object keys sorted, no whitespace) of (model, messages, tools,
- * temperature) plus a format version. Stored: the provider's result (decision, model, original usage and latency,
- * problems, thinking, raw tool calls, notes). Only valid decisions are stored: a fallback is never cached, so the
- * next run asks the model again.
+ * The key is the sha256 of the canonical JSON (object keys sorted, no whitespace) of the request: the provider's
+ * request identity (endpoint without credentials, model, temperature, max_tokens, tool_choice, parallel_tool_calls),
+ * the messages (role and content) and the tools, plus a format version. Answers from one server are therefore never
+ * served for another, nor for other request parameters.
+ *
+ * Stored: the provider's result (decision, model, original usage and latency, problems, thinking, the raw answers:
+ * tool calls and texts, notes). An invalid answer is stored too, as what the model answered and the fallback it
+ * became, so a rerun replays the same fallback instead of asking again and deciding differently.
  *
  * Storage: a SQLite table (better-sqlite3, WAL, safe for several worker processes on one file) or an in-memory Map.
  */
@@ -15,16 +19,18 @@ import { dirname } from 'node:path';
 import Database from 'better-sqlite3';
 import type { ChatMessage, DecisionContext } from '../core/context-types';
 import type { OpenAIToolDefinition } from '../core/tools';
-import type { CacheableProvider, DecisionProvider, ProviderDecision } from './provider';
+import type { CacheableProvider, DecideOptions, DecisionProvider, ProviderDecision, RequestIdentity } from './provider';
 
-/** Bumped when the key or the stored format changes, so old entries are no longer hit. */
-const CACHE_FORMAT_VERSION = 1;
+/**
+ * Bumped when the key or the stored format changes, so old entries are no longer hit (2: the request identity in the
+ * key; fallbacks stored).
+ */
+const CACHE_FORMAT_VERSION = 2;
 
 export interface CacheKeyParts {
-  model: string;
+  request: RequestIdentity;
   messages: readonly ChatMessage[];
   tools: readonly OpenAIToolDefinition[];
-  temperature: number;
 }
 
 /**
@@ -44,11 +50,10 @@ export function canonicalJson(value: unknown): string {
 export function decisionCacheKey(parts: CacheKeyParts): string {
   const payload = canonicalJson({
     version: CACHE_FORMAT_VERSION,
-    model: parts.model,
+    request: parts.request,
     // only role and content are part of a message
     messages: parts.messages.map((m) => ({ role: m.role, content: m.content })),
     tools: parts.tools,
-    temperature: parts.temperature,
   });
   return createHash('sha256').update(payload).digest('hex');
 }
@@ -144,7 +149,7 @@ function isRecord(v: unknown): v is Record<string, unknown> {
 
 /** The stored fields of a result: what the provider produced, without what a cache lookup adds. */
 function storable(result: ProviderDecision): ProviderDecision {
-  const { cacheKey: _cacheKey, originalUsage: _originalUsage, ...rest } = result;
+  const { cacheKey: _cacheKey, originalUsage: _originalUsage, cached: _cached, ...rest } = result;
   return rest;
 }
 
@@ -166,7 +171,7 @@ export class DecisionCache {
     return new DecisionCache(new MemoryBackend(), 'memory');
   }
 
-  /** The stored result for `key`, as stored (source `openai`); null when absent or unreadable. */
+  /** The stored result for `key`, as stored (source `openai` or `fallback`); null when absent or unreadable. */
   get(key: string): ProviderDecision | null {
     const json = this.backend.get(key);
     if (json === null) return null;
@@ -180,16 +185,13 @@ export class DecisionCache {
     return value as unknown as ProviderDecision;
   }
 
-  /**
-   * Store a valid decision under `key` (replacing an older one). Throws when `result` is a fallback: those must not be
-   * cached. `storedAt` is Unix ms.
-   */
+  /** True when a result is stored under `key`. */
+  has(key: string): boolean {
+    return this.get(key) !== null;
+  }
+
+  /** Store a result under `key` (replacing an older one). `storedAt` is Unix ms. */
   put(key: string, result: ProviderDecision, storedAt: number = Date.now()): void {
-    if (result.source === 'fallback') {
-      throw new Error(
-        `decision cache: refusing to store a fallback decision (key ${key}); only valid decisions are cached`,
-      );
-    }
     this.backend.put(key, result.model, storedAt, JSON.stringify(storable(result)));
   }
 
@@ -204,64 +206,130 @@ export class DecisionCache {
 }
 
 /**
- * A provider in front of a cacheable provider. A hit returns the stored result with `source: 'cache'`, usage 0/0
- * (the stored usage is in `originalUsage`), `rounds: 0`, and makes no request. A miss asks the inner provider and
- * stores its result unless it is a fallback. Errors of the inner provider (LlmError) pass through; a failing cache
- * read counts as a miss and a failing write is recorded in `notes`, neither fails the decision.
+ * How a {@link CachedProvider} uses its cache: `read-write` (a hit answers, a miss asks and stores) or `refresh`
+ * (every decision is asked again and the new answer replaces the stored one: `backtest --no-cache`).
+ */
+export type CacheMode = 'read-write' | 'refresh';
+
+/**
+ * A provider in front of a cacheable provider. A hit returns the stored result with `cached: true`, usage 0/0 (the
+ * stored usage is in `originalUsage`), the rounds of the original request, and makes no request; a valid decision
+ * comes back with `source: 'cache'`, a stored fallback as the same fallback (`source: 'fallback'`). A miss asks the
+ * inner provider and stores its result, fallbacks included. Errors of the inner provider (LlmError) pass through; a
+ * failing cache read counts as a miss and a failing write is recorded in `notes`, neither fails the decision.
+ *
+ * `prefetch` asks for a decision before it is needed (a backtest guessing the next decision time's prompts): the
+ * answer is stored as any other, and a decision asked for while its prefetch is in flight waits for it instead of
+ * asking again. A decision served by a prefetch of this provider comes back as the answer it was (not as a cache
+ * hit), in either mode. A prefetch that fails is forgotten: the decision, if it comes, asks again.
  */
 export class CachedProvider implements DecisionProvider {
   readonly name: string;
+  /** prefetches answered, and how many of them a decision used so far */
+  readonly prefetches = { answered: 0, used: 0 };
+  private readonly inflight = new Map<string, Promise<ProviderDecision>>();
+  /** keys by context (a context is asked about, checked and prefetched: its canonical JSON is hashed once) */
+  private readonly keys = new WeakMap<object, string>();
+  /** prefetched answers no decision has used yet */
+  private readonly ahead = new Map<string, ProviderDecision>();
 
   constructor(
     private readonly inner: CacheableProvider,
     private readonly cache: DecisionCache,
+    private readonly mode: CacheMode = 'read-write',
   ) {
     this.name = inner.name;
   }
 
-  /** The cache key of `ctx` for the inner provider's model and temperature. */
+  /** The cache key of `ctx` for the inner provider's request identity (computed once per context object). */
   keyOf(ctx: Pick<DecisionContext, 'messages' | 'tools'>): string {
-    return decisionCacheKey({
-      model: this.inner.model,
-      messages: ctx.messages,
-      tools: ctx.tools,
-      temperature: this.inner.temperature,
-    });
+    let key = this.keys.get(ctx);
+    if (key === undefined) {
+      key = decisionCacheKey({ request: this.inner.requestIdentity(), messages: ctx.messages, tools: ctx.tools });
+      this.keys.set(ctx, key);
+    }
+    return key;
   }
 
-  async decide(ctx: DecisionContext): Promise<ProviderDecision> {
+  /** True when `ctx` would be answered from the cache (no request); always false in `refresh` mode. */
+  isCached(ctx: Pick<DecisionContext, 'messages' | 'tools'>): boolean {
+    if (this.mode === 'refresh') return false;
+    try {
+      return this.cache.has(this.keyOf(ctx));
+    } catch {
+      return false;
+    }
+  }
+
+  /** Asks for `ctx` ahead of its decision unless it is cached, answered ahead or being asked already. */
+  prefetch(ctx: DecisionContext): void {
+    const key = this.keyOf(ctx);
+    if (this.inflight.has(key) || this.ahead.has(key) || this.isCached(ctx)) return;
+    const asked = Promise.resolve(this.inner.decide(ctx, { prefetch: true })).then((result) => {
+      this.store(key, result);
+      this.ahead.set(key, result);
+      this.prefetches.answered++;
+      return result;
+    });
+    this.inflight.set(key, asked);
+    asked.then(
+      () => this.inflight.delete(key),
+      () => this.inflight.delete(key),
+    );
+  }
+
+  async decide(ctx: DecisionContext, options: DecideOptions = {}): Promise<ProviderDecision> {
     const started = performance.now();
     const key = this.keyOf(ctx);
+    const asked = this.inflight.get(key);
+    if (asked) {
+      try {
+        await asked;
+      } catch {
+        // the prefetch failed: ask below
+      }
+    }
+    const early = this.ahead.get(key);
+    if (early) {
+      this.ahead.delete(key);
+      this.prefetches.used++;
+      return { ...early, cacheKey: key };
+    }
     const notes: string[] = [];
     let hit: ProviderDecision | null = null;
-    try {
-      hit = this.cache.get(key);
-    } catch (err) {
-      notes.push(
-        `decision cache read failed (${this.cache.location}): ${err instanceof Error ? err.message : String(err)}`,
-      );
+    if (this.mode === 'read-write') {
+      try {
+        hit = this.cache.get(key);
+      } catch (err) {
+        notes.push(
+          `decision cache read failed (${this.cache.location}): ${err instanceof Error ? err.message : String(err)}`,
+        );
+      }
     }
     if (hit) {
       return {
         ...hit,
-        source: 'cache',
+        source: hit.source === 'fallback' ? 'fallback' : 'cache',
         usage: { input: 0, output: 0 },
         originalUsage: hit.usage,
         latencyMs: Math.round(performance.now() - started),
-        rounds: 0,
+        cached: true,
         cacheKey: key,
       };
     }
-    const result = await this.inner.decide(ctx);
-    if (result.source !== 'fallback') {
-      try {
-        this.cache.put(key, result);
-      } catch (err) {
-        notes.push(
-          `decision cache write failed (${this.cache.location}): ${err instanceof Error ? err.message : String(err)}`,
-        );
-      }
-    }
+    const result = await this.inner.decide(ctx, options);
+    const failed = this.store(key, result);
+    if (failed) notes.push(failed);
     return { ...result, notes: [...(result.notes ?? []), ...notes], cacheKey: key };
+  }
+
+  /** Stores `result`; returns why the write failed, or null. */
+  private store(key: string, result: ProviderDecision): string | null {
+    try {
+      this.cache.put(key, result);
+      return null;
+    } catch (err) {
+      return `decision cache write failed (${this.cache.location}): ${err instanceof Error ? err.message : String(err)}`;
+    }
   }
 }

@@ -29,7 +29,15 @@
  * (switches the token-limit parameter, drops temperature or parallel_tool_calls, uses `tool_choice: "auto"`), resends,
  * keeps the adaptation for later calls and records a note.
  *
- * The API key is sent only as the Authorization header; it is removed from every error message and result.
+ * Rate limits: by default the client retries a 429 like the failures above. With a `scheduler`
+ * (src/llm/request-scheduler.ts: the backtester's), every request waits for a place in it and a 429 is handed to it
+ * instead (the client is told not to retry it): the scheduler honours Retry-After, lowers the concurrency for a while
+ * and asks again, so a rate limit never fails the call. A 429 for an exhausted quota (`insufficient_quota`) is not a
+ * rate limit: it fails with LlmRateLimited and says to add credit.
+ *
+ * The API key is sent only as the Authorization header; it is removed from every error message and result. Without
+ * a key, only a local endpoint may be used (src/llm/endpoint.ts): no Authorization header is sent to it; for any
+ * other endpoint the constructor throws LlmAuthentication instead of sending a request that cannot be authorised.
  */
 import OpenAI, {
   APIConnectionError,
@@ -48,12 +56,20 @@ import type { Decision, HoldArgs, TokenUsage, ToolName } from '../core/types';
 import { REASON_MAX_CHARS, TOOL_NAMES } from '../core/tools';
 import { validateToolCalls } from '../core/validate';
 import { Redactor } from '../core/redact';
+import { isLocalEndpoint } from './endpoint';
 import { LlmError, safeUrl } from './errors';
 import { extractTextToolCalls, splitThinking } from './model-output';
-import type { CacheableProvider, ModelToolCall, ProviderDecision } from './provider';
+import type { CacheableProvider, DecideOptions, ModelToolCall, ProviderDecision, RequestIdentity } from './provider';
+import type { RateLimitSignal, RequestLane, RequestScheduler } from './request-scheduler';
 
-/** Sent as the bearer token when no key is configured (local servers ignore it; a real API answers 401). */
-export const NO_KEY_PLACEHOLDER = 'no-key-configured';
+/**
+ * The client requires some credential even when none is sent; for a local endpoint without a key it gets this, and
+ * the Authorization header is removed from every request (see the constructor), so it never leaves the process.
+ */
+const UNSENT_CREDENTIAL = 'unsent';
+
+/** Longest answer text kept for the journal and the fallback alarm's example, characters. */
+const ANSWER_TEXT_MAX_CHARS = 500;
 
 /** Default cap on a server's Retry-After, ms. */
 export const DEFAULT_MAX_RETRY_AFTER_MS = 30_000;
@@ -81,6 +97,13 @@ export interface OpenAIProviderOptions {
   tokenLimitParam?: TokenLimitParam;
   /** cap on a server's Retry-After between the client's retries, ms (default 30 000) */
   maxRetryAfterMs?: number;
+  /** run every request through this scheduler, which also owns rate limits (see the file comment) */
+  scheduler?: RequestScheduler;
+  /**
+   * a missing key for a remote endpoint fails the first decision instead of the construction, sending nothing (a
+   * backtest's dry run, which previews a run and sends no request)
+   */
+  deferKeyCheck?: boolean;
 }
 
 /** The request fields the provider may change after a server rejects them. */
@@ -104,6 +127,18 @@ interface ModelAnswer {
   finishReason: string | null;
   /** null when the server reported no usage */
   usage: TokenUsage | null;
+}
+
+function isQuotaExhausted(err: APIError): boolean {
+  return err.code === 'insufficient_quota' || /insufficient_quota/.test(err.message);
+}
+
+/** The rate-limit test of the scheduler: a 429 that is not an exhausted quota, with the delay the server asked for. */
+function rateLimitOf(err: unknown): RateLimitSignal | null {
+  if (!(err instanceof APIError) || err.status !== 429 || isQuotaExhausted(err)) return null;
+  const requested = err.headers?.get(REQUESTED_RETRY_AFTER_HEADER) ?? null;
+  const ms = requested !== null ? Number(requested) : NaN;
+  return { retryAfterMs: Number.isFinite(ms) ? ms : null };
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {
@@ -150,7 +185,7 @@ function abortError(message: string): Error {
  * headers and then stalls would hold the call forever. Reading the body here puts it under the client's timer too;
  * the wrapper's own timer makes the deadline independent of that client detail.
  */
-function deadlineFetch(timeoutMs: number, maxRetryAfterMs: number): FetchFn {
+function deadlineFetch(timeoutMs: number, maxRetryAfterMs: number, callerRetriesRateLimits: boolean): FetchFn {
   return async (input, init) => {
     const controller = new AbortController();
     const outer = init?.signal ?? null;
@@ -179,6 +214,8 @@ function deadlineFetch(timeoutMs: number, maxRetryAfterMs: number): FetchFn {
             headers.set('retry-after-ms', String(maxRetryAfterMs));
           }
         }
+        // the scheduler retries rate limits itself, with what it knows of every request in flight
+        if (callerRetriesRateLimits && response.status === 429) headers.set('x-should-retry', 'false');
       }
       return new Response(body, { status: response.status, statusText: response.statusText, headers });
     } catch (err) {
@@ -309,9 +346,15 @@ function readAnswer(
   const u = completion.usage;
   const input = isRecord(u) ? u.prompt_tokens : undefined;
   const output = isRecord(u) ? u.completion_tokens : undefined;
-  const usage =
+  const details = isRecord(u) && isRecord(u.prompt_tokens_details) ? u.prompt_tokens_details : null;
+  const cached = details ? details.cached_tokens : undefined;
+  const usage: TokenUsage | null =
     typeof input === 'number' || typeof output === 'number'
-      ? { input: typeof input === 'number' ? input : 0, output: typeof output === 'number' ? output : 0 }
+      ? {
+          input: typeof input === 'number' ? input : 0,
+          output: typeof output === 'number' ? output : 0,
+          ...(typeof cached === 'number' ? { cachedInput: cached } : {}),
+        }
       : null;
   return {
     model: typeof completion.model === 'string' && completion.model !== '' ? completion.model : null,
@@ -397,10 +440,15 @@ export class OpenAIProvider implements CacheableProvider {
   private readonly keyConfigured: boolean;
   private readonly redactor: Redactor;
   private readonly compat: RequestCompat;
+  private readonly scheduler: RequestScheduler | null;
+  private readonly identity: RequestIdentity;
+  /** why no request may be sent (a missing key, with `deferKeyCheck`); null when requests may go out */
+  private readonly refusal: LlmError | null;
 
   /**
-   * @param llm `api_base`, `api_key` (empty: a placeholder is sent, fine for local servers), `model`, `temperature`,
+   * @param llm `api_base`, `api_key` (empty: only for a local endpoint, see the file comment), `model`, `temperature`,
    *   `max_tokens`, `timeout` (seconds per attempt, rounded to whole ms), `retry_times` (retries after the first attempt).
+   * @throws LlmError LlmAuthentication when no key is configured for an endpoint that is not local
    */
   constructor(llm: LlmConfig, options: OpenAIProviderOptions = {}) {
     this.model = llm.model;
@@ -410,7 +458,18 @@ export class OpenAIProvider implements CacheableProvider {
     this.retries = llm.retry_times;
     this.baseUrl = safeUrl(llm.api_base);
     this.keyConfigured = llm.api_key !== '';
+    this.refusal =
+      !this.keyConfigured && !isLocalEndpoint(llm.api_base)
+        ? new LlmError(
+            'LlmAuthentication',
+            `no API key for ${this.baseUrl}: set OPENAI_API_KEY (or llm.api_key) to a key for this server; only a ` +
+              'local endpoint (localhost, a private address, a single-label host name such as a Compose service) is ' +
+              'used without one',
+          )
+        : null;
+    if (this.refusal && !options.deferKeyCheck) throw this.refusal;
     this.redactor = new Redactor([llm.api_key]);
+    this.scheduler = options.scheduler ?? null;
     this.compat = {
       tokenLimitParam:
         options.tokenLimitParam ??
@@ -419,13 +478,34 @@ export class OpenAIProvider implements CacheableProvider {
       sendParallelToolCalls: true,
       toolChoice: 'required',
     };
+    this.identity = {
+      endpoint: this.baseUrl,
+      model: this.model,
+      temperature: this.temperature,
+      max_tokens: this.maxTokens,
+      tool_choice: 'required',
+      parallel_tool_calls: false,
+    };
     this.client = new OpenAI({
-      apiKey: llm.api_key === '' ? NO_KEY_PLACEHOLDER : llm.api_key,
+      apiKey: this.keyConfigured ? llm.api_key : UNSENT_CREDENTIAL,
+      ...(this.keyConfigured ? {} : { defaultHeaders: { Authorization: null } }),
       baseURL: llm.api_base,
       timeout: this.timeoutMs,
       maxRetries: llm.retry_times,
-      fetch: deadlineFetch(this.timeoutMs, options.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS),
+      fetch: deadlineFetch(
+        this.timeoutMs,
+        options.maxRetryAfterMs ?? DEFAULT_MAX_RETRY_AFTER_MS,
+        this.scheduler !== null,
+      ),
     });
+  }
+
+  /**
+   * What the answers depend on besides the prompt: the endpoint without credentials or query, the model and the
+   * request parameters as configured (not as adapted to a server that rejected one: a rerun starts from the same).
+   */
+  requestIdentity(): RequestIdentity {
+    return this.identity;
   }
 
   /**
@@ -434,36 +514,41 @@ export class OpenAIProvider implements CacheableProvider {
    * Rejects only with an `LlmError` (transport failure after the client's retries).
    * `usage` sums both rounds; `latencyMs` is the wall time of the whole call including retries.
    */
-  async decide(ctx: DecisionContext): Promise<ProviderDecision> {
+  async decide(ctx: DecisionContext, options: DecideOptions = {}): Promise<ProviderDecision> {
+    if (this.refusal) throw this.refusal;
     const started = performance.now();
     try {
-      return this.redactor.redactDeep(await this.run(ctx, started));
+      return this.redactor.redactDeep(await this.run(ctx, started, options.prefetch ? 'spare' : 'now'));
     } catch (err) {
       throw err instanceof LlmError ? err : this.classify(err);
     }
   }
 
-  private async run(ctx: DecisionContext, started: number): Promise<ProviderDecision> {
+  private async run(ctx: DecisionContext, started: number, lane: RequestLane): Promise<ProviderDecision> {
     const conversation: ChatCompletionMessageParam[] = ctx.messages.map((m) => ({ role: m.role, content: m.content }));
     const usage: TokenUsage = { input: 0, output: 0 };
     const notes: string[] = [];
     const thinking: string[] = [];
     const rawToolCalls: ModelToolCall[] = [];
+    const answerTexts: string[] = [];
     const problems: string[] = [];
     let model = this.model;
     let lastProblems: string[] = [];
 
     for (let round = 1; round <= 2; round++) {
-      const answer = await this.ask(conversation, ctx, notes);
+      const answer = await this.ask(conversation, ctx, notes, lane);
       if (answer.model) model = answer.model;
       if (answer.usage) {
         usage.input += answer.usage.input;
         usage.output += answer.usage.output;
+        if (answer.usage.cachedInput !== undefined)
+          usage.cachedInput = (usage.cachedInput ?? 0) + answer.usage.cachedInput;
       } else {
         notes.push(`answer ${round}: the server reported no token usage`);
       }
       if (answer.thinking) thinking.push(answer.thinking);
       rawToolCalls.push(...answer.calls);
+      answerTexts.push(truncate(answer.text, ANSWER_TEXT_MAX_CHARS));
 
       const result = validateToolCalls(answer.calls, { pair: ctx.pair, hasPosition: ctx.hasPosition });
       if (result.ok) {
@@ -478,8 +563,10 @@ export class OpenAIProvider implements CacheableProvider {
           problems,
           thinking: thinking.length > 0 ? thinking.join('\n\n') : null,
           rawToolCalls,
+          answerTexts,
           notes,
           rounds: round,
+          droppedFields: result.dropped,
         };
       }
       lastProblems = [...result.problems];
@@ -505,8 +592,10 @@ export class OpenAIProvider implements CacheableProvider {
       problems,
       thinking: thinking.length > 0 ? thinking.join('\n\n') : null,
       rawToolCalls,
+      answerTexts,
       notes,
       rounds: 2,
+      droppedFields: [],
     };
   }
 
@@ -533,11 +622,15 @@ export class OpenAIProvider implements CacheableProvider {
     messages: ChatCompletionMessageParam[],
     ctx: DecisionContext,
     notes: string[],
+    lane: RequestLane,
   ): Promise<ModelAnswer> {
     for (let adaptations = 0; ; adaptations++) {
       let completion: unknown;
       try {
-        completion = await this.client.chat.completions.create(this.requestBody(messages, ctx));
+        const body = this.requestBody(messages, ctx);
+        completion = this.scheduler
+          ? await this.scheduler.run(() => this.client.chat.completions.create(body), rateLimitOf, lane)
+          : await this.client.chat.completions.create(body);
       } catch (err) {
         if (
           adaptations < MAX_ADAPTATIONS &&
@@ -602,6 +695,16 @@ export class OpenAIProvider implements CacheableProvider {
       const serverSays = truncate(err.message.replace(/^\d{3}\s+/, ''), SERVER_MESSAGE_MAX_CHARS);
       const requested = err.headers?.get(REQUESTED_RETRY_AFTER_HEADER) ?? null;
       const retryAfterMs = requested !== null && Number.isFinite(Number(requested)) ? Number(requested) : null;
+      if (status === 429 && isQuotaExhausted(err)) {
+        return new LlmError(
+          'LlmRateLimited',
+          fix(
+            `${where} was refused (HTTP 429, insufficient_quota): ${serverSays}; the account has no credit left: add ` +
+              'credit or use another key',
+          ),
+          { status, retryAfterMs },
+        );
+      }
       if (status === 429) {
         return new LlmError(
           'LlmRateLimited',

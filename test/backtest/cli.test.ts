@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BacktestResultFile } from '../../src/backtest/result';
 import { repoRoot, runCli } from '../helpers/cli';
+import { startModelServer, type ModelServer } from '../helpers/model-server';
 import { DEFAULT_USAGE, startScriptedServer, type ScriptedServer } from '../helpers/scripted-openai-server';
 
 const BTC = 'BTC/USDT:USDT';
@@ -102,7 +103,12 @@ describe('llm-trader backtest', () => {
         config,
         JSON.stringify({
           data_dir: join(dir, 'user_data'),
-          llm: { model: 'scripted-model', retry_times: 0, timeout: 20 },
+          llm: {
+            model: 'scripted-model',
+            retry_times: 0,
+            timeout: 20,
+            pricing: { 'scripted-model': { input: 0.4, output: 1.6 } },
+          },
         }),
       );
     });
@@ -194,11 +200,20 @@ describe('llm-trader backtest', () => {
       assert.equal(result.trades[0]!.entry_reason, reason);
       assert.equal(result.trades[0]!.leverage, 3);
       assert.equal(result.config.llm.api_base, server.url);
-      // tokens: 3 requests x the scripted usage; cost at the default prices (0.4 and 1.6 USD per million)
+      // tokens: 3 requests x the scripted usage; cost at the configured price (0.4 and 1.6 USD per million)
       assert.equal(result.metrics.model_tokens_in, 3 * DEFAULT_USAGE.prompt_tokens);
       assert.equal(result.metrics.model_tokens_out, 3 * DEFAULT_USAGE.completion_tokens);
       const cost = (300 / 1e6) * 0.4 + (30 / 1e6) * 1.6;
-      assert.ok(Math.abs(result.metrics.estimated_cost_usd - cost) < 1e-12);
+      assert.ok(Math.abs(result.metrics.estimated_cost_usd! - cost) < 1e-12);
+      assert.equal(result.llm?.requests, 3);
+      assert.ok(Math.abs(result.llm!.cost_usd! - cost) < 1e-12);
+      assert.deepEqual(result.llm?.price, {
+        input: 0.4,
+        cached_input: null,
+        output: 1.6,
+        model: 'scripted-model',
+        source: 'config',
+      });
       assert.ok(result.comparison.some((r) => r.kind === 'baseline'));
       const log = readFileSync(join(dir, 'openai-1', 'llm_decisions.jsonl'), 'utf8')
         .trim()
@@ -230,5 +245,137 @@ describe('llm-trader backtest', () => {
       assert.ok(server.requests.length > before);
       assert.match(res.stderr, /backtest stopped at BTC\/USDT:USDT/);
     });
+  });
+});
+
+describe('llm-trader backtest --policy openai: preview, progress, dry run, cost cap, API key', () => {
+  let dir: string;
+  let model: ModelServer;
+  const ETH = 'ETH/USDT:USDT';
+  const configFile = (name: string, llm: Record<string, unknown> = {}) => {
+    const file = join(dir, `${name}.json`);
+    writeFileSync(
+      file,
+      JSON.stringify({
+        data_dir: join(dir, `${name}-data`),
+        llm: { model: 'gpt-4.1-mini', retry_times: 0, timeout: 20, ...llm },
+      }),
+    );
+    return file;
+  };
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'backtest-llm-cli-'));
+    model = await startModelServer({ usage: { promptTokens: 2400, completionTokens: 90 } });
+  });
+  after(async () => {
+    await model?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+  const args = (config: string, out: string, extra: string[] = []) => [
+    'backtest',
+    '--config',
+    config,
+    '--data',
+    '../shared/data/binanceusdm',
+    '--pairs',
+    BTC,
+    ETH,
+    '--from',
+    String(FROM),
+    '--to',
+    String(TO),
+    '--policy',
+    'openai',
+    '--llm-base-url',
+    model.url,
+    '--out',
+    out,
+    ...extra,
+  ];
+  const PREVIEW = [
+    /before the first request to gpt-4\.1-mini at http:\/\/127\.0\.0\.1:\d+\/v1 \(decision time \S+, 1 of 4\):/,
+    /\n {2}decisions +6 to ask \(the run has up to 6\)/,
+    /\n {2}input tokens +~\d+\.\d+k \([\d,]+ per prompt, the 2 prompt\(s\) of this decision time/,
+    /\n {2}output tokens +~900 \(assumed 150 per answer/,
+    /\n {2}cost +~0\.\d{4} USD at 0\.40 input, 0\.10 cached input, 1\.60 output USD per million tokens \(built-in price of gpt-4\.1-mini/,
+    /\n {2}wall time +~3 answer times at concurrency 8 \(1 round\(s\) of requests for each of 3 decision times\): 3s at 1 s per answer/,
+  ];
+
+  test('--dry-run prints the preview and stops before the first request: nothing sent, nothing written', async () => {
+    const out = join(dir, 'dry');
+    const res = await runCliAsync(args(configFile('dry'), out, ['--dry-run']));
+    assert.equal(res.status, 0, res.stderr);
+    for (const re of PREVIEW) assert.match(res.stderr, re);
+    assert.match(res.stderr, /dry run \(--dry-run\): nothing was sent to the model and nothing was written/);
+    assert.equal(model.stats().requests, 0);
+    assert.ok(!existsSync(join(out, 'result.json')));
+    assert.ok(!existsSync(join(out, 'llm_decisions.jsonl')) && !existsSync(join(out, 'llm_decisions.jsonl.partial')));
+  });
+
+  test('a run shows the preview, a progress line in a log, and the tokens and cost', async () => {
+    model.resetStats();
+    const out = join(dir, 'run');
+    const res = await runCliAsync(args(configFile('run'), out));
+    assert.equal(res.status, 0, res.stderr);
+    for (const re of PREVIEW) assert.match(res.stderr, re);
+    assert.match(
+      res.stderr,
+      /\nbacktest: 6\/6 decisions \(100\.0 %\) up to \S+ \| 0 from the cache \| 6 requests, 0\.0066 USD \| tokens 14\.4k in \(0 cached\) \/ 540 out \| fallbacks 0\.0 % \| concurrency 8 \| ETA 0s\n/,
+    );
+    assert.match(
+      res.stdout,
+      /model gpt-4\.1-mini: 6 decisions in 6 requests; tokens 14\.4k in \(0 cached\) \/ 540 out, 0\.0066 USD/,
+    );
+    assert.match(res.stdout, /this run: 6 requests to the model, 0\.0066 USD/);
+    assert.equal(model.stats().questions, 6);
+    const { result } = readResult(out);
+    assert.equal(result.llm?.requests, 6);
+    assert.ok(existsSync(join(out, 'llm_decisions.jsonl')) && !existsSync(join(out, 'llm_decisions.jsonl.partial')));
+
+    // the same command again: no request, no preview (nothing to pay for), the same result.json
+    const again = await runCliAsync(args(configFile('run'), join(dir, 'run-again')));
+    assert.equal(again.status, 0, again.stderr);
+    assert.equal(model.stats().requests, 6);
+    assert.doesNotMatch(again.stderr, /before the first request/);
+    assert.match(again.stdout, /this run: 0 requests to the model/);
+    assert.ok(readResult(join(dir, 'run-again')).text === readResult(out).text);
+  });
+
+  test('--max-cost stops the run before its spend would pass the cap; the same command continues from the cache', async () => {
+    model.resetStats();
+    const config = configFile('capped');
+    const out = join(dir, 'capped');
+    // a decision costs 0.0011 USD here; up to 0.0059 USD (two requests at the output limit) is reserved while it runs
+    const first = await runCliAsync(args(config, out, ['--max-cost', '0.015']));
+    assert.equal(first.status, 1, first.stderr);
+    assert.match(
+      first.stderr,
+      /the cost cap stopped the run: 0\.00\d+ USD spent on 5 request\(s\) of 0\.0150 USD allowed/,
+    );
+    assert.match(first.stderr, /the same command continues from there/);
+    assert.ok(!existsSync(join(out, 'result.json')));
+    assert.equal(model.stats().questions, 5);
+    const second = await runCliAsync(args(config, out, ['--max-cost', '0.015']));
+    assert.equal(second.status, 0, second.stderr);
+    assert.match(second.stderr, /decisions +1 to ask, 5 answered from the decision cache/);
+    assert.match(second.stdout, /this run: 1 requests to the model/);
+    assert.equal(model.stats().questions, 6);
+    assert.equal(model.stats().distinctQuestions, 6, 'a decision was paid twice');
+  });
+
+  test('--max-cost for a model without a price is refused; so is a remote endpoint without an API key', async () => {
+    const unpriced = runCli(
+      args(configFile('unpriced', { model: 'qwen3-30b-a3b' }), join(dir, 'x'), ['--max-cost', '1']),
+    );
+    assert.equal(unpriced.status, 2);
+    assert.match(unpriced.stderr, /needs the price of model "qwen3-30b-a3b"/);
+    const before = model.stats().requests;
+    const remote = runCli(
+      [...args(configFile('remote'), join(dir, 'y')), '--llm-base-url', 'https://api.example.com/v1'],
+      { OPENAI_API_KEY: '' },
+    );
+    assert.equal(remote.status, 1);
+    assert.match(remote.stderr, /no API key for https:\/\/api\.example\.com\/v1: set OPENAI_API_KEY/);
+    assert.equal(model.stats().requests, before);
   });
 });

@@ -41,9 +41,12 @@ const entry: ProviderDecision = {
   source: 'cache',
   model: 'gpt-test',
   usage: { input: 0, output: 0 },
-  originalUsage: { input: 2400, output: 120 },
+  originalUsage: { input: 2400, output: 120, cachedInput: 1024 },
   latencyMs: 0,
   problems: ['leverage: 12 is above 10; repaired'],
+  rounds: 2,
+  cached: true,
+  droppedFields: ['note'],
 };
 
 describe('DecisionLog', () => {
@@ -89,7 +92,10 @@ describe('DecisionLog', () => {
       client_order_id: 'run/BTC/1',
       tokens_in: 0,
       tokens_out: 0,
+      tokens_cached_in: 0,
+      requests: 0,
       problems: [],
+      dropped_fields: [],
     });
     const second = log.at(1);
     assert.equal(second.source, 'openai', 'a cache hit is reported as the openai decision it replays');
@@ -109,6 +115,9 @@ describe('DecisionLog', () => {
     );
     assert.equal(second.tokens_in, 2400, "a cache hit counts the original request's tokens");
     assert.equal(second.tokens_out, 120);
+    assert.equal(second.tokens_cached_in, 1024);
+    assert.equal(second.requests, 2, "a cache hit counts the original's requests");
+    assert.deepEqual(second.dropped_fields, ['note']);
     assert.deepEqual(second.problems, ['leverage: 12 is above 10; repaired']);
     assert.deepEqual(log.totals, { tokensIn: 2400, tokensOut: 120, fallbacks: 0, rejections: 1 });
     assert.throws(() => log.at(2), /decision row 2 is out of range: the log has 2 rows/);
@@ -204,7 +213,10 @@ describe('DecisionLog', () => {
         client_order_id: i % 5 ? null : `id-${i}`,
         tokens_in: 0,
         tokens_out: 0,
+        tokens_cached_in: 0,
+        requests: 0,
         problems: [],
+        dropped_fields: [],
       });
     }
     assert.equal(JSON.stringify(log, null, 2), JSON.stringify(expected, null, 2));

@@ -28,11 +28,13 @@ interface Held {
 
 /**
  * Every violation of `config.risk` in `result`, as sentences; empty when none. Reconstructs the account's positions
- * from the orders and the exchange's closes (stops, liquidations) in the order the backtest runs them (decision time,
- * then pair order; on a pair, the exchange's closes before its cycle's order) and checks each order that adds exposure
- * against the limits with the equity and available balance the cycle saw (its decision row). Positions are valued as
- * the paper account values them at that moment: at the last candle close it processed for their pair (the current
- * close for pairs whose cycle already ran at that time, the previous close for the others).
+ * from the orders and the exchange's closes (stops, liquidations) in the order the backtest runs them (by decision
+ * time; at a decision time every pair's candles, hence every exchange close, come first, then the orders in pair
+ * order) and checks each order that adds exposure against the limits with the equity and available balance the
+ * cycle's context saw (its decision row: the account after the candles, before any order at that time; the gate
+ * itself sees the account at its turn, which the earlier orders only made smaller). Positions are valued as the paper
+ * account values them then: at the current close (every pair's candles up to the decision time are processed before
+ * any order).
  */
 function violations(result: BacktestResult, config: Config, closes: Map<string, Map<number, number>>): string[] {
   const risk = config.risk;
@@ -63,7 +65,7 @@ function violations(result: BacktestResult, config: Config, closes: Map<string, 
   }
   for (const o of result.orders)
     if (o.status === 'filled') events.push({ time: o.time, pair: o.pair, rank: 1, kind: 'order', order: o });
-  events.sort((a, b) => a.time - b.time || pairIndex.get(a.pair)! - pairIndex.get(b.pair)! || a.rank - b.rank);
+  events.sort((a, b) => a.time - b.time || a.rank - b.rank || pairIndex.get(a.pair)! - pairIndex.get(b.pair)!);
 
   const decisionAt = new Map(result.decisions.toArray().map((d) => [`${d.pair} ${d.time}`, d]));
   for (const t of result.trades) {
@@ -109,11 +111,10 @@ function violations(result: BacktestResult, config: Config, closes: Map<string, 
       if (newMargin * (1 + lev * config.paper.taker_fee) > d.available * (1 + EPS)) {
         out.push(`${where(o.pair, o.time)}: margin and fee ${newMargin} above the available ${d.available}`);
       }
-      const me = pairIndex.get(o.pair)!;
       let exposure = o.quantity * o.reference_price;
       for (const [pair, h] of held) {
-        const processedNow = pairIndex.get(pair)! <= me;
-        const price = closes.get(pair)!.get(processedNow ? o.time : o.time - MAIN_MS)!;
+        // a pair without a candle at this time (a gap in its data) was last processed a candle earlier
+        const price = closes.get(pair)!.get(o.time) ?? closes.get(pair)!.get(o.time - MAIN_MS)!;
         exposure += h.quantity * price;
       }
       const exposureCap = (risk.max_total_exposure_pct / 100) * d.equity;

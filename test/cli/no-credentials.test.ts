@@ -134,7 +134,7 @@ describe('credentials reach no file the project writes', () => {
     const memo = configSummary({ ...config, llm: { ...config.llm, provider: 'openai' } }, env);
     assertClean('memo', JSON.stringify(memo));
 
-    const policy = await openaiPolicy(config.llm, null);
+    const policy = await openaiPolicy(config.llm, { cache: null });
     assertClean('policy id', policy.id);
     assert.match(policy.id, /@https:\/\/\*\*\*@llm-proxy\.example\/v1\?api-version=2024-06-01&api-key=\*\*\*/);
   });

@@ -1,7 +1,13 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { validateToolCall, validateToolCalls, type ValidationResult } from '../../src/core/validate';
+import {
+  problemKind,
+  validateToolCall,
+  validateToolCalls,
+  type ProblemKind,
+  type ValidationResult,
+} from '../../src/core/validate';
 import type { ToolName } from '../../src/core/types';
 
 const PAIR = 'BTC/USDT:USDT';
@@ -168,16 +174,28 @@ describe('validateToolCall: fields (acceptance)', () => {
     assert.match(problemsOf(entry({ stake_amount: -20 }))[0]!, /got -20$/);
   });
 
-  test('a missing required field and an unknown extra field are each named', () => {
+  test('a missing required field is named', () => {
     const { confidence_score: _c, ...noConfidence } = exitArgs;
     assert.deepEqual(problemsOf(validateToolCall({ name: 'signal_exit', arguments: noConfidence }, IN_POSITION)), [
       'confidence_score is missing: it must be a number in 0..100',
     ]);
-    const extra = problemsOf(
-      validateToolCall({ name: 'signal_exit', arguments: { ...exitArgs, stop_loss: 60000 } }, IN_POSITION),
+  });
+
+  test('an unknown extra field is dropped and named, not a reason to reject the call', () => {
+    const r = accepted(
+      validateToolCall(
+        { name: 'signal_exit', arguments: { note: 'harmless', ...exitArgs, stop_loss: 60000 } },
+        IN_POSITION,
+      ),
     );
-    assert.equal(extra.length, 1);
-    assert.match(extra[0]!, /^stop_loss is not a field of signal_exit: remove it/);
+    assert.deepEqual(r.decision, { tool: 'signal_exit', args: exitArgs });
+    assert.deepEqual(r.dropped, ['note', 'stop_loss']);
+    assert.ok(r.notes.some((n) => n.includes('unknown field(s) note, stop_loss of signal_exit dropped')));
+    // strict where it matters: a wrong type beside an extra field is still rejected, for the wrong type only
+    const bad = problemsOf(
+      validateToolCall({ name: 'signal_exit', arguments: { ...exitArgs, trade_score: 'great', note: 1 } }, IN_POSITION),
+    );
+    assert.deepEqual(bad, ['trade_score must be a number in 0..100, got "great"']);
   });
 
   test('reason: 2000 characters accepted, 2001 rejected with its length rather than its text', () => {
@@ -432,5 +450,54 @@ describe('validateToolCall: properties', () => {
       }),
       { numRuns: 500 },
     );
+  });
+});
+
+describe('problemKind', () => {
+  test('tells every kind of problem the validator writes apart, with or without the answer prefix', () => {
+    const { confidence_score: _c, ...noConfidence } = holdArgs;
+    const cases: [ValidationResult, ProblemKind][] = [
+      [validateToolCalls([], FLAT), 'no_tool_call'],
+      [validateToolCall({ name: 'signal_buy', arguments: holdArgs }, FLAT), 'unknown_tool'],
+      [validateToolCall({ name: 'signal_exit', arguments: exitArgs }, FLAT), 'tool_not_allowed'],
+      [validateToolCall({ name: 'signal_wait', arguments: '{not json' }, FLAT), 'invalid_arguments'],
+      [validateToolCall({ name: 'signal_wait', arguments: [holdArgs] }, FLAT), 'invalid_arguments'],
+      [validateToolCall({ name: 'signal_wait', arguments: '' }, FLAT), 'invalid_arguments'],
+      [
+        validateToolCall({ name: 'signal_wait', arguments: { ...holdArgs, pair: 'ETH/USDT:USDT' } }, FLAT),
+        'wrong_pair',
+      ],
+      [validateToolCall({ name: 'signal_wait', arguments: noConfidence }, FLAT), 'missing_field'],
+      [validateToolCall({ name: 'signal_wait', arguments: { ...holdArgs, rsi_value: 'high' } }, FLAT), 'invalid_value'],
+      [
+        validateToolCall({ name: 'signal_entry_long', arguments: { ...entryArgs, leverage: 500 } }, FLAT),
+        'invalid_value',
+      ],
+      [
+        validateToolCall({ name: 'signal_entry_long', arguments: { ...entryArgs, trend_strength: 'huge' } }, FLAT),
+        'invalid_value',
+      ],
+      [validateToolCall({ name: 'signal_wait', arguments: { ...holdArgs, reason: '' } }, FLAT), 'invalid_value'],
+    ];
+    for (const [result, kind] of cases) {
+      const problem = problemsOf(result)[0]!;
+      assert.equal(problemKind(problem), kind, problem);
+      assert.equal(problemKind(`answer 2: ${problem}`), kind, problem);
+    }
+    const twoCalls = problemsOf(
+      validateToolCalls(
+        [
+          { name: 'signal_buy', arguments: holdArgs },
+          { name: 'signal_wait', arguments: holdArgs },
+        ],
+        FLAT,
+      ),
+    );
+    assert.equal(problemKind(twoCalls[1]!), 'several_calls');
+    assert.equal(
+      problemKind('answer 1: the answer was cut off at the output limit of 1000 tokens: call the tool directly'),
+      'cut_off',
+    );
+    assert.equal(problemKind('something nobody wrote'), 'other');
   });
 });

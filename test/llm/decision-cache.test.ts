@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { CachedProvider, DecisionCache, canonicalJson, decisionCacheKey } from '../../src/llm/decision-cache';
 import { LlmError } from '../../src/llm/errors';
 import { OpenAIProvider } from '../../src/llm/openai-provider';
-import type { ProviderDecision } from '../../src/llm/provider';
+import type { ProviderDecision, RequestIdentity } from '../../src/llm/provider';
 import { startScriptedServer, type ScriptStep, type ScriptedServer } from '../helpers/scripted-openai-server';
 import { FAKE_API_KEY, HOLD_ARGS, LONG_ARGS, WAIT_ARGS, decisionContext, llmConfig } from '../helpers/llm-fixtures';
 
@@ -22,6 +22,15 @@ after(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
+const REQUEST: RequestIdentity = {
+  endpoint: 'http://127.0.0.1:8000/v1',
+  model: 'm',
+  temperature: 0.2,
+  max_tokens: 1000,
+  tool_choice: 'required',
+  parallel_tool_calls: false,
+};
+
 describe('cache key', () => {
   test('canonical JSON sorts keys at every level and drops undefined properties', () => {
     assert.equal(
@@ -32,32 +41,35 @@ describe('cache key', () => {
 
   test('the key is the sha256 of the canonical request, whatever the key order', () => {
     const ctx = decisionContext();
-    const key = decisionCacheKey({ model: 'm', messages: ctx.messages, tools: ctx.tools, temperature: 0.2 });
+    const key = decisionCacheKey({ request: REQUEST, messages: ctx.messages, tools: ctx.tools });
     // reference: the same payload written out by hand in sorted-key order
     const reference = createHash('sha256')
       .update(
         canonicalJson({
           messages: ctx.messages,
-          model: 'm',
-          temperature: 0.2,
+          request: { ...REQUEST },
           tools: JSON.parse(JSON.stringify(ctx.tools)),
-          version: 1,
+          version: 2,
         }),
       )
       .digest('hex');
     assert.equal(key, reference);
     // messages with the same role and content in a different property order give the same key
     const reordered = ctx.messages.map((m) => ({ content: m.content, role: m.role }));
-    assert.equal(decisionCacheKey({ model: 'm', messages: reordered, tools: ctx.tools, temperature: 0.2 }), key);
+    assert.equal(decisionCacheKey({ request: REQUEST, messages: reordered, tools: ctx.tools }), key);
   });
 
-  test('model, temperature, messages and tools each change the key', () => {
+  test('the endpoint, the model, every request parameter, the messages and the tools each change the key', () => {
     const flat = decisionContext();
-    const base = { model: 'm', messages: flat.messages, tools: flat.tools, temperature: 0.2 };
+    const base = { request: REQUEST, messages: flat.messages, tools: flat.tools };
     const key = decisionCacheKey(base);
     const variants = [
-      { ...base, model: 'm2' },
-      { ...base, temperature: 0.3 },
+      { ...base, request: { ...REQUEST, endpoint: 'http://127.0.0.1:8001/v1' } },
+      { ...base, request: { ...REQUEST, model: 'm2' } },
+      { ...base, request: { ...REQUEST, temperature: 0.3 } },
+      { ...base, request: { ...REQUEST, max_tokens: 500 } },
+      { ...base, request: { ...REQUEST, tool_choice: 'auto' } },
+      { ...base, request: { ...REQUEST, parallel_tool_calls: true } },
       { ...base, messages: decisionContext({ variant: 'one more line' }).messages },
       { ...base, tools: decisionContext({ hasPosition: true }).tools },
     ];
@@ -125,9 +137,10 @@ describe('CachedProvider with the real OpenAI client', () => {
     for (const [i, hit] of second.entries()) {
       const original = first[i]!;
       assert.equal(hit.source, 'cache');
+      assert.equal(hit.cached, true);
       assert.deepEqual(hit.usage, { input: 0, output: 0 });
       assert.deepEqual(hit.originalUsage, original.usage);
-      assert.equal(hit.rounds, 0);
+      assert.equal(hit.rounds, original.rounds);
       assert.equal(hit.model, original.model);
       assert.deepEqual(hit.problems, original.problems);
       assert.equal(hit.thinking, original.thinking);
@@ -159,22 +172,44 @@ describe('CachedProvider with the real OpenAI client', () => {
     assert.ok(readFileSync(file).toString('latin1').includes('echo ***'), 'the decision was written to the file');
   });
 
-  test('a fallback decision is not cached: the next run asks the model again', async () => {
+  test('an invalid answer is cached as what the model said: a rerun replays the same fallback without asking', async () => {
     const cache = DecisionCache.inMemory();
     const provider = new CachedProvider(new OpenAIProvider(llmConfig(server.url)), cache);
-    const bad: ScriptStep = { reply: 'text', content: 'no idea' };
-    server.push(bad, bad);
+    server.push({ reply: 'text', content: 'no idea' }, { reply: 'text', content: 'still no idea' });
     const first = await provider.decide(decisionContext());
     assert.equal(first.source, 'fallback');
-    assert.equal(cache.size(), 0);
+    assert.deepEqual(first.answerTexts, ['no idea', 'still no idea']);
+    assert.equal(cache.size(), 1);
 
-    server.push({ reply: 'tool_calls', calls: [{ name: 'signal_wait', arguments: WAIT_ARGS }] });
     const before = server.requests.length;
     const second = await provider.decide(decisionContext());
+    assert.equal(server.requests.length, before, 'the rerun asked the model again');
+    assert.equal(second.source, 'fallback');
+    assert.equal(second.cached, true);
+    assert.deepEqual(second.decision, first.decision);
+    assert.deepEqual(second.problems, first.problems);
+    assert.deepEqual(second.answerTexts, first.answerTexts);
+    assert.deepEqual(second.originalUsage, first.usage);
+  });
+
+  test('refresh mode (--no-cache) asks again and replaces the stored answer', async () => {
+    const cache = DecisionCache.inMemory();
+    const llm = llmConfig(server.url);
+    server.push({ reply: 'tool_calls', calls: [{ name: 'signal_wait', arguments: WAIT_ARGS }] });
+    await new CachedProvider(new OpenAIProvider(llm), cache).decide(decisionContext());
+    const refresh = new CachedProvider(new OpenAIProvider(llm), cache, 'refresh');
+    assert.equal(refresh.isCached(decisionContext()), false);
+    server.push({
+      reply: 'tool_calls',
+      calls: [{ name: 'signal_wait', arguments: { ...WAIT_ARGS, reason: 'asked again' } }],
+    });
+    const before = server.requests.length;
+    const again = await refresh.decide(decisionContext());
     assert.equal(server.requests.length - before, 1);
-    assert.equal(second.source, 'openai');
-    assert.equal(cache.size(), 1);
-    assert.throws(() => cache.put('k', first), /refusing to store a fallback/);
+    assert.equal(again.decision.args.reason, 'asked again');
+    const reread = await new CachedProvider(new OpenAIProvider(llm), cache).decide(decisionContext());
+    assert.equal(reread.cached, true);
+    assert.equal(reread.decision.args.reason, 'asked again');
   });
 
   test('a transport error passes through and nothing is stored', async () => {
@@ -188,21 +223,36 @@ describe('CachedProvider with the real OpenAI client', () => {
     assert.equal(cache.size(), 0);
   });
 
-  test('a different temperature or model is a miss', async () => {
+  test('another temperature, model, output limit or endpoint is a miss; the key in the URL is not part of it', async () => {
     const cache = DecisionCache.inMemory();
-    server.push(
-      { reply: 'tool_calls', calls: [{ name: 'signal_wait', arguments: WAIT_ARGS }] },
-      { reply: 'tool_calls', calls: [{ name: 'signal_wait', arguments: WAIT_ARGS }] },
-      { reply: 'tool_calls', calls: [{ name: 'signal_wait', arguments: WAIT_ARGS }] },
-    );
-    const before = server.requests.length;
-    for (const llm of [{}, { temperature: 0.7 }, { model: 'other-model' }]) {
-      const r = await new CachedProvider(new OpenAIProvider(llmConfig(server.url, llm)), cache).decide(
-        decisionContext(),
-      );
-      assert.equal(r.source, 'openai');
+    const wait: ScriptStep = { reply: 'tool_calls', calls: [{ name: 'signal_wait', arguments: WAIT_ARGS }] };
+    const other = await startScriptedServer();
+    try {
+      server.push(wait, wait, wait, wait);
+      other.push(wait);
+      const before = server.requests.length;
+      const variants = [
+        {},
+        { temperature: 0.7 },
+        { model: 'other-model' },
+        { max_tokens: 500 },
+        { api_base: other.url },
+      ];
+      for (const llm of variants) {
+        const r = await new CachedProvider(new OpenAIProvider(llmConfig(server.url, llm)), cache).decide(
+          decisionContext(),
+        );
+        assert.equal(r.source, 'openai');
+      }
+      assert.equal(server.requests.length - before, 4);
+      assert.equal(other.requests.length, 1, 'the answer of one server was served for another');
+      assert.equal(cache.size(), 5);
+      // the same endpoint with credentials in the URL is the same endpoint for the cache
+      const withUser = server.url.replace('http://', 'http://user:pw@');
+      const hit = await new CachedProvider(new OpenAIProvider(llmConfig(withUser)), cache).decide(decisionContext());
+      assert.equal(hit.cached, true);
+    } finally {
+      await other.close();
     }
-    assert.equal(server.requests.length - before, 3);
-    assert.equal(cache.size(), 3);
   });
 });

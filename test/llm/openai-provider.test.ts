@@ -566,9 +566,109 @@ describe('OpenAIProvider: the API key never leaks', () => {
     const outcomes = [
       await run([waitCall()]),
       await run([{ reply: 'text', content: `<think>${FAKE_API_KEY}</think>` }, waitCall(echoed)]),
-      await run([waitCall({ ...WAIT_ARGS, leverage: FAKE_API_KEY }), waitCall({ ...WAIT_ARGS, pair: FAKE_API_KEY })]),
+      await run([
+        waitCall({ ...WAIT_ARGS, confidence_score: FAKE_API_KEY }),
+        waitCall({ ...WAIT_ARGS, pair: FAKE_API_KEY }),
+      ]),
     ];
     for (const { result } of outcomes) assertNoKey(JSON.stringify(result), 'result');
     assert.equal(outcomes[2]!.result.source, 'fallback');
+  });
+});
+
+describe('OpenAIProvider: no API key', () => {
+  test('a remote endpoint without a key is an error before anything is sent, not a placeholder key', () => {
+    assert.throws(
+      () => new OpenAIProvider(llmConfig('https://api.openai.com/v1', { api_key: '' })),
+      (err: unknown) =>
+        err instanceof LlmError &&
+        err.type === 'LlmAuthentication' &&
+        /no API key for https:\/\/api\.openai\.com\/v1: set OPENAI_API_KEY/.test(err.message),
+    );
+  });
+
+  test('with deferKeyCheck (a dry run) the first decision fails instead, and still nothing is sent', async () => {
+    const provider = new OpenAIProvider(llmConfig('https://api.openai.com/v1', { api_key: '' }), {
+      deferKeyCheck: true,
+    });
+    await assert.rejects(
+      provider.decide(decisionContext()),
+      (err: unknown) => err instanceof LlmError && err.type === 'LlmAuthentication',
+    );
+  });
+
+  test('a local server without a key gets no Authorization header at all', async () => {
+    const { bodies } = await run([{ reply: 'tool_calls', calls: [{ name: 'signal_wait', arguments: WAIT_ARGS }] }], {
+      llm: { api_key: '' },
+    });
+    assert.equal(bodies.length, 1);
+    const headers = server.requests.at(-1)!.headers;
+    assert.equal(headers.authorization, undefined, `sent Authorization: ${headers.authorization}`);
+  });
+});
+
+describe('OpenAIProvider: usage and extra fields', () => {
+  test('cached prompt tokens are read from prompt_tokens_details and summed over both rounds', async () => {
+    const { argsFor, startModelServer } = await import('../helpers/model-server');
+    const model = await startModelServer({
+      usage: { promptTokens: 2000, completionTokens: 50, cachedTokens: 1536 },
+      answer: (q) => ({ tool: 'signal_wait', arguments: { ...argsFor('signal_wait', q.pair, 'x'), rsi_value: 'x' } }),
+      repair: (q) => ({ tool: 'signal_wait', arguments: argsFor('signal_wait', q.pair, 'fixed') }),
+    });
+    try {
+      const result = await new OpenAIProvider(llmConfig(model.url)).decide(decisionContext());
+      assert.equal(result.rounds, 2);
+      assert.deepEqual(result.usage, { input: 4000, output: 100, cachedInput: 3072 });
+    } finally {
+      await model.close();
+    }
+  });
+
+  test('extra fields in the tool call are dropped and listed; the decision stands', async () => {
+    const { result } = await run([
+      { reply: 'tool_calls', calls: [{ name: 'signal_wait', arguments: { ...WAIT_ARGS, note: 'fyi', mood: 3 } }] },
+    ]);
+    assert.equal(result.source, 'openai');
+    assert.equal(result.rounds, 1);
+    assert.deepEqual(result.decision, { tool: 'signal_wait', args: WAIT_ARGS });
+    assert.deepEqual(result.droppedFields, ['note', 'mood']);
+  });
+});
+
+describe('OpenAIProvider: with a request scheduler', () => {
+  test('a 429 goes to the scheduler, which waits the Retry-After and asks again; the client does not retry it', async () => {
+    const { RequestScheduler } = await import('../../src/llm/request-scheduler');
+    const scheduler = new RequestScheduler({ concurrency: 2 });
+    const provider = new OpenAIProvider(llmConfig(server.url, { retry_times: 0 }), { scheduler });
+    const { result, bodies, elapsed } = await run(
+      [
+        { reply: 'error', status: 429, message: 'slow down', headers: { 'retry-after': '0.3' } },
+        { reply: 'error', status: 429, message: 'slow down', headers: { 'retry-after': '0.2' } },
+        { reply: 'tool_calls', calls: [{ name: 'signal_wait', arguments: WAIT_ARGS }] },
+      ],
+      { provider },
+    );
+    assert.equal(result.source, 'openai');
+    assert.equal(bodies.length, 3);
+    assert.ok(elapsed >= 450, `asked again after ${elapsed} ms, before the Retry-After of 0.3 + 0.2 s`);
+    assert.equal(scheduler.stats().rateLimited, 2);
+  });
+
+  test('a 429 for an exhausted quota is not a rate limit: it fails at once and says to add credit', async () => {
+    const { RequestScheduler } = await import('../../src/llm/request-scheduler');
+    const scheduler = new RequestScheduler({ concurrency: 2 });
+    const provider = new OpenAIProvider(llmConfig(server.url, { retry_times: 0 }), { scheduler });
+    server.push({
+      reply: 'error',
+      status: 429,
+      body: {
+        error: { message: 'You exceeded your current quota', type: 'insufficient_quota', code: 'insufficient_quota' },
+      },
+    });
+    await assert.rejects(
+      provider.decide(decisionContext()),
+      (err: unknown) => err instanceof LlmError && err.type === 'LlmRateLimited' && /add credit/.test(err.message),
+    );
+    assert.equal(server.remaining(), 0);
   });
 });

@@ -18,14 +18,24 @@
  * (replay: llm.replay_file), --out = <data_dir>/backtests/<run id>, --report = <out>/report.html. Times are UTC: a
  * date (2025-06-01) is its midnight; a number is Unix ms.
  *
- * Exit codes: 0 done; 1 the run failed or the look-ahead check found a leak; 2 bad usage, config, data, decision log
- * or an output folder in use.
+ * With `--policy openai` (see README "LLM backtests"): the model is asked for every pair of a decision time at once,
+ * at most `--concurrency` (backtest.concurrency) requests in flight, adapting to the server's rate limits; before the
+ * first paid request a preview (decisions, tokens, cost, wall time) is printed, and `--dry-run` stops there, writing
+ * nothing; `--max-cost` (llm.max_cost_usd) stops the run before its spend would pass the cap, resumable from the
+ * decision cache; the fallback alarm stops a run whose model answers are mostly invalid (`--allow-fallbacks` lets it
+ * go on); `--prefetch` asks the next decision time's questions while the last answers are out. Progress: a bar on a
+ * terminal, a line every 10 s in a log.
+ *
+ * Exit codes: 0 done (or a dry run); 1 the run failed, was stopped by the cost cap or the fallback alarm (the message
+ * says which), or the look-ahead check found a leak; 2 bad usage, config, data, decision log or an output folder in
+ * use.
  */
 import { closeSync, existsSync, mkdirSync, openSync, writeSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
-import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
 import type * as Engine from '../../backtest/engine';
+import type { RequestPreview } from '../../backtest/engine';
+import type { LlmProgress, LlmRun } from '../../backtest/llm-run';
 import type { BacktestResult } from '../../backtest/result';
 import { ConfigSchema, formatPath, type Config } from '../../core/config';
 import { parseTimeOption } from '../../core/dates';
@@ -36,7 +46,9 @@ import { Redactor } from '../../core/redact';
 import { writeFileAtomic } from '../../store/atomic-file';
 import { openRecordedSource } from '../../store/recorded-source';
 import { RunFolder } from '../../store/run-folder';
+import { PROBLEM_KIND_LABELS, type ProblemKind } from '../../core/validate';
 import { InputError, OperatorError } from '../../worker/errors';
+import { ProgressReporter, humanCount, previewLines } from './backtest-progress';
 import { addConfigOption, checkPairs, formatTable, readConfig } from './shared';
 
 interface BacktestCliOptions {
@@ -53,6 +65,11 @@ interface BacktestCliOptions {
   report?: string;
   llmBaseUrl?: string;
   cache: boolean;
+  concurrency?: string;
+  maxCost?: string;
+  dryRun?: boolean;
+  allowFallbacks?: boolean;
+  prefetch?: boolean;
   checkLookahead?: boolean;
   lookaheadSamples: string;
 }
@@ -84,7 +101,15 @@ export function registerBacktest(program: Command): void {
     .option('--force', 'replace the results already in --out (and --report), once this run has succeeded')
     .option('--allow-missing', 'replay a decision log that does not cover every decision time (hold/wait instead)')
     .option('--llm-base-url <url>', 'OpenAI-compatible endpoint for --policy openai (overrides llm.api_base)')
-    .option('--no-cache', 'ask the model for every decision (bypass the decision cache)')
+    .option('--no-cache', 'ask the model for every decision again (the new answers replace the cached ones)')
+    .option('--concurrency <n>', 'model requests in flight at once (default: config backtest.concurrency, 8)')
+    .option('--max-cost <usd>', 'stop before the model spend of this run would pass this (default: llm.max_cost_usd)')
+    .option('--dry-run', 'print the preview (decisions, tokens, cost, wall time) and stop before the first request')
+    .option('--allow-fallbacks', 'do not stop when many model answers are invalid (the fallback alarm)')
+    .option(
+      '--prefetch',
+      "ask the next decision time's questions while the last answers are out (default: backtest.prefetch)",
+    )
     .option('--check-lookahead', 'rerun sampled decisions with the future corrupted; exit 1 if any changes')
     .option('--lookahead-samples <n>', 'pair-cycles the look-ahead check reruns', String(DEFAULT_LOOKAHEAD_SAMPLES))
     .action(async (opts: BacktestCliOptions, command: Command) => {
@@ -96,21 +121,41 @@ function usage(command: Command, message: string): never {
   return command.error(`backtest: ${message}`, { exitCode: 2, code: 'llm-trader.backtest-usage' });
 }
 
+/** A number option, or exit 2 saying what was expected. */
+function numberOption(command: Command, name: string, text: string | undefined): number | undefined {
+  if (text === undefined) return undefined;
+  const n = Number(text);
+  if (text.trim() === '' || !Number.isFinite(n)) usage(command, `${name} must be a number, got "${text}"`);
+  return n;
+}
+
 /** The effective config: the file's, with the command's overrides, validated again. */
 function effectiveConfig(command: Command, base: Config, opts: BacktestCliOptions, pairs: string[]): Config {
+  const concurrency = numberOption(command, '--concurrency', opts.concurrency);
+  const maxCost = numberOption(command, '--max-cost', opts.maxCost);
   const raw = {
     ...base,
     pairs,
     llm: {
       ...base.llm,
       ...(opts.llmBaseUrl !== undefined ? { api_base: opts.llmBaseUrl } : {}),
-      cache: base.llm.cache && opts.cache,
+      ...(maxCost !== undefined ? { max_cost_usd: maxCost } : {}),
+    },
+    backtest: {
+      ...base.backtest,
+      ...(concurrency !== undefined ? { concurrency } : {}),
+      ...(opts.prefetch ? { prefetch: true } : {}),
     },
   };
   const parsed = ConfigSchema.safeParse(raw);
   if (!parsed.success) {
     const problems = parsed.error.issues.map((i) => `${formatPath(i.path)} ${i.message}`).join('; ');
-    usage(command, `invalid settings: ${problems}${opts.llmBaseUrl !== undefined ? ' (check --llm-base-url)' : ''}`);
+    const hints = [
+      ...(opts.llmBaseUrl !== undefined ? ['--llm-base-url'] : []),
+      ...(concurrency !== undefined ? ['--concurrency'] : []),
+      ...(maxCost !== undefined ? ['--max-cost'] : []),
+    ];
+    usage(command, `invalid settings: ${problems}${hints.length > 0 ? ` (check ${hints.join(', ')})` : ''}`);
   }
   return parsed.data;
 }
@@ -194,6 +239,23 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
   const source = await openRecordedSource(config, { data: opts.data ?? null, db: opts.db ?? null });
   const market = source.market;
   const closers: (() => void)[] = [() => source.close()];
+  let llmRun: LlmRun | null = null;
+  if (policySpec.kind === 'openai') {
+    const [{ RequestScheduler }, { LlmRun }] = await Promise.all([
+      import('../../llm/request-scheduler'),
+      import('../../backtest/llm-run'),
+    ]);
+    try {
+      llmRun = new LlmRun({
+        config,
+        scheduler: new RequestScheduler({ concurrency: config.backtest.concurrency }),
+        allowFallbacks: opts.allowFallbacks === true,
+      });
+    } catch (err) {
+      source.close();
+      usage(command, err instanceof Error ? err.message : String(err));
+    }
+  }
   try {
     let policy;
     let replay: Awaited<ReturnType<typeof policies.replayPolicy>> | null = null;
@@ -202,13 +264,23 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
       else if (policySpec.kind === 'replay') policy = replay = await policies.replayPolicy(policySpec.file);
       else {
         let cache = null;
+        const { DecisionCache } = await import('../../llm/decision-cache');
         if (config.llm.cache) {
-          const { DecisionCache } = await import('../../llm/decision-cache');
           cache = DecisionCache.open(join(config.data_dir, 'decision-cache.sqlite'));
           const opened = cache;
           closers.push(() => opened.close());
+        } else if (config.backtest.prefetch) {
+          // prefetched answers are joined through a cache: without llm.cache, one that lasts for this run
+          cache = DecisionCache.inMemory();
         }
-        policy = await policies.openaiPolicy(config.llm, cache);
+        const run = llmRun!;
+        policy = await policies.openaiPolicy(config.llm, {
+          cache,
+          cacheMode: opts.cache ? 'read-write' : 'refresh',
+          scheduler: run.scheduler,
+          wrap: run.meter,
+          deferKeyCheck: opts.dryRun === true,
+        });
       }
     } catch (err) {
       if (err instanceof OperatorError) throw err;
@@ -260,35 +332,28 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
           'once this run has succeeded',
       );
     }
-    const folder = RunFolder.prepare(out, opts.force === true);
+    // a dry run writes nothing: no run folder, not even the decisions replayed from the cache before its first request
+    const folder = opts.dryRun ? null : RunFolder.prepare(out, opts.force === true);
     try {
-      const log = new LineWriter(
-        folder.file(journal.DECISIONS_LOG_FILE),
-        join(out, journal.DECISIONS_LOG_FILE),
-        redactor,
-      );
-      const bar = process.stderr.isTTY
-        ? new cliProgress.SingleBar(
-            {
-              format: 'backtest [{bar}] {percentage}% | {value}/{total} decision times | ETA {eta_formatted}',
-              stream: process.stderr,
-              hideCursor: true,
-            },
-            cliProgress.Presets.shades_classic,
-          )
+      const log = folder
+        ? new LineWriter(folder.file(journal.DECISIONS_LOG_FILE), join(out, journal.DECISIONS_LOG_FILE), redactor)
         : null;
+      const progress = new ProgressReporter(process.stderr, llmRun, plan.times.length);
       const started = performance.now();
       let run;
       try {
-        bar?.start(plan.times.length, 0);
+        // a model's run starts its bar after the preview (or at its first decision time, when everything is cached)
+        if (!llmRun) progress.start();
         run = await engine.runBacktest(
           {
             ...options,
             lookaheadSamples: opts.checkLookahead ? samples : 0,
+            prefetch: config.backtest.prefetch,
             skippedRows: (pair, tf) => source.skippedRows(pair, tf),
-            onProgress: ({ done }) => bar?.update(done),
+            onProgress: progress.update,
             onDecision: (pair, event, runId) => {
-              log.write(
+              llmRun?.observe(pair, event);
+              log?.write(
                 JSON.stringify(
                   journal.decisionLine({
                     owner: engine.orderOwner(runId, pair),
@@ -302,15 +367,42 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
                 ),
               );
             },
+            ...(llmRun
+              ? {
+                  beforeFirstRequest: (preview: RequestPreview) => {
+                    const figures = llmRun.estimate(preview);
+                    progress.pause();
+                    console.error(previewLines(preview, figures, config).join('\n'));
+                    if (opts.dryRun) {
+                      throw new engine.BacktestStop('dry-run', 'dry run: stopped before the first request');
+                    }
+                    progress.start();
+                  },
+                }
+              : {}),
           },
           plan,
         );
+        llmRun?.finish();
       } catch (err) {
+        progress.stop();
+        if (err instanceof engine.BacktestStop && err.kind === 'dry-run') {
+          console.error('dry run (--dry-run): nothing was sent to the model and nothing was written');
+          return;
+        }
+        if (err instanceof engine.BacktestStop && err.kind === 'cost-cap' && llmRun) {
+          throw new OperatorError(`backtest: ${llmRun.capMessage()}`, { cause: err });
+        }
         if (err instanceof InputError) throw err;
         throw new OperatorError(err instanceof Error ? err.message : String(err), { cause: err });
       } finally {
-        bar?.stop();
-        log.close();
+        log?.close();
+      }
+      progress.stop();
+      if (!folder) {
+        // a dry run in which every decision came from the decision cache: there was no first request to stop before
+        console.error('dry run (--dry-run): every decision is in the decision cache; the run would send no request');
+        return;
       }
       const seconds = (performance.now() - started) / 1000;
       const { result, cacheHits } = run;
@@ -345,7 +437,15 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
         writeFileAtomic(reportTarget, report);
       }
 
-      printSummary(result, { seconds, cacheHits, out, reportFile: reportTarget, source: source.description });
+      printSummary(result, {
+        seconds,
+        cacheHits,
+        out,
+        reportFile: reportTarget,
+        source: source.description,
+        llm: llmRun?.progress(0) ?? null,
+        prefetched: policy.prefetchStats?.() ?? null,
+      });
       const la = result.lookahead;
       if (la && !la.passed) {
         for (const m of la.mismatches) {
@@ -360,7 +460,7 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
         );
       }
     } finally {
-      folder.abandon();
+      folder?.abandon();
     }
   } finally {
     for (let c = closers.pop(); c; c = closers.pop()) c();
@@ -385,7 +485,15 @@ function askedCycles(engine: typeof Engine, plan: Engine.BacktestPlan): Map<stri
 
 function printSummary(
   result: BacktestResult,
-  run: { seconds: number; cacheHits: number; out: string; reportFile: string; source: string },
+  run: {
+    seconds: number;
+    cacheHits: number;
+    out: string;
+    reportFile: string;
+    source: string;
+    llm: LlmProgress | null;
+    prefetched: { answered: number; used: number } | null;
+  },
 ): void {
   console.log(`data quality (${run.source}):`);
   for (const line of formatQuality(result.dataQuality.series)) console.log(`  ${line}`);
@@ -433,8 +541,33 @@ function printSummary(
   console.log(
     `decisions ${m.decisions} (${m.fallbacks} fallbacks, ${m.rejections} rejected by the risk gate, ${run.cacheHits} ` +
       `from the decision cache); model tokens ${m.model_tokens_in} in / ${m.model_tokens_out} out, estimated cost ` +
-      `${m.estimated_cost_usd.toFixed(4)} USD`,
+      `${m.estimated_cost_usd === null ? '- (no price for the model: set llm.pricing)' : `${m.estimated_cost_usd.toFixed(4)} USD`}`,
   );
+  const llm = result.llm;
+  if (llm) {
+    const cost = (v: number | null) => (v === null ? 'no price' : `${v.toFixed(4)} USD`);
+    const kinds = Object.entries(llm.fallbacks.by_reason)
+      .map(([k, v]) => `${PROBLEM_KIND_LABELS[k as ProblemKind]} ${v}`)
+      .join(', ');
+    const fields = Object.entries(llm.extra_fields.fields)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(', ');
+    console.log(
+      `model ${llm.model}: ${llm.decisions} decisions in ${llm.requests} requests; tokens ${humanCount(llm.tokens.input)} ` +
+        `in (${humanCount(llm.tokens.cached_input)} cached) / ${humanCount(llm.tokens.output)} out, ${cost(llm.cost_usd)} ` +
+        `(entry ${cost(llm.by_kind.entry.cost_usd)}, position ${cost(llm.by_kind.position.cost_usd)}); fallbacks ` +
+        `${llm.fallbacks.decisions}${kinds ? ` (${kinds})` : ''}; tool calls with extra fields dropped ` +
+        `${llm.extra_fields.decisions}${fields ? ` (${fields})` : ''}`,
+    );
+    if (run.llm) {
+      console.log(
+        `this run: ${run.llm.requests} requests to the model, ${run.llm.spentUsd === null ? 'no price' : `${run.llm.spentUsd.toFixed(4)} USD`}, ` +
+          `tokens ${humanCount(run.llm.tokens.input)} in / ${humanCount(run.llm.tokens.output)} out` +
+          `${run.llm.scheduler.rateLimited > 0 ? `; ${run.llm.scheduler.rateLimited} answers were HTTP 429 (rate limited) and asked again` : ''}` +
+          `${run.prefetched && run.prefetched.answered > 0 ? `; ${run.prefetched.answered} decisions asked ahead (--prefetch), ${run.prefetched.used} of them used` : ''}`,
+      );
+    }
+  }
   if (result.lookahead) {
     console.log(
       `look-ahead check: ${result.lookahead.passed ? 'passed' : 'FAILED'} (${result.lookahead.samples} pair-cycles rerun ` +
