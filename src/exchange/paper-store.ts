@@ -310,17 +310,18 @@ export class PaperAccountStore {
     return this.db.pragma('data_version', { simple: true }) as number;
   }
 
-  /** Reloads the ledger when another connection committed since this one last read or wrote the file. */
+  /**
+   * Reloads the ledger when another connection committed since this one last read or wrote the file. The version
+   * check is one pragma (every read of the ledger makes it); the reload reads the tables in one read transaction.
+   */
   private refresh(): void {
-    if (this.db.inTransaction) {
-      const version = this.readDataVersion();
-      if (version !== this.dataVersion) {
-        this.current = this.loadLedger();
-        this.dataVersion = version;
-      }
-      return;
-    }
-    this.db.transaction(() => this.refresh())();
+    if (this.readDataVersion() === this.dataVersion) return;
+    const reload = (): void => {
+      this.current = this.loadLedger();
+      this.dataVersion = this.readDataVersion();
+    };
+    if (this.db.inTransaction) reload();
+    else this.db.transaction(reload)();
   }
 
   /**

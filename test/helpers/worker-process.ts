@@ -459,26 +459,34 @@ function table(header: string[], rows: string[][]): string {
   return [line(header), line(widths.map((w) => '-'.repeat(w))), ...rows.map(line)].join('\n');
 }
 
-/** One `llm_decisions.jsonl` line of the decision file: the `replay` provider answers with it. */
-function scriptLine(pair: string, time: number, entry: boolean): string {
+/**
+ * One `llm_decisions.jsonl` line of a decision file: the `replay` provider answers with it. An entry is a long at
+ * leverage `leverage` with `stake` USDT and stops far away; an exit closes the position. `model` names the script.
+ */
+export function scriptLine(
+  pair: string,
+  time: number,
+  entry: boolean,
+  opts: { model: string; reason: string; leverage?: number; stake?: number },
+): string {
   const common = { pair, confidence_score: 80, rsi_value: 50 };
   const decision = entry
     ? {
         ...common,
-        leverage: 3,
-        stake_amount: 150,
+        leverage: opts.leverage ?? 3,
+        stake_amount: opts.stake ?? 150,
         key_support: 0.0001,
         key_resistance: 10_000_000,
         trend_strength: 'medium',
-        reason: 'kill harness: enter on even candles',
+        reason: `${opts.reason}: enter`,
       }
-    : { ...common, trade_score: 50, reason: 'kill harness: exit on odd candles' };
+    : { ...common, trade_score: 50, reason: `${opts.reason}: exit` };
   return JSON.stringify({
     timestamp: new Date(time).toISOString(),
     pair,
     action: entry ? 'signal_entry_long' : 'signal_exit',
     decision,
-    model: 'kill-script',
+    model: opts.model,
     source: 'script',
   });
 }
@@ -608,7 +616,9 @@ export async function runKillScenario(opts: KillRunOptions): Promise<KillRunRepo
       schedules.set(pair, schedule);
       const step = timeframeMs(tf);
       for (let t = schedule.recordedStart; t <= schedule.recordedEnd; t += step) {
-        lines.push(scriptLine(pair, t, Math.floor(t / step) % 2 === 0));
+        lines.push(
+          scriptLine(pair, t, Math.floor(t / step) % 2 === 0, { model: 'kill-script', reason: 'kill harness' }),
+        );
       }
     }
     writeFileSync(decisionFile, `${lines.join('\n')}\n`);

@@ -32,7 +32,7 @@ import {
   type AccountStatus,
   type PairStatus,
 } from '../../src/workflows/messages';
-import { WorkerProcess, repoRoot } from '../helpers/worker-process';
+import { WorkerProcess, repoRoot, scriptLine } from '../helpers/worker-process';
 import { acquireServer, requireServerInCi, type IntegrationServer } from './temporal-server';
 
 const PAIRS = [
@@ -52,31 +52,9 @@ const SECONDS_PER_CANDLE = 3;
 const ENTRY_CANDLES = [0, 8, 16];
 const EXIT_CANDLES = [4, 12];
 const CANDLES = 40;
+const SCRIPT = { model: 'admission-script', reason: 'admission test', leverage: 2, stake: 100 };
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-function scriptLine(pair: string, time: number, entry: boolean): string {
-  const common = { pair, confidence_score: 80, rsi_value: 50 };
-  const decision = entry
-    ? {
-        ...common,
-        leverage: 2,
-        stake_amount: 100,
-        key_support: 0.0001,
-        key_resistance: 10_000_000,
-        trend_strength: 'medium',
-        reason: 'admission test: every pair enters at this close',
-      }
-    : { ...common, trade_score: 50, reason: 'admission test: exit' };
-  return JSON.stringify({
-    timestamp: new Date(time).toISOString(),
-    pair,
-    action: entry ? 'signal_entry_long' : 'signal_exit',
-    decision,
-    model: 'admission-script',
-    source: 'script',
-  });
-}
 
 interface JournalRow {
   pair: string;
@@ -139,8 +117,8 @@ describe('portfolio admission: 10 pairs on two workers, max_open_trades 3 (real 
     const candle = (k: number): number => recordedStart + (k + 1) * step;
     const lines: string[] = [];
     for (const pair of PAIRS) {
-      for (const k of ENTRY_CANDLES) lines.push(scriptLine(pair, candle(k), true));
-      for (const k of EXIT_CANDLES) lines.push(scriptLine(pair, candle(k), false));
+      for (const k of ENTRY_CANDLES) lines.push(scriptLine(pair, candle(k), true, SCRIPT));
+      for (const k of EXIT_CANDLES) lines.push(scriptLine(pair, candle(k), false, SCRIPT));
     }
     writeFileSync(decisionFile, `${lines.join('\n')}\n`);
 

@@ -29,7 +29,7 @@ import {
   stopSignal,
   type PairStatus,
 } from '../../src/workflows/messages';
-import { WorkerProcess, repoRoot } from '../helpers/worker-process';
+import { WorkerProcess, repoRoot, scriptLine } from '../helpers/worker-process';
 import { acquireServer, requireServerInCi, type IntegrationServer } from './temporal-server';
 
 const PAIR = 'BTC/USDT:USDT';
@@ -95,26 +95,12 @@ describe('refused orders never kill a pair (real Temporal server, worker process
     const candle = (k: number): number => schedule0.recordedStart + (k + 1) * step;
     const lines: string[] = [];
     for (let k = 0; k <= CANDLES; k++) {
-      const entry = k % 2 === 0;
-      const common = { pair: PAIR, confidence_score: 80, rsi_value: 50 };
       lines.push(
-        JSON.stringify({
-          timestamp: new Date(candle(k)).toISOString(),
-          pair: PAIR,
-          action: entry ? 'signal_entry_long' : 'signal_exit',
-          decision: entry
-            ? {
-                ...common,
-                leverage: 2,
-                stake_amount: 100,
-                key_support: 0.0001,
-                key_resistance: 10_000_000,
-                trend_strength: 'medium',
-                reason: 'refusal test: enter',
-              }
-            : { ...common, trade_score: 50, reason: 'refusal test: exit' },
+        scriptLine(PAIR, candle(k), k % 2 === 0, {
           model: 'refusal-script',
-          source: 'script',
+          reason: 'refusal test',
+          leverage: 2,
+          stake: 100,
         }),
       );
     }
