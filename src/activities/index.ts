@@ -23,9 +23,9 @@ import {
 } from '../workflows/messages';
 import type { Config } from '../core/config';
 import { Journal, journalContext } from '../store/journal';
-import type { MarketView, RiskRequest } from '../core/cycle';
+import type { MarketView, OpenTradeRef, RiskRequest } from '../core/cycle';
 import type { DecisionContext } from '../core/context-types';
-import type { AccountSnapshot, Candle, Execution, ExternalClose, MarketSnapshot, Verdict } from '../core/types';
+import type { Candle, ExchangePosition, Execution, ExternalClose, MarketSnapshot, Verdict } from '../core/types';
 import { checkRisk, type MarketLimits } from '../core/risk';
 import {
   buildSnapshot,
@@ -36,7 +36,7 @@ import {
 } from '../core/snapshot';
 import { timeframeMs } from '../core/timeframe';
 import { CONFIGURATION_ERROR, MARKET_DATA_GAP, MARKET_DATA_UNAVAILABLE } from '../core/error-types';
-import { stopOrderId } from '../core/ids';
+import { currentStopOf, protectiveStopPlan } from '../core/protective-stop';
 import { reviewTrade, reflectOnTrade, evaluateTrade, rewardForTrade } from '../core/learning';
 import { buildDecisionContext } from '../llm/context-builder';
 import type { DecisionProvider, ProviderDecision } from '../llm/provider';
@@ -44,10 +44,10 @@ import { BaselineProvider } from '../llm/baseline';
 import { OpenAIProvider } from '../llm/openai-provider';
 import { CachedProvider, DecisionCache } from '../llm/decision-cache';
 import { ReplayProvider } from '../llm/replay-provider';
-import { LlmError } from '../llm/errors';
+import { LlmError, safeUrl } from '../llm/errors';
 import { ExchangeError, classifyError } from '../exchange/errors';
 import type { Exchange } from '../exchange/port';
-import { CcxtExchange } from '../exchange/ccxt-exchange';
+import { CcxtExchange, type CcxtExchangeOptions } from '../exchange/ccxt-exchange';
 import { PaperExchange } from '../exchange/paper-exchange';
 import { LiveMarketSource, RecordedMarketSource, type MarketSource } from '../exchange/market-source';
 import { openRecordedSource } from '../store/recorded-source';
@@ -150,6 +150,15 @@ function compactResult(result: ProviderDecision): ProviderDecision {
 
 /** How often the order activity heartbeats (its heartbeat timeout in the workflow is 4 s). */
 export const EXECUTE_HEARTBEAT_MS = 1_000;
+
+/** The attempt number of the running activity (1 for the first); 1 outside an activity (tests, backtests). */
+function activityAttempt(): number {
+  try {
+    return activityInfo().attempt;
+  } catch {
+    return 1;
+  }
+}
 
 /** Heartbeats when running as a regular activity; outside an activity (tests, backtests) it does nothing. */
 function heartbeatQuietly(): void {
@@ -268,17 +277,6 @@ export function createActivities(deps: ActivityDeps): Activities {
     };
   }
 
-  async function account(exchange: Exchange, pair: string, externalCloses: ExternalClose[]): Promise<AccountSnapshot> {
-    const [balance, positions] = await Promise.all([exchange.fetchBalance(), exchange.fetchPositions()]);
-    return {
-      equity: balance.equity,
-      available: balance.available,
-      usedMargin: balance.usedMargin,
-      positions,
-      externalCloses: externalCloses.filter((c) => c.pair === pair),
-    };
-  }
-
   /** builds the prompt of `req` on the full snapshot, stores it in the journal under the decision id, keeps it */
   async function promptFor(req: BuildContextRequest): Promise<DecisionContext> {
     const { decisionId, owner, run, ...request } = req;
@@ -291,50 +289,124 @@ export function createActivities(deps: ActivityDeps): Activities {
     return context;
   }
 
-  /** places the order of `req` under its client order id (idempotent), with the protective stop on an entry */
-  function placeOrder(exchange: Exchange, req: ExecuteActivityRequest): Promise<Execution> {
+  /**
+   * Places the order of `req` under its client order id (idempotent: a retried attempt finds the order it placed),
+   * then keeps the protective stop right for the position it leaves (placed with an entry, replaced after an increase
+   * or a reduction, cancelled when flat: src/core/protective-stop.ts). A partly filled order counts with what filled.
+   * A stop the exchange refuses for good does not undo the order: the fill is reported, the refusal logged, and the
+   * cycle's own protective exit still guards the position.
+   */
+  function placeOrder(exchange: Exchange, req: ExecuteActivityRequest, attempt: number): Promise<Execution> {
     return classified(`execute ${req.intent.kind} on ${req.intent.pair}`, async () => {
       const { intent, clientOrderId } = req;
+      // an earlier attempt may have placed the order (and its stop) before its worker died or its answer was lost
+      const mayExist = attempt > 1;
       await failpoint('execute.beforeOrder');
-      if (intent.kind === 'open' || intent.kind === 'increase')
-        await exchange.prepareEntry(intent.pair, intent.leverage);
-      const buy = (intent.kind === 'open' || intent.kind === 'increase') === (intent.side === 'long');
+      const adds = intent.kind === 'open' || intent.kind === 'increase';
+      if (adds) await exchange.prepareEntry(intent.pair, intent.leverage);
+      const buy = adds === (intent.side === 'long');
       const result = await exchange.createOrder({
         pair: intent.pair,
         side: buy ? 'buy' : 'sell',
         quantity: intent.quantity,
-        reduceOnly: intent.kind === 'reduce' || intent.kind === 'close',
+        reduceOnly: !adds,
         clientOrderId,
         referencePrice: intent.price,
+        mayExist,
       });
-      if (intent.kind === 'open' && intent.stopPrice !== null && result.status === 'filled') {
-        // the protective stop on the exchange: it holds even if this worker is down
-        await exchange.placeStopOrder({
-          pair: intent.pair,
-          side: buy ? 'sell' : 'buy',
-          quantity: result.filledQuantity,
-          stopPrice: intent.stopPrice,
-          clientOrderId: stopOrderId(req.tradeId),
-        });
-      }
-      if (intent.kind === 'close' && result.status === 'filled') {
-        // the position is gone: its protective stop must not fire on a later position (idempotent)
-        await exchange.cancelOrder(intent.pair, stopOrderId(req.tradeId));
-      }
       await failpoint('execute.afterOrder');
       const positions = await exchange.fetchPositions();
-      return {
-        clientOrderId,
-        status: result.status === 'filled' ? 'filled' : 'rejected',
-        fills: result.fills,
-        position: positions.find((p) => p.pair === intent.pair) ?? null,
-        error: result.status === 'filled' ? null : `order ${clientOrderId} is ${result.status}`,
-      };
+      const position = positions.find((p) => p.pair === intent.pair) ?? null;
+      if (!(result.filledQuantity > 0)) {
+        return {
+          clientOrderId,
+          status: 'rejected',
+          fills: [],
+          position,
+          error: `order ${clientOrderId} is ${result.status} with nothing filled`,
+        };
+      }
+      const stopOrderId = await keepProtectiveStop(exchange, req, position, mayExist);
+      return { clientOrderId, status: 'filled', fills: result.fills, position, error: null, stopOrderId };
     });
   }
 
+  /** Carries out the stop plan after a filled order; returns the stop protecting the position. */
+  async function keepProtectiveStop(
+    exchange: Exchange,
+    req: ExecuteActivityRequest,
+    position: ExchangePosition | null,
+    mayExist: boolean,
+  ): Promise<string | null> {
+    const plan = protectiveStopPlan(req, position, config.risk.emergency_stop_loss);
+    const pair = req.intent.pair;
+    if (plan.place !== null) {
+      let placed;
+      try {
+        placed = await exchange.placeStopOrder({ pair, ...plan.place, mayExist });
+      } catch (err) {
+        if (!(err instanceof ExchangeError) || err.retryable) throw err;
+        logger.warn('protective stop refused by the exchange; the previous stop (if any) is kept', {
+          pair,
+          clientOrderId: plan.place.clientOrderId,
+          stopPrice: plan.place.stopPrice,
+          error: err.message,
+        });
+        return currentStopOf(req);
+      }
+      if (placed === null) return null; // the exchange has no stop orders
+    }
+    if (plan.cancel !== null) await exchange.cancelOrder(pair, plan.cancel);
+    return plan.result;
+  }
+
+  /**
+   * Live: what the exchange's books say about the open position of `open` since the last cycle: the funding it paid
+   * or received since its entry (minus what the cycle counts already), and its protective stop's fill when the stop
+   * closed it (real price, fee and time of the execution). A position gone without its stop leaves the stop open:
+   * it is cancelled here.
+   */
+  async function exchangeBooks(
+    exchange: Exchange,
+    pair: string,
+    open: OpenTradeRef,
+    positions: ExchangePosition[],
+  ): Promise<{ fundingSince: number; externalCloses: ExternalClose[] }> {
+    const payments = await exchange.fetchFundingPayments(pair, open.entryTime);
+    const paid = payments.reduce((sum, p) => sum + p.amount, 0);
+    const fundingSince = Math.round((paid - open.funding) * 1e8) / 1e8;
+    const externalCloses: ExternalClose[] = [];
+    if (open.stopOrderId !== null && !positions.some((p) => p.pair === pair)) {
+      const stop = await exchange.fetchOrderByClientId(pair, open.stopOrderId);
+      if (stop !== null && stop.status === 'open') {
+        // the position is gone without its stop (liquidated, or closed by hand): it must not fire on a later one
+        await exchange.cancelOrder(pair, open.stopOrderId);
+      }
+      if (stop !== null && stop.status === 'filled' && stop.fills.length === 0) {
+        throw new ExchangeError(
+          'ExchangeOperationFailed',
+          `${exchange.id}: the protective stop ${open.stopOrderId} of ${pair} has triggered but the exchange does not ` +
+            'list its fills yet; retried, so that the trade is recorded at the fill price',
+        );
+      }
+      if (stop !== null && stop.status === 'filled') {
+        const quantity = stop.fills.reduce((sum, f) => sum + f.quantity, 0);
+        externalCloses.push({
+          pair,
+          time: Math.max(...stop.fills.map((f) => f.time)),
+          price: stop.fills.reduce((sum, f) => sum + f.price * f.quantity, 0) / quantity,
+          quantity,
+          fee: stop.fills.reduce((sum, f) => sum + f.fee, 0),
+          reason: 'stop',
+          clientOrderId: open.stopOrderId,
+        });
+      }
+    }
+    return { fundingSince, externalCloses };
+  }
+
   return {
-    async fetchMarket({ pair, asOf, since, mode, account: accountId }): Promise<MarketView> {
+    async fetchMarket({ pair, asOf, since, mode, account: accountId, open }): Promise<MarketView> {
       if (mode !== undefined && mode !== config.mode) {
         configurationError(
           `the workflow of ${pair} trades in ${mode} mode but this worker is configured for ${config.mode} mode: ` +
@@ -384,7 +456,6 @@ export function createActivities(deps: ActivityDeps): Activities {
         const from = since ?? asOf - timeframeMs(main);
         // read the closes by time window: another pair's balance read may already have advanced this pair
         if (paper) await paper.advancePair(pair, asOf);
-        const externalCloses = paper ? paper.externalCloses(pair, from, asOf) : [];
         const recent = await market.candles(
           pair,
           main,
@@ -392,11 +463,25 @@ export function createActivities(deps: ActivityDeps): Activities {
           Math.min(MAX_CANDLES_SINCE, Math.max(1, Math.ceil((asOf - from) / timeframeMs(main)))),
         );
         const candlesSince = recent.filter((c) => c.time + timeframeMs(main) > from);
-        const fundingSince = paper ? paperFundingPaid(paper, pair, from, asOf) : 0;
+        const [balance, positions] = await Promise.all([exchange.fetchBalance(), exchange.fetchPositions()]);
+        let externalCloses: ExternalClose[] = [];
+        let fundingSince = 0;
+        if (paper) {
+          externalCloses = paper.externalCloses(pair, from, asOf);
+          fundingSince = paperFundingPaid(paper, pair, from, asOf);
+        } else if (open) {
+          ({ fundingSince, externalCloses } = await exchangeBooks(exchange, pair, open, positions));
+        }
         return {
           // compact: the workflow records this view in its history
           snapshot: compactSnapshot(snapshot),
-          account: await account(exchange, pair, externalCloses),
+          account: {
+            equity: balance.equity,
+            available: balance.available,
+            usedMargin: balance.usedMargin,
+            positions,
+            externalCloses: externalCloses.filter((c) => c.pair === pair),
+          },
           candlesSince,
           fundingSince,
           limits: await limitsFor(exchange, pair),
@@ -441,7 +526,7 @@ export function createActivities(deps: ActivityDeps): Activities {
       const beat = setInterval(heartbeatQuietly, EXECUTE_HEARTBEAT_MS);
       heartbeatQuietly();
       try {
-        return await placeOrder(exchange, req);
+        return await placeOrder(exchange, req, activityAttempt());
       } finally {
         clearInterval(beat);
       }
@@ -541,6 +626,35 @@ function paperFundingPaid(paper: PaperExchange, pair: string, from: number, to: 
   return sum;
 }
 
+/**
+ * Live mode: checks the keys and the account before the worker takes work (a bad key or an account in hedge mode
+ * fails at start, not at the first order). An exchange that cannot be reached right now is only a warning: the
+ * activities retry.
+ * @throws Error naming the exchange's answer and what to fix, for a non-retryable failure
+ */
+async function checkLiveAccount(live: CcxtExchange, config: Config, logger: ActivityLogger): Promise<void> {
+  try {
+    const balance = await live.checkAccount(config.pairs[0]!);
+    logger.info('live exchange account checked', {
+      exchange: live.id,
+      environment: live.environment,
+      ...(config.exchange.api_url !== null ? { apiUrl: safeUrl(config.exchange.api_url) } : {}),
+      currency: balance.currency,
+      equity: balance.equity,
+      available: balance.available,
+    });
+  } catch (err) {
+    const failure = classifyError(err);
+    if (failure.retryable) {
+      logger.warn('live exchange not reachable at start; the activities retry when they run', {
+        error: failure.message,
+      });
+      return;
+    }
+    throw new Error(`live mode: the exchange account cannot be traded: ${failure.message}`, { cause: err });
+  }
+}
+
 export interface ActivityRuntime {
   activities: Activities;
   close(): Promise<void>;
@@ -581,6 +695,8 @@ export interface ActivityRuntimeOptions {
   logger: ActivityLogger;
   /** replaces the configured decision provider (scripted runs, tests) */
   provider?: DecisionProvider;
+  /** timings of the live exchange client (tests shorten them); default the adapter's */
+  exchangeTimings?: Pick<CcxtExchangeOptions, 'maxBackOffWaitMs' | 'lookupRetryDelaysMs'>;
 }
 
 export async function createActivityRuntime(config: Config, opts: ActivityRuntimeOptions): Promise<ActivityRuntime> {
@@ -597,7 +713,7 @@ export async function createActivityRuntime(config: Config, opts: ActivityRuntim
     let markets: Pick<Exchange, 'market'> | undefined;
     let live: CcxtExchange | null = null;
     if (config.mode === 'live') {
-      live = CcxtExchange.fromConfig(config.exchange, { marketsCacheFile });
+      live = CcxtExchange.fromConfig(config.exchange, { marketsCacheFile, ...opts.exchangeTimings });
       market = new LiveMarketSource(live);
     } else if (config.mode === 'replay') {
       const recorded = await openRecordedSource(config);
@@ -663,6 +779,7 @@ export async function createActivityRuntime(config: Config, opts: ActivityRuntim
       provider: provider.name,
       exchange: config.exchange.name,
     });
+    if (live) await checkLiveAccount(live, config, opts.logger);
     return {
       activities,
       close: async () => {

@@ -2,7 +2,14 @@
  * The activity interface the workflows call (type-only: workflows import it with `import type`).
  * Implementations: `createActivities(deps)` in ./index.ts.
  */
-import type { ContextRequest, DecisionRecord, ExecuteRequest, MarketView, RiskRequest } from '../core/cycle';
+import type {
+  ContextRequest,
+  DecisionRecord,
+  ExecuteRequest,
+  MarketRequest,
+  MarketView,
+  RiskRequest,
+} from '../core/cycle';
 import type { ClosedTrade, Execution, ToolName, Verdict } from '../core/types';
 import type { ProviderDecision } from '../llm/provider';
 import type { TradingMode } from '../core/config';
@@ -23,10 +30,7 @@ export interface TradeReviewResult {
  */
 export type AccountId = string;
 
-export interface FetchMarketRequest {
-  pair: string;
-  asOf: number;
-  since: number | null;
+export interface FetchMarketRequest extends MarketRequest {
   /** the workflow's trading mode: a worker configured for another mode refuses to serve it */
   mode?: TradingMode;
   /** the account to read (default: the worker's mode name, i.e. `paper`, `replay` or `live`) */

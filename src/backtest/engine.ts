@@ -11,10 +11,12 @@
  * - buildContext: `light` for the baseline (snapshot and position only: no prompt is rendered or tokenised), else the
  *   live builder (`buildDecisionContext`) with a learning context from the run's own closed trades and decisions.
  * - decide: the policy's provider (a remote model's questions held until every pair's are built, see `simulate`).
- * - checkRisk: the core risk gate with `config.risk`, against the account as it is at the pair's turn; execute: a market
- *   order on the ledger, plus the protective stop order (`<tradeId>s`) placed with an entry at the intent's stop price
- *   and cancelled when the trade is closed, as the live activities do. Both run in the fixed pair order
- *   (execution-order.ts): this is where the pairs of a decision time meet on the shared account.
+ * - checkRisk: the core risk gate with `config.risk`, against the account as it is at the pair's turn; admit: the
+ *   portfolio admission of the account workflow (src/core/admission.ts) on the run's one book; execute: a market
+ *   order on the ledger, plus the protective stop kept as the live activities keep it (src/core/protective-stop.ts):
+ *   placed with an entry at the intent's stop price (`<tradeId>s`), replaced after an increase or a reduction,
+ *   cancelled when the trade is closed. All three run in the fixed pair order (execution-order.ts): this is where
+ *   the pairs of a decision time meet on the shared account.
  *
  * The loop: for each main-timeframe close time t in the range (one global clock), one cycle per pair at asOf = t, in
  * three phases (see `simulate`): every pair's candles, then every pair's context and question, then the risk checks
@@ -55,7 +57,8 @@ import {
   type PairState,
   type Step,
 } from '../core/cycle';
-import { shortHash, stopOrderId } from '../core/ids';
+import { shortHash } from '../core/ids';
+import { currentStopOf, protectiveStopPlan } from '../core/protective-stop';
 import { tradeRow } from '../core/trade-row';
 import type { DecisionRecord as WarningRecord } from '../core/learning/warnings';
 import { checkRisk, type MarketLimits } from '../core/risk';
@@ -593,7 +596,8 @@ export function createSession(env: SessionEnv): Session {
     checkRisk({ ...req, account: accountNow(), risk: config.risk, market: req.limits });
 
   /** An order at the pair's turn: a market order on the ledger, with the protective stop of an entry. */
-  const orderAtTurn = ({ intent, clientOrderId, asOf, tradeId }: ExecuteRequest): Execution => {
+  const orderAtTurn = (req: ExecuteRequest): Execution => {
+    const { intent, clientOrderId, asOf } = req;
     const adds = intent.kind === 'open' || intent.kind === 'increase';
     const buy = adds === (intent.side === 'long');
     let placed;
@@ -618,24 +622,20 @@ export function createSession(env: SessionEnv): Session {
         error: err.message,
       };
     }
-    if (intent.kind === 'open' && intent.stopPrice !== null) {
-      ledger.placeStopOrder({
-        pair: intent.pair,
-        side: buy ? 'sell' : 'buy',
-        quantity: placed.filledQuantity,
-        stopPrice: intent.stopPrice,
-        clientOrderId: stopOrderId(tradeId),
-        time: asOf,
-      });
+    const position = exchangePosition(ledger, intent.pair);
+    // the protective stop, as the live order step keeps it (src/core/protective-stop.ts)
+    const plan = protectiveStopPlan(req, position, config.risk.emergency_stop_loss);
+    let stopOrderId = plan.result;
+    if (plan.place !== null) {
+      try {
+        ledger.placeStopOrder({ pair: intent.pair, ...plan.place, time: asOf });
+      } catch (err) {
+        if (!(err instanceof LedgerRejection)) throw err;
+        stopOrderId = currentStopOf(req);
+      }
     }
-    if (intent.kind === 'close') ledger.cancelOrder(stopOrderId(tradeId), asOf);
-    return {
-      clientOrderId,
-      status: 'filled',
-      fills: placed.fills,
-      position: exchangePosition(ledger, intent.pair),
-      error: null,
-    };
+    if (plan.cancel !== null && stopOrderId === plan.result) ledger.cancelOrder(plan.cancel, asOf);
+    return { clientOrderId, status: 'filled', fills: placed.fills, position, error: null, stopOrderId };
   };
 
   const steps: CycleSteps = {

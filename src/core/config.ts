@@ -141,6 +141,11 @@ export const ExchangeConfigSchema = z
     api_secret: z.string().default(''),
     sandbox: z.boolean().default(false),
     demo_trading: z.boolean().default(false),
+    /**
+     * base URL that replaces the exchange's API URLs (their paths are kept), e.g. the local test exchange
+     * `http://127.0.0.1:8900`; null: ccxt's URLs. http only on 127.0.0.1 / localhost.
+     */
+    api_url: z.string().url({ error: 'must be a URL like http://127.0.0.1:8900' }).nullable().default(null),
     /** extra ccxt constructor options */
     ccxt_options: z.record(z.string(), z.unknown()).default({}),
   })

@@ -19,12 +19,20 @@ import type {
   MarketStateSummary,
   OrderIntent,
   PositionState,
+  Side,
   Verdict,
 } from './types';
 import type { RiskConfig } from './config';
 import type { DecisionContext } from './context-types';
 import { clientOrderId } from './ids';
-import { applyExecution, closeTrade, copyPosition, leveragedReturn, trackExcursions } from './position';
+import {
+  applyExecution,
+  closeTrade,
+  copyPosition,
+  leveragedReturn,
+  protectiveStopOf,
+  trackExcursions,
+} from './position';
 import { protectiveExit, type MarketLimits } from './risk';
 import type { AdmissionDecision, AdmissionRequest } from './admission';
 import type { DecisionRecord as WarningRecord } from './learning/warnings';
@@ -35,7 +43,10 @@ export interface MarketView {
   account: AccountSnapshot;
   /** closed main-timeframe candles in (since, asOf], oldest first (for MFE/MAE from highs and lows) */
   candlesSince: Candle[];
-  /** funding paid (+) or received (-) on this pair's position since the previous cycle, USDT */
+  /**
+   * funding paid (+) or received (-) on this pair's position since the previous cycle, USDT (live: the exchange's
+   * funding payments since the entry minus what the position already counts, so a payment booked late is counted then)
+   */
   fundingSince: number;
   /** the exchange's order limits for this pair (minimums, step) and the costs the risk gate reserves */
   limits: MarketLimits;
@@ -64,9 +75,37 @@ export interface ExecuteRequest {
   asOf: number;
   /**
    * the trade the order belongs to (the entry's client order id; for an open, this order's id). The protective stop
-   * placed with an entry has the id `<tradeId>s`, so a close can cancel it.
+   * placed after an order has the id `<that order's client id>s` (`stopOrderId`), so the entry's is `<tradeId>s`.
    */
   tradeId: string;
+  /**
+   * the protective stop on the exchange for the position the order adjusts or closes (replaced or cancelled after
+   * it); null for an open, or when the position has none. Absent in requests recorded before: `<tradeId>s`.
+   */
+  stopOrderId?: string | null;
+}
+
+/** What the market step is told about the open position of its pair (to read the exchange's books for it). */
+export interface OpenTradeRef {
+  tradeId: string;
+  side: Side;
+  /** the decision time of the entry */
+  entryTime: number;
+  quantity: number;
+  /** funding counted so far (+ paid, − received), USDT */
+  funding: number;
+  /** the protective stop on the exchange for it; null: none */
+  stopOrderId: string | null;
+}
+
+/** The market step's request. */
+export interface MarketRequest {
+  pair: string;
+  asOf: number;
+  /** the previous cycle's asOf; null on the first cycle */
+  since: number | null;
+  /** the open position of the pair as the cycle tracks it; null when flat (absent in requests recorded before) */
+  open?: OpenTradeRef | null;
 }
 
 /**
@@ -77,7 +116,7 @@ export interface ExecuteRequest {
  * cycle never looks inside it.
  */
 export interface CycleSteps<C = DecisionContext> {
-  fetchMarket(req: { pair: string; asOf: number; since: number | null }): Step<MarketView>;
+  fetchMarket(req: MarketRequest): Step<MarketView>;
   buildContext(req: ContextRequest): Step<C>;
   decide(ctx: C): Step<DecisionResult>;
   checkRisk(req: RiskRequest): Step<Verdict>;
@@ -283,7 +322,23 @@ export function runCycle<C = DecisionContext>(
 ): Step<CycleResult<C>> {
   // the stages only pass the context from buildContext to decide and into the decision event
   const any = steps as unknown as CycleSteps<Context>;
-  const fetched = any.fetchMarket({ pair: input.pair, asOf: tick.asOf, since: input.lastCycleAsOf });
+  const held = input.position;
+  const fetched = any.fetchMarket({
+    pair: input.pair,
+    asOf: tick.asOf,
+    since: input.lastCycleAsOf,
+    open:
+      held === null
+        ? null
+        : {
+            tradeId: held.tradeId,
+            side: held.side,
+            entryTime: held.entryTime,
+            quantity: held.quantity,
+            funding: held.funding,
+            stopOrderId: protectiveStopOf(held),
+          },
+  });
   return (
     isPending(fetched)
       ? fetched.then((view) => marketStage(openCycle(any, settings, input, tick, view)))
@@ -552,6 +607,7 @@ function protectiveOrder(work: CycleWork): ProtectiveOrder | null {
     clientOrderId: clientOrderId(tick.orderOwner, tick.asOf, 0),
     asOf: tick.asOf,
     tradeId: position.tradeId,
+    stopOrderId: protectiveStopOf(position),
   };
   return { reason: exit.reason, detail: exit.detail, request };
 }
@@ -605,11 +661,13 @@ function recordProtectiveExit(work: CycleWork, exit: ProtectiveOrder, execution:
 /** The order of an approved verdict: its client order id and the trade it belongs to. */
 function orderRequest(work: CycleWork, intent: OrderIntent): ExecuteRequest {
   const orderId = clientOrderId(work.tick.orderOwner, work.tick.asOf, 0);
+  const position = intent.kind === 'open' ? null : work.position;
   return {
     intent,
     clientOrderId: orderId,
     asOf: work.tick.asOf,
-    tradeId: intent.kind === 'open' ? orderId : (work.position?.tradeId ?? orderId),
+    tradeId: position?.tradeId ?? orderId,
+    stopOrderId: position ? protectiveStopOf(position) : null,
   };
 }
 

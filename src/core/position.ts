@@ -16,6 +16,7 @@
  * - PnL: positive = profit.
  * - Funding: positive = paid by the position, negative = received (as `PositionState.funding`).
  */
+import { stopOrderId } from './ids';
 import type {
   Candle,
   ClosedTrade,
@@ -210,6 +211,14 @@ function applyExtremes(position: PositionState, high: number, low: number): void
 }
 
 /**
+ * The client order id of the protective stop on the exchange for `position`: its `stopOrderId`, or, in a state
+ * recorded before stops were replaced, the entry's (`stopOrderId(tradeId)`). Null: none.
+ */
+export function protectiveStopOf(position: Pick<PositionState, 'tradeId' | 'stopOrderId'>): string | null {
+  return position.stopOrderId === undefined ? stopOrderId(position.tradeId) : position.stopOrderId;
+}
+
+/**
  * A copy of `p`, field by field: one object shape for every position state, so copying stays on V8's fast path
  * (an object spread of positions of mixed shapes was 3 % of a backtest). Every field of {@link PositionState} must
  * be listed: the type checker rejects a missing one.
@@ -241,6 +250,7 @@ export function copyPosition(p: PositionState): PositionState {
     maePct: p.maePct,
     lastPnlPct: p.lastPnlPct,
     clientOrderIds: p.clientOrderIds,
+    stopOrderId: p.stopOrderId,
   };
 }
 
@@ -527,9 +537,10 @@ export interface ExecutionContext {
 
 /**
  * Apply every fill of an executed order to the position mirror (see `applyFill`), in order. The trade closes when the
- * fills cover the whole quantity; a partly filled close leaves a reduced position. An `increase`/`reduce` intent
- * counts one adjustment. When the exchange reports the position after the order with a liquidation price, that price
- * replaces the computed one (the exchange's figure is authoritative). A non-filled execution changes nothing.
+ * fills cover the whole quantity; a partly filled order counts with what filled (a partly filled close leaves a reduced
+ * position). An `increase`/`reduce` intent counts one adjustment. When the exchange reports the position after the
+ * order with a liquidation price, that price replaces the computed one (the exchange's figure is authoritative), and
+ * the execution's protective stop (`stopOrderId`) becomes the position's. A non-filled execution changes nothing.
  * @throws Error when an `open` intent comes without `ctx.entry`, or when `applyFill` rejects a fill.
  */
 export function applyExecution(
@@ -572,5 +583,6 @@ export function applyExecution(
   if (current && reported && reported.pair === current.pair && reported.liquidationPrice !== null) {
     current = { ...current, liquidationPrice: reported.liquidationPrice };
   }
+  if (current && execution.stopOrderId !== undefined) current = { ...current, stopOrderId: execution.stopOrderId };
   return { position: current, closed };
 }

@@ -171,6 +171,12 @@ export interface PositionState {
   /** leveraged PnL % at the last cycle (for drawdown-from-peak and erosion warnings) */
   lastPnlPct: number;
   clientOrderIds: string[];
+  /**
+   * client order id of the protective stop on the exchange for this position (it is replaced when the position is
+   * increased or reduced); null: none. Absent in states recorded before stops were replaced: the entry's stop
+   * (`stopOrderId(tradeId)`).
+   */
+  stopOrderId?: string | null;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -299,6 +305,11 @@ export interface Execution {
   position: ExchangePosition | null;
   /** exchange's reason when rejected */
   error: string | null;
+  /**
+   * the protective stop on the exchange for the position after this order: its client order id, null when there is
+   * none; absent (executions recorded before): unchanged
+   */
+  stopOrderId?: string | null;
 }
 
 /** One closed trade, as reviewed, journaled and reported. */

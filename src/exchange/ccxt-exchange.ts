@@ -29,11 +29,13 @@ import type { Exchange as CcxtClient, Market, MarketInterface, Order, Position, 
 import type { Config } from '../core/config';
 import { timeframeMs } from '../core/timeframe';
 import type { Candle, ExchangePosition, Fill, FundingInfo } from '../core/types';
-import { classifyError, ExchangeError } from './errors';
+import { classifyError, ExchangeError, redactSecrets } from './errors';
+import { BackOffGate } from './back-off';
 import { clientOrderIdProblem } from './port';
 import type {
   Balance,
   Exchange,
+  FundingPayment,
   FundingRecord,
   MarketInfo,
   OrderRequest,
@@ -63,6 +65,19 @@ export interface CcxtExchangeOptions {
   settleCurrency?: string;
   /** replaces ccxt's HTTP client (same contract as the global `fetch`); for proxies and offline tests */
   fetchImplementation?: (input: string, init?: RequestInit) => Promise<Response>;
+  /**
+   * base URL every ccxt API URL is rewritten to, keeping its path (`https://fapi.binance.com/fapi/v1` becomes
+   * `<apiUrl>/fapi/v1`): a local exchange (test/local-exchange) or a gateway. `http:` only on a loopback host (the API
+   * key travels in a header). Not with `sandbox` or `demoTrading`.
+   */
+  apiUrl?: string | null;
+  /** longest wait for an exchange's Retry-After inside one call before failing it as retryable, ms; default 10 s */
+  maxBackOffWaitMs?: number;
+  /**
+   * pauses before the second and later look-ups of an order that an earlier attempt may have placed (see
+   * `OrderRequest.mayExist`), ms; default 1000, 2000
+   */
+  lookupRetryDelaysMs?: readonly number[];
   /** clock for the cache age, Unix ms; default `Date.now` */
   now?: () => number;
 }
@@ -76,14 +91,22 @@ interface MarketsCacheFile {
   markets: Market[];
 }
 
-type Environment = 'live' | 'sandbox' | 'demo';
+/** `custom`: the API URLs are rewritten to `apiUrl` (a local exchange or a gateway) */
+type Environment = 'live' | 'sandbox' | 'demo' | 'custom';
 type OrderKind = 'market' | 'stop';
 
 const CACHE_FORMAT = 'llm-trader/ccxt-markets@1';
+/** See {@link CcxtExchangeOptions.maxBackOffWaitMs}. */
+export const DEFAULT_MAX_BACK_OFF_WAIT_MS = 10_000;
+/** See {@link CcxtExchangeOptions.lookupRetryDelaysMs}. */
+export const DEFAULT_LOOKUP_RETRY_DELAYS_MS: readonly number[] = [1_000, 2_000];
+const LOOPBACK_HOSTS = new Set(['127.0.0.1', 'localhost', '[::1]']);
 const DAY_MS = 24 * 60 * 60 * 1000;
 /** candles asked per request; exchanges with a lower cap return fewer and the loop continues */
 const CANDLES_PER_REQUEST = 1000;
 const FUNDING_PER_REQUEST = 1000;
+/** the longest time range asked of a history endpoint at once (Binance: 7 days) */
+const FUNDING_WINDOW_MS = 7 * DAY_MS;
 /** quantities and prices are cleaned to this many significant digits after float arithmetic */
 const SIGNIFICANT = 12;
 
@@ -112,6 +135,25 @@ function isMarginModeUnchanged(err: unknown): boolean {
   return /no need to change margin type/i.test(message);
 }
 
+/**
+ * ccxt's binance classes choose the error table of a request by its URL's host (fapi.binance.com: the USDⓈ-M table);
+ * with rewritten URLs no host matches and USDⓈ-M codes such as -2019 "Margin is insufficient" would map to a plain
+ * ExchangeError. For binanceusdm every request is a USDⓈ-M one, so its table is made the default (for the real hosts
+ * this changes nothing: their own table is consulted first).
+ */
+function useLinearErrorTable(client: CcxtClient): void {
+  if (client.id !== 'binanceusdm') return;
+  type Table = { exact?: Record<string, unknown>; broad?: Record<string, unknown> };
+  const exceptions = client.exceptions as Table & { linear?: Table };
+  const linear = exceptions.linear;
+  if (!linear) return;
+  client.exceptions = {
+    ...exceptions,
+    exact: { ...exceptions.exact, ...linear.exact },
+    broad: { ...exceptions.broad, ...linear.broad },
+  };
+}
+
 function mapStatus(status: string | undefined): OrderStatus {
   switch (status) {
     case 'closed':
@@ -127,6 +169,90 @@ function mapStatus(status: string | undefined): OrderStatus {
   }
 }
 
+type CcxtClass = new (config: Record<string, unknown>) => CcxtClient;
+
+/**
+ * `Base` with every HTTP request passing `gate` first, and every 429/418 answer closing it for its Retry-After. All of
+ * ccxt's own behaviour (signing, throttling, parsing, error mapping) is kept: the subclass only adds the gate.
+ */
+function withBackOffGate(Base: CcxtClass, gate: BackOffGate): CcxtClass {
+  return class extends Base {
+    override async fetch(url: string, method?: string, headers?: unknown, body?: unknown): Promise<unknown> {
+      await gate.pass(`${method ?? 'GET'} ${pathOf(url)}`);
+      return super.fetch(url, method, headers, body);
+    }
+
+    override handleErrors(
+      code: number,
+      reason: string,
+      url: string,
+      method: string,
+      headers: Record<string, unknown>,
+      body: string,
+      response: unknown,
+      requestHeaders: unknown,
+      requestBody: unknown,
+    ): undefined {
+      gate.observe(code, headers);
+      return super.handleErrors(code, reason, url, method, headers, body, response, requestHeaders, requestBody);
+    }
+  };
+}
+
+/** The path of a URL, without its query (which carries the signature). */
+function pathOf(url: string): string {
+  try {
+    return new URL(url).pathname;
+  } catch {
+    return url.split('?')[0] ?? url;
+  }
+}
+
+/**
+ * `api` (ccxt's `urls.api`: URLs, possibly nested in objects) with every URL's origin replaced by `base`.
+ * @throws Error when `base` is not an absolute http(s) URL, or is http on a host that is not loopback
+ */
+export function rewriteApiUrls(api: unknown, base: string): unknown {
+  let parsed: URL;
+  try {
+    parsed = new URL(base);
+  } catch {
+    throw new Error('exchange.api_url is not a URL: use e.g. http://127.0.0.1:8900');
+  }
+  if (parsed.protocol !== 'https:' && parsed.protocol !== 'http:') {
+    throw new Error(`exchange.api_url must be an http(s) URL, got ${parsed.protocol}//${parsed.host}`);
+  }
+  if (parsed.username !== '' || parsed.password !== '') {
+    throw new Error(
+      'exchange.api_url must not carry a user name or password: the exchange authenticates with the API key and secret',
+    );
+  }
+  if (parsed.protocol === 'http:' && !LOOPBACK_HOSTS.has(parsed.hostname)) {
+    throw new Error(
+      `exchange.api_url ${base} is plain http on ${parsed.hostname}: the API key would travel unencrypted; use https, ` +
+        'or http only on 127.0.0.1 / localhost',
+    );
+  }
+  const prefix = `${parsed.origin}${parsed.pathname.replace(/\/+$/, '')}`;
+  const rewrite = (value: unknown): unknown => {
+    if (typeof value === 'string') {
+      try {
+        const u = new URL(value);
+        return `${prefix}${u.pathname.replace(/\/+$/, '')}`;
+      } catch {
+        return value;
+      }
+    }
+    if (value !== null && typeof value === 'object') {
+      return Object.fromEntries(Object.entries(value as Record<string, unknown>).map(([k, v]) => [k, rewrite(v)]));
+    }
+    return value;
+  };
+  return rewrite(api);
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((resolve) => setTimeout(resolve, ms));
+
 export class CcxtExchange implements Exchange {
   readonly id: string;
   readonly environment: Environment;
@@ -137,6 +263,8 @@ export class CcxtExchange implements Exchange {
   readonly #cacheFile: string | null;
   readonly #cacheMaxAgeMs: number;
   readonly #now: () => number;
+  readonly #gate: BackOffGate;
+  readonly #lookupRetryDelaysMs: readonly number[];
   #marketsReady: Promise<void> | null = null;
   #marketsFromCache = false;
   #refreshAfterMiss: Promise<void> | null = null;
@@ -148,7 +276,7 @@ export class CcxtExchange implements Exchange {
    */
   constructor(options: CcxtExchangeOptions) {
     const { exchangeId } = options;
-    const classes = ccxtExchanges as unknown as Record<string, new (config: Record<string, unknown>) => CcxtClient>;
+    const classes = ccxtExchanges as unknown as Record<string, CcxtClass>;
     const ExchangeClass = Object.hasOwn(classes, exchangeId) ? classes[exchangeId] : undefined;
     if (!ExchangeClass) {
       throw new Error(
@@ -181,8 +309,19 @@ export class CcxtExchange implements Exchange {
         'exchange.ccxt_options.verbose logs request headers, which carry the API key: remove it when keys are set',
       );
     }
+    const apiUrl = options.apiUrl ?? null;
+    if (apiUrl !== null && (sandbox || demoTrading)) {
+      throw new Error(
+        'exchange.api_url cannot be combined with exchange.sandbox or exchange.demo_trading: it replaces every API URL',
+      );
+    }
     const userOptions = (extra.options ?? {}) as Record<string, unknown>;
-    this.#client = new ExchangeClass({
+    this.#gate = new BackOffGate({
+      exchange: exchangeId,
+      maxWaitMs: options.maxBackOffWaitMs ?? DEFAULT_MAX_BACK_OFF_WAIT_MS,
+    });
+    this.#lookupRetryDelaysMs = options.lookupRetryDelaysMs ?? DEFAULT_LOOKUP_RETRY_DELAYS_MS;
+    this.#client = new (withBackOffGate(ExchangeClass, this.#gate))({
       ...extra,
       apiKey,
       secret,
@@ -190,6 +329,11 @@ export class CcxtExchange implements Exchange {
       options: { defaultType: 'swap', ...userOptions },
     });
     if (options.fetchImplementation) this.#client.fetchImplementation = options.fetchImplementation;
+    if (apiUrl !== null) {
+      const urls = this.#client.urls as Record<string, unknown>;
+      urls.api = rewriteApiUrls(urls.api, apiUrl);
+      useLinearErrorTable(this.#client);
+    }
     if (sandbox) {
       if (!this.#client.urls.test) {
         throw new Error(
@@ -207,7 +351,7 @@ export class CcxtExchange implements Exchange {
       this.#client.enableDemoTrading(true);
     }
     this.id = exchangeId;
-    this.environment = sandbox ? 'sandbox' : demoTrading ? 'demo' : 'live';
+    this.environment = apiUrl !== null ? 'custom' : sandbox ? 'sandbox' : demoTrading ? 'demo' : 'live';
     this.settleCurrency = options.settleCurrency ?? 'USDT';
     this.#secrets = [apiKey, secret].filter((s) => s !== '');
     this.#cacheFile = options.marketsCacheFile ?? null;
@@ -221,7 +365,10 @@ export class CcxtExchange implements Exchange {
    */
   static fromConfig(
     config: Config['exchange'],
-    extra: Pick<CcxtExchangeOptions, 'marketsCacheFile' | 'fetchImplementation' | 'settleCurrency'> = {},
+    extra: Pick<
+      CcxtExchangeOptions,
+      'marketsCacheFile' | 'fetchImplementation' | 'settleCurrency' | 'maxBackOffWaitMs' | 'lookupRetryDelaysMs'
+    > = {},
   ): CcxtExchange {
     return new CcxtExchange({
       exchangeId: config.name,
@@ -229,6 +376,7 @@ export class CcxtExchange implements Exchange {
       secret: config.api_secret,
       sandbox: config.sandbox,
       demoTrading: config.demo_trading,
+      apiUrl: config.api_url,
       ccxtOptions: config.ccxt_options,
       ...extra,
     });
@@ -515,6 +663,93 @@ export class CcxtExchange implements Exchange {
   // Account
   // ------------------------------------------------------------------------------------------------------------
 
+  /**
+   * Binance: the FUNDING_FEE rows of the income history (income > 0 received, < 0 paid; returned with the port's
+   * sign: paid > 0), asked for in windows of at most 7 days (history endpoints limit their range) and paged within a
+   * window. An open position pays or receives funding every few hours, so the first window without a payment is past
+   * the last one: the reading stops there (or at the clock).
+   */
+  async fetchFundingPayments(pair: string, since: number): Promise<FundingPayment[]> {
+    const operation = `fetchFundingPayments ${pair}`;
+    const market = await this.#ccxtMarket(pair);
+    if (!this.#client.has.fetchFundingHistory) {
+      throw new ExchangeError(
+        'ExchangeNotSupported',
+        `${this.id} ${operation}: the exchange does not list funding payments, so live funding cannot be tracked`,
+      );
+    }
+    const payments: FundingPayment[] = [];
+    const seen = new Set<string>();
+    for (let windowStart = since; windowStart <= this.#now(); windowStart += FUNDING_WINDOW_MS) {
+      const windowEnd = windowStart + FUNDING_WINDOW_MS - 1;
+      let cursor = windowStart;
+      let inWindow = 0;
+      for (;;) {
+        let rows;
+        try {
+          rows = await this.#client.fetchFundingHistory(market.symbol, cursor, FUNDING_PER_REQUEST, {
+            until: windowEnd,
+          });
+        } catch (err) {
+          throw this.#classify(err, operation);
+        }
+        let lastTime = cursor;
+        let added = 0;
+        for (const row of rows) {
+          const time = num(row.timestamp);
+          const amount = num(row.amount);
+          if (time === null || amount === null) {
+            throw new ExchangeError(
+              'ExchangeBadResponse',
+              `${this.id} ${operation}: funding payment without time or amount ${JSON.stringify(row.info)}`,
+            );
+          }
+          if (time < since || time > windowEnd) continue;
+          lastTime = Math.max(lastTime, time);
+          const key = String(row.id ?? `${time}|${amount}`);
+          if (seen.has(key)) continue;
+          seen.add(key);
+          payments.push({ time, amount: clean(-amount) });
+          added += 1;
+        }
+        inWindow += added;
+        // a full page may have more behind it (same window, from its last time: repeats are dropped by id)
+        if (rows.length < FUNDING_PER_REQUEST || added === 0) break;
+        cursor = lastTime;
+      }
+      if (inWindow === 0) break;
+    }
+    return payments.sort((a, b) => a.time - b.time);
+  }
+
+  /**
+   * Checks that the account can be traded by this adapter before any order: the keys work (a signed balance read) and,
+   * where the exchange can say, positions are in one-way mode (hedge mode would make reduce-only exits and the
+   * position mirror wrong). Returns the balance.
+   * @throws ExchangeError `ExchangeAuthenticationFailed` for bad keys, `ExchangeMisconfigured` in hedge mode, others
+   *   as classified
+   */
+  async checkAccount(pair: string): Promise<Balance> {
+    const balance = await this.fetchBalance();
+    if (this.#client.has.fetchPositionMode) {
+      const market = await this.#ccxtMarket(pair);
+      let mode: { hedged?: unknown };
+      try {
+        mode = (await this.#client.fetchPositionMode(market.symbol)) as { hedged?: unknown };
+      } catch (err) {
+        throw this.#classify(err, 'fetchPositionMode');
+      }
+      if (mode.hedged === true) {
+        throw new ExchangeError(
+          'ExchangeMisconfigured',
+          `${this.id}: the account is in hedge (dual-side) position mode; this trader needs one-way mode: switch it in ` +
+            'the futures preferences (Binance: Position Mode → One-way Mode) with no position open',
+        );
+      }
+    }
+    return balance;
+  }
+
   /** Zero totals when the account holds none of the settlement currency. */
   async fetchBalance(): Promise<Balance> {
     // markets first: otherwise ccxt loads them itself, with currencies from Binance's spot (sapi) API
@@ -695,6 +930,26 @@ export class CcxtExchange implements Exchange {
     return this.#toOrderResult(market, order, clientOrderId, kind);
   }
 
+  /**
+   * {@link #lookup}, and when it finds nothing and `settle` is set, again after each of the look-up retry delays: an
+   * order placed moments ago by an attempt whose answer was lost may not show in look-ups yet.
+   */
+  async #lookupSettled(
+    market: MarketInterface,
+    clientOrderId: string,
+    kind: OrderKind,
+    settle: boolean,
+  ): Promise<OrderResult | null> {
+    const found = await this.#lookup(market, clientOrderId, kind);
+    if (found !== null || !settle) return found;
+    for (const delay of this.#lookupRetryDelaysMs) {
+      await sleep(delay);
+      const again = await this.#lookup(market, clientOrderId, kind);
+      if (again !== null) return again;
+    }
+    return null;
+  }
+
   /** An order found under the id of a new request must be that request's order, not another one. */
   #sameOrder(existing: OrderResult, side: OrderSide, operation: string): OrderResult {
     if (existing.side !== side) {
@@ -707,21 +962,103 @@ export class CcxtExchange implements Exchange {
     return existing;
   }
 
-  async #fills(market: MarketInterface, order: Order, clientOrderId: string, filled: number): Promise<Fill[]> {
-    if (filled <= 0) return [];
+  /**
+   * Sends a new order (market or stop) with its client order id, idempotently:
+   * 1. look the id up first (with the retry delays when an earlier attempt may have placed it): found, it is returned;
+   * 2. send it;
+   * 3. "duplicate client order id" (Binance -4116: an OPEN order has the id, i.e. an earlier attempt placed it and its
+   *    answer was lost) is "already placed": the order is looked up (with the retry delays) and returned; when the
+   *    exchange still shows no such order, the failure is a retryable ExchangeOperationFailed, never a rejection, so
+   *    the next attempt finds it by step 1.
+   * Binance keeps client order ids unique among open orders only: a filled market order's id can be used again, so
+   * step 1 is what keeps a retry from placing a second order.
+   */
+  async #placeIdempotently(
+    market: MarketInterface,
+    kind: OrderKind,
+    req: { side: OrderSide; clientOrderId: string; mayExist?: boolean },
+    operation: string,
+    send: () => Promise<Order>,
+  ): Promise<OrderResult> {
+    const settle = req.mayExist === true;
+    const existing = await this.#lookupSettled(market, req.clientOrderId, kind, settle);
+    if (existing !== null) return this.#sameOrder(existing, req.side, operation);
+    let order: Order;
+    try {
+      order = await send();
+    } catch (err) {
+      if (!isDuplicateClientOrderId(err)) throw this.#classify(err, operation);
+      const placed = await this.#lookupSettled(market, req.clientOrderId, kind, true);
+      if (placed !== null) return this.#sameOrder(placed, req.side, operation);
+      throw new ExchangeError(
+        'ExchangeOperationFailed',
+        `${this.id} ${operation}: the exchange answers that client order id ${req.clientOrderId} is already in use ` +
+          `(${redactSecrets(err instanceof Error ? err.message : String(err), this.#secrets)}) but does not show that ` +
+          'order yet; retried: the next attempt looks it up before sending anything',
+      );
+    }
+    return this.#toOrderResult(market, order, req.clientOrderId, kind);
+  }
+
+  /** The executions of `orderId`: the order's own trades, else the account's trades since `since` of that order. */
+  async #tradesOf(
+    market: MarketInterface,
+    order: Order,
+    orderId: string,
+    since: number | null,
+    what: string,
+  ): Promise<Trade[]> {
+    const own = Array.isArray(order.trades) ? order.trades.filter((t) => num(t.price) !== null) : [];
+    if (own.length > 0 || !this.#client.has.fetchMyTrades) return own;
+    try {
+      const mine = await this.#client.fetchMyTrades(market.symbol, since ?? undefined);
+      return mine.filter((t) => String(t.order) === orderId);
+    } catch (err) {
+      throw this.#classify(err, `fetch fills of ${market.symbol} ${what}`);
+    }
+  }
+
+  async #fills(
+    market: MarketInterface,
+    order: Order,
+    clientOrderId: string,
+    filled: number,
+    kind: OrderKind,
+  ): Promise<Fill[]> {
     const contractSize = num(market.contractSize) ?? 1;
     const side = order.side as OrderSide;
-    const reduceOnly = order.reduceOnly === true;
-    let trades: Trade[] = Array.isArray(order.trades) ? order.trades.filter((t) => num(t.price) !== null) : [];
-    if (trades.length === 0 && this.#client.has.fetchMyTrades) {
-      const since = num(order.timestamp);
-      try {
-        const mine = await this.#client.fetchMyTrades(market.symbol, since ?? undefined);
-        trades = mine.filter((t) => t.order === order.id);
-      } catch (err) {
-        throw this.#classify(err, `fetch fills of ${market.symbol} ${clientOrderId}`);
-      }
+    const reduceOnly = order.reduceOnly === true || kind === 'stop';
+    const toFill = (t: Trade): Fill => ({
+      clientOrderId,
+      pair: market.symbol,
+      side,
+      price: num(t.price) ?? 0,
+      quantity: clean((num(t.amount) ?? 0) * contractSize),
+      // fees charged in another asset (Binance BNB discount) cannot be converted here and count as 0
+      fee: t.fee?.currency === this.settleCurrency ? (num(t.fee.cost) ?? 0) : 0,
+      time: num(t.timestamp) ?? 0,
+      reduceOnly,
+    });
+    if (kind === 'stop') {
+      // a triggered Binance conditional order spawns a market order (`actualOrderId`) that holds the executions
+      const info = (order.info ?? {}) as Record<string, unknown>;
+      const actual =
+        typeof info.actualOrderId === 'string' || typeof info.actualOrderId === 'number'
+          ? String(info.actualOrderId)
+          : '';
+      if (mapStatus(order.status) !== 'filled' || actual === '' || actual === '0') return [];
+      const since = Number(info.triggerTime) > 0 ? Number(info.triggerTime) : num(order.lastUpdateTimestamp);
+      const trades = await this.#tradesOf(
+        market,
+        { ...order, trades: [] },
+        actual,
+        since,
+        `${clientOrderId} (order ${actual})`,
+      );
+      return trades.map(toFill).sort((a, b) => a.time - b.time);
     }
+    if (filled <= 0) return [];
+    const trades = await this.#tradesOf(market, order, String(order.id), num(order.timestamp), clientOrderId);
     if (trades.length === 0) {
       // The exchange does not list the executions (yet): one fill with the order's totals.
       const average = num(order.average);
@@ -739,19 +1076,7 @@ export class CcxtExchange implements Exchange {
         },
       ];
     }
-    return trades
-      .map((t) => ({
-        clientOrderId,
-        pair: market.symbol,
-        side,
-        price: num(t.price) ?? 0,
-        quantity: clean((num(t.amount) ?? 0) * contractSize),
-        // fees charged in another asset (Binance BNB discount) cannot be converted here and count as 0
-        fee: t.fee?.currency === this.settleCurrency ? (num(t.fee.cost) ?? 0) : 0,
-        time: num(t.timestamp) ?? 0,
-        reduceOnly,
-      }))
-      .sort((a, b) => a.time - b.time);
+    return trades.map(toFill).sort((a, b) => a.time - b.time);
   }
 
   async #toOrderResult(
@@ -768,9 +1093,17 @@ export class CcxtExchange implements Exchange {
         `${this.id} order ${clientOrderId} on ${market.symbol} came back without a side: ${JSON.stringify(order.info)}`,
       );
     }
-    const filled = clean((num(order.filled) ?? 0) * contractSize);
-    const fills = await this.#fills(market, order, clientOrderId, filled);
-    const average = num(order.average);
+    const reported = clean((num(order.filled) ?? 0) * contractSize);
+    const fills = await this.#fills(market, order, clientOrderId, reported, kind);
+    const fromFills = clean(fills.reduce((sum, f) => sum + f.quantity, 0));
+    // a triggered stop reports no quantities of its own: its spawned order's fills are its executions
+    const filled = kind === 'stop' ? fromFills : reported;
+    const average =
+      kind === 'stop'
+        ? fromFills > 0
+          ? clean(fills.reduce((sum, f) => sum + f.price * f.quantity, 0) / fromFills)
+          : null
+        : num(order.average);
     return {
       clientOrderId,
       exchangeOrderId: String(order.id),
@@ -808,27 +1141,16 @@ export class CcxtExchange implements Exchange {
           `below the minimum ${info.minNotional} ${this.settleCurrency} of ${req.pair}; increase the size`,
       );
     }
-    const existing = await this.#lookup(market, req.clientOrderId, 'market');
-    if (existing !== null) return this.#sameOrder(existing, req.side, operation);
     const params: Record<string, unknown> = { clientOrderId: req.clientOrderId };
     if (req.reduceOnly) params.reduceOnly = true;
-    let order: Order;
-    try {
-      order = await this.#client.createOrder(market.symbol, 'market', req.side, amount, undefined, params);
-    } catch (err) {
-      if (isDuplicateClientOrderId(err)) {
-        // placed by an earlier attempt that the lookup above did not see yet
-        const again = await this.#lookup(market, req.clientOrderId, 'market');
-        if (again !== null) return this.#sameOrder(again, req.side, operation);
-      }
-      throw this.#classify(err, operation);
-    }
-    return this.#toOrderResult(market, order, req.clientOrderId, 'market');
+    return this.#placeIdempotently(market, 'market', req, operation, () =>
+      this.#client.createOrder(market.symbol, 'market', req.side, amount, undefined, params),
+    );
   }
 
   /**
-   * On Binance the stop is a conditional (algo) order: once triggered its status is `filled` but its quantities stay
-   * 0, because the execution belongs to the market order it spawns; read the position to see the effect.
+   * On Binance the stop is a conditional (algo) order. Once triggered its status is `filled` and its fills are those of
+   * the market order it spawned (their real prices, fees and times); before that it is `open` with no fills.
    */
   async placeStopOrder(req: StopOrderRequest): Promise<OrderResult | null> {
     if (!this.#supportsStops) return null;
@@ -848,20 +1170,10 @@ export class CcxtExchange implements Exchange {
     } catch (err) {
       throw this.#classify(err, operation);
     }
-    const existing = await this.#lookup(market, req.clientOrderId, 'stop');
-    if (existing !== null) return this.#sameOrder(existing, req.side, operation);
     const params = { triggerPrice, reduceOnly: true, clientOrderId: req.clientOrderId };
-    let order: Order;
-    try {
-      order = await this.#client.createOrder(market.symbol, 'market', req.side, amount, undefined, params);
-    } catch (err) {
-      if (isDuplicateClientOrderId(err)) {
-        const again = await this.#lookup(market, req.clientOrderId, 'stop');
-        if (again !== null) return this.#sameOrder(again, req.side, operation);
-      }
-      throw this.#classify(err, operation);
-    }
-    return this.#toOrderResult(market, order, req.clientOrderId, 'stop');
+    return this.#placeIdempotently(market, 'stop', req, operation, () =>
+      this.#client.createOrder(market.symbol, 'market', req.side, amount, undefined, params),
+    );
   }
 
   async fetchOrderByClientId(pair: string, clientOrderId: string): Promise<OrderResult | null> {

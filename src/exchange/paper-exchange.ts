@@ -38,6 +38,7 @@ import {
   clientOrderIdProblem,
   type Balance,
   type Exchange,
+  type FundingPayment,
   type FundingRecord,
   type MarketInfo,
   type OrderRequest,
@@ -228,6 +229,15 @@ export class PaperExchange implements Exchange {
   // ------------------------------------------------------------------------------------------------------------
   // Account
   // ------------------------------------------------------------------------------------------------------------
+
+  /** The account's funding charges on `pair` at or after `since` (after advancing the pair to the clock). */
+  async fetchFundingPayments(pair: string, since: number): Promise<FundingPayment[]> {
+    await this.advancePair(pair);
+    return this.store.ledger
+      .fundingCharges()
+      .filter((f) => f.pair === pair && f.time >= since)
+      .map((f) => ({ time: f.time, amount: f.amount }));
+  }
 
   /**
    * Account totals after advancing every exposed pair to the clock: equity = cash + margin + unrealised PnL at each

@@ -52,6 +52,12 @@ export interface OrderRequest {
    * minimum notional before sending; the order itself is a market order and fills at the market.
    */
   referencePrice: number;
+  /**
+   * true when an earlier attempt of this same request may have reached the exchange (a retried activity): when the
+   * look-up by client order id finds nothing, it is repeated after short pauses before the order is sent, because an
+   * exchange may not show an order it accepted a moment ago (and Binance accepts a filled order's id again)
+   */
+  mayExist?: boolean;
 }
 
 /** A reduce-only stop-market order that closes (part of) a position when the price crosses `stopPrice`. */
@@ -64,6 +70,16 @@ export interface StopOrderRequest {
   /** trigger price, USDT; rounded to the market's `tickSize` */
   stopPrice: number;
   clientOrderId: string;
+  /** as {@link OrderRequest.mayExist} */
+  mayExist?: boolean;
+}
+
+/** One funding payment of the account on a pair. */
+export interface FundingPayment {
+  /** when the exchange booked it, Unix ms */
+  time: number;
+  /** USDT: positive = paid by the account, negative = received (the sign of `PositionState.funding`) */
+  amount: number;
 }
 
 /**
@@ -163,6 +179,12 @@ export interface Exchange {
   /** Funding events of `pair` with time >= `since`, oldest first, up to now. Pages through the per-request limit. */
   fetchFundingRateHistory(pair: string, since: number): Promise<FundingRecord[]>;
 
+  /**
+   * The funding payments of the account on `pair` booked at or after `since` (Unix ms), oldest first, up to now: what
+   * the positions held paid or received. Pages through the exchange's per-request limit.
+   */
+  fetchFundingPayments(pair: string, since: number): Promise<FundingPayment[]>;
+
   /** Account totals. */
   fetchBalance(): Promise<Balance>;
 
@@ -180,14 +202,18 @@ export interface Exchange {
    * returned instead of placing another (so retrying after a timeout is safe). Checks before sending, without a
    * request: client order id format, quantity after rounding >= `minQty`, and, unless reduce-only,
    * quantity x `referencePrice` >= `minNotional` (each failure is a non-retryable `ExchangeInvalidOrder`).
-   * An existing order with the same id but another side is an `ExchangeDuplicateOrderId`.
-   * Returns the order as the exchange reports it right after placement (a market order is normally `filled`).
+   * An existing order with the same id but another side is an `ExchangeDuplicateOrderId`. An exchange answer that
+   * the id is already in use (an earlier attempt placed the order) returns that order; while the exchange does not
+   * show it yet, the failure is retryable, never a rejection.
+   * Returns the order as the exchange reports it right after placement: a market order is normally `filled`; one
+   * that filled only in part and expired is `canceled` with its `filledQuantity` and fills.
    */
   createOrder(req: OrderRequest): Promise<OrderResult>;
 
   /**
    * The order (market or stop) with `clientOrderId` on `pair`, with its fills, or null when there is none.
-   * Read-only.
+   * A triggered stop is `filled` with the fills of the execution it caused (price, fee and time as the exchange
+   * booked them). Read-only.
    */
   fetchOrderByClientId(pair: string, clientOrderId: string): Promise<OrderResult | null>;
 

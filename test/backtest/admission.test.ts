@@ -10,12 +10,17 @@ import { resultJson, runBacktest } from '../../src/backtest/engine';
 import type { BacktestPolicy } from '../../src/backtest/policy';
 import type { BacktestResultFile } from '../../src/backtest/result';
 import type { DecisionContext } from '../../src/core/context-types';
-import type { Decision } from '../../src/core/types';
+import type { Decision, DecisionResult } from '../../src/core/types';
 import { ALL_PAIRS, DAY_MS, MAIN_MS, recordedMarket, testConfig } from '../helpers/backtest';
 
 const DATA_START = Date.UTC(2025, 4, 22, 0, 30);
 
-function alwaysEnter(): BacktestPolicy {
+/**
+ * `answerDelay` null: answers at once, one pair after the other (concurrency 1). Else every pair's question is out at
+ * the same time and the answers come back after a delay of 0-`answerDelay` ms in a scrambled order (as 16 concurrent
+ * model requests do).
+ */
+function alwaysEnter(answerDelay: number | null = null): BacktestPolicy {
   return {
     name: 'always-enter',
     id: 'always-enter-test-policy',
@@ -24,38 +29,47 @@ function alwaysEnter(): BacktestPolicy {
     provider: () => ({
       name: 'always-enter',
       decide(ctx: DecisionContext) {
-        const price = ctx.snapshot.price;
-        const base = { pair: ctx.pair, confidence_score: 90, rsi_value: 50 };
-        let decision: Decision;
-        if (ctx.position === null) {
-          decision = {
-            tool: 'signal_entry_long',
-            args: {
-              ...base,
-              leverage: 2,
-              stake_amount: 100,
-              key_support: price * 0.9,
-              key_resistance: price * 1.1,
-              trend_strength: 'strong',
-              reason: 'always enter',
-            },
-          };
-        } else if ((ctx.asOf - ctx.position.entryTime) / MAIN_MS >= 3) {
-          decision = { tool: 'signal_exit', args: { ...base, trade_score: 50, reason: 'three candles held' } };
-        } else {
-          decision = { tool: 'signal_hold', args: { ...base, reason: 'hold' } };
-        }
-        return {
-          decision,
-          source: 'baseline',
-          model: 'always-enter',
-          usage: { input: 0, output: 0 },
-          latencyMs: 0,
-          problems: [],
-        };
+        const result = decideNow(ctx);
+        if (answerDelay === null) return result;
+        // a scrambled but repeatable order: the delay is a function of the pair and time
+        const delay = (ctx.pair.length * 7 + Math.floor(ctx.asOf / MAIN_MS) * 13) % (answerDelay + 1);
+        return new Promise<typeof result>((resolve) => setTimeout(() => resolve(result), delay));
       },
     }),
   };
+}
+
+function decideNow(ctx: DecisionContext) {
+  const price = ctx.snapshot.price;
+  const base = { pair: ctx.pair, confidence_score: 90, rsi_value: 50 };
+  let decision: Decision;
+  if (ctx.position === null) {
+    decision = {
+      tool: 'signal_entry_long',
+      args: {
+        ...base,
+        leverage: 2,
+        stake_amount: 100,
+        key_support: price * 0.9,
+        key_resistance: price * 1.1,
+        trend_strength: 'strong',
+        reason: 'always enter',
+      },
+    };
+  } else if ((ctx.asOf - ctx.position.entryTime) / MAIN_MS >= 3) {
+    decision = { tool: 'signal_exit', args: { ...base, trade_score: 50, reason: 'three candles held' } };
+  } else {
+    decision = { tool: 'signal_hold', args: { ...base, reason: 'hold' } };
+  }
+  const result: DecisionResult = {
+    decision,
+    source: 'baseline',
+    model: 'always-enter',
+    usage: { input: 0, output: 0 },
+    latencyMs: 0,
+    problems: [],
+  };
+  return result;
 }
 
 /** The most trades open at once, from the trades' entry and exit times in result.json. */
@@ -77,7 +91,7 @@ function mostOpen(result: BacktestResultFile): { most: number; at: number } {
 }
 
 describe('portfolio admission in the backtester', () => {
-  test('17 pairs that all want to enter at every candle, max_open_trades 3: never more than 3 open', async () => {
+  const run = async (answerDelay: number | null): Promise<string> => {
     const config = testConfig({ risk: { max_open_trades: 3, cooldown_minutes: 0, min_confidence: 50 } });
     const { result } = await runBacktest({
       config,
@@ -85,10 +99,25 @@ describe('portfolio admission in the backtester', () => {
       pairs: ALL_PAIRS,
       from: DATA_START + 2 * DAY_MS,
       to: DATA_START + 5 * DAY_MS,
-      policy: alwaysEnter(),
+      policy: alwaysEnter(answerDelay),
       compareBaseline: false,
     });
-    const parsed = JSON.parse(resultJson(result)) as BacktestResultFile;
+    return resultJson(result);
+  };
+
+  test('answers one at a time and all at once in a scrambled order trade the same, within the limit', async () => {
+    const one = await run(null);
+    const scrambled = await run(5);
+    const strip = (text: string) => {
+      const r = JSON.parse(text) as BacktestResultFile & { timing?: unknown };
+      return JSON.stringify({ trades: r.trades, orders: r.orders, equity: r.equity });
+    };
+    assert.equal(strip(scrambled), strip(one), "the answers' order changes nothing");
+    assert.ok(mostOpen(JSON.parse(scrambled) as BacktestResultFile).most <= 3);
+  });
+
+  test('17 pairs that all want to enter at every candle, max_open_trades 3: never more than 3 open', async () => {
+    const parsed = JSON.parse(await run(null)) as BacktestResultFile;
     assert.ok(parsed.trades.length > 20, `trades: ${parsed.trades.length}`);
     const { most, at } = mostOpen(parsed);
     assert.ok(most <= 3, `${most} trades open at ${new Date(at).toISOString()}`);

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { inspect } from 'node:util';
-import { CcxtExchange, type CcxtExchangeOptions } from '../../src/exchange/ccxt-exchange';
+import { CcxtExchange, rewriteApiUrls, type CcxtExchangeOptions } from '../../src/exchange/ccxt-exchange';
 import { ExchangeError, type ExchangeErrorType } from '../../src/exchange/errors';
 import type { OrderRequest } from '../../src/exchange/port';
 import {
@@ -173,6 +173,24 @@ describe('environments and configuration', () => {
     assert.throws(() => adapter({ exchangeId: 'binance-futures' }), /not a ccxt exchange id/);
   });
 
+  test('exchange.api_url rewrites every API URL keeping its path; plain http only on loopback, no credentials', () => {
+    assert.deepEqual(
+      rewriteApiUrls(
+        { fapiPublic: 'https://fapi.binance.com/fapi/v1', sapi: 'https://api.binance.com/sapi/v1/' },
+        'http://127.0.0.1:8900',
+      ),
+      { fapiPublic: 'http://127.0.0.1:8900/fapi/v1', sapi: 'http://127.0.0.1:8900/sapi/v1' },
+    );
+    assert.deepEqual(rewriteApiUrls({ a: 'https://fapi.binance.com/fapi/v2' }, 'https://gw.example/binance/'), {
+      a: 'https://gw.example/binance/fapi/v2',
+    });
+    assert.throws(() => rewriteApiUrls({}, 'http://10.0.0.5:8900'), /unencrypted; use https/);
+    assert.throws(() => rewriteApiUrls({}, 'https://user:pw@gw.example'), /must not carry a user name or password/);
+    assert.throws(() => rewriteApiUrls({}, 'not a url'), /is not a URL/);
+    assert.throws(() => adapter({ apiUrl: 'http://127.0.0.1:1', demoTrading: true }), /cannot be combined/);
+    assert.equal(adapter({ apiUrl: 'http://127.0.0.1:1' }).environment, 'custom');
+  });
+
   test('fromConfig maps the exchange section of the configuration', async () => {
     const ex = CcxtExchange.fromConfig(
       {
@@ -181,6 +199,7 @@ describe('environments and configuration', () => {
         api_secret: API_SECRET,
         sandbox: false,
         demo_trading: true,
+        api_url: null,
         ccxt_options: { rateLimit: 2 },
       },
       { marketsCacheFile: null, fetchImplementation: fake.fetchImplementation },
@@ -411,7 +430,8 @@ describe('exchange errors through HTTP', () => {
     ];
     for (const [status, code, msg, type, retryable] of cases) {
       fake.fault({ method: 'GET', path: '/fapi/v3/account', kind: 'error', status, code, msg });
-      await assert.rejects(ex.fetchBalance(), exchangeError(type, retryable), `${status} ${code}`);
+      // a fresh client each time: after a 429 or 418 a client sends nothing until the back-off has passed
+      await assert.rejects(adapter().fetchBalance(), exchangeError(type, retryable), `${status} ${code}`);
     }
   });
 

@@ -13,6 +13,7 @@ import { resolve } from 'node:path';
 import { Option, type Command } from 'commander';
 import type { Client, Connection } from '@temporalio/client';
 import type { Config } from '../../core/config';
+import { safeUrl } from '../../llm/errors';
 import { candleDbPath } from '../../store/candle-store';
 import type { DevServer } from '../../worker/dev-server';
 import type { TradingMode } from '../../workflows/messages';
@@ -129,7 +130,7 @@ async function dev(opts: DevOptions, cmd: Command): Promise<void> {
   const settings = temporalSettings(config);
 
   if (config.mode === 'live') {
-    logger.warn('live mode: the worker places real orders on the exchange with the configured keys', {
+    logger.warn(`live mode: the worker places orders on ${liveVenue(config.exchange)} with the configured keys`, {
       exchange: config.exchange.name,
       pairs: config.pairs,
     });
@@ -188,6 +189,14 @@ async function dev(opts: DevOptions, cmd: Command): Promise<void> {
   }
 }
 
+/** Where live orders go: the exchange's API at `api_url`, its demo trading or testnet, or the real exchange. */
+export function liveVenue(exchange: Config['exchange']): string {
+  if (exchange.api_url !== null) return `the ${exchange.name} API at ${safeUrl(exchange.api_url)} (exchange.api_url)`;
+  if (exchange.demo_trading) return `${exchange.name} demo trading (exchange.demo_trading)`;
+  if (exchange.sandbox) return `the ${exchange.name} testnet (exchange.sandbox)`;
+  return `${exchange.name}: REAL orders with real money`;
+}
+
 function summary(config: Config, address: string, server: DevServer | null): string {
   const lines = [
     '',
@@ -196,7 +205,7 @@ function summary(config: Config, address: string, server: DevServer | null): str
         ? `recorded candles from ${config.replay.data !== null ? resolve(config.replay.data) : `the candle database ${candleDbPath(config.data_dir)}`}, ${config.replay.seconds_per_candle} s per candle`
         : config.mode === 'paper'
           ? `paper orders on live public market data from ${config.exchange.name}`
-          : `REAL orders on ${config.exchange.name}`),
+          : `orders on ${liveVenue(config.exchange)}`),
   ];
   if (server) {
     lines.push(`Temporal Web UI: ${server.webUiUrl}`);
