@@ -36,7 +36,9 @@ describe('ExecutionOrder', () => {
   test('a pair that finished before its turn does not hold the others; abort rejects every waiting step', async () => {
     const order = new ExecutionOrder(PAIRS);
     const turns: number[] = [];
+    const passed: number[] = [];
     order.onTurn = (i) => turns.push(i);
+    order.onPassed = (i) => passed.push(i);
     order.begin([true, true, true, true]);
     order.finish(2); // C held: no step
     const d = order.at('D', () => 'D');
@@ -46,6 +48,9 @@ describe('ExecutionOrder', () => {
     order.finish(1);
     assert.equal(await d, 'D');
     assert.deepEqual(turns, [0, 1, 2, 3]);
+    // in pair order, each before the next pair's step: C, done early, is passed only after B
+    assert.deepEqual(passed, [0, 1, 2]);
+    order.onPassed = null;
 
     order.begin([true, true, true, true]);
     const later = order.at('C', () => 'C');
