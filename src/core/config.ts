@@ -274,9 +274,9 @@ export const TemporalConfigSchema = z
     /**
      * continue-as-new after this many cycles even if the server does not suggest it. A recovering worker replays the
      * whole current run in its first workflow task (about 2 ms per event on this project's 2-core machine under load,
-     * the SDK's per-call isolate timeout included), so this bounds recovery: 48 cycles are about 900 events.
+     * the SDK's per-call isolate timeout included), so this bounds recovery: 32 cycles are about 600 events.
      */
-    max_cycles_per_run: number({ min: 1, max: 100_000, int: true }).default(48),
+    max_cycles_per_run: number({ min: 1, max: 100_000, int: true }).default(32),
   })
   .strict();
 

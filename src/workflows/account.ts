@@ -13,11 +13,13 @@
  * - Unavailable (no worker polls it, the server is down): the pair's wait for an answer times out and the entry is
  *   refused, journaled with that reason; exits and reductions never come here, so they never wait.
  * - Completes after `idleMs` with no slot held and nothing to answer (a later request starts a fresh, empty one);
- *   continues as new (the book in its input) when the server suggests it or the history passes ~4,000 events.
+ *   continues as new (the book in its input) when the server suggests it or the history passes ~1,000 events
+ *   (~4,000 for runs started before the patch 'account-short-runs').
  */
 import {
   allHandlersFinished,
   condition,
+  patched,
   getExternalWorkflowHandle,
   log,
   makeContinueAsNewFunc,
@@ -34,8 +36,14 @@ import {
   type AccountWorkflowInput,
 } from './messages';
 
-/** History length at which the workflow continues as new (each answer costs about 6 events). */
-const CONTINUE_AS_NEW_EVENTS = 4_000;
+/**
+ * History length at which the workflow continues as new (each answer costs about 6 events). A worker that takes the
+ * account over after a crash replays the current run before it answers anyone, so this stays small (about 2 ms per
+ * event to replay on a loaded 2-core machine): entries wait on it, exits never do.
+ */
+const CONTINUE_AS_NEW_EVENTS = 1_000;
+/** The threshold of runs recorded before 'account-short-runs' (their histories replay with it). */
+const CONTINUE_AS_NEW_EVENTS_BEFORE_PATCH = 4_000;
 
 export async function account(input: AccountWorkflowInput): Promise<void> {
   const book = input.carried?.book ?? emptyBook();
@@ -84,8 +92,17 @@ export async function account(input: AccountWorkflowInput): Promise<void> {
     }
   };
 
+  // runs started before this patch continued as new only after an answer, at ~4,000 events; from it on, a run that
+  // only receives settlements (every pair's cycle that changed its position) also wakes up for a new run at ~1,000
+  const shortRuns = patched('account-short-runs');
+  const limit = shortRuns ? CONTINUE_AS_NEW_EVENTS : CONTINUE_AS_NEW_EVENTS_BEFORE_PATCH;
+  const dueForNewRun = (): boolean => {
+    const info = workflowInfo();
+    return info.continueAsNewSuggested || info.historyLength > limit;
+  };
+
   for (;;) {
-    const busy = await condition(() => outbox.length > 0, input.idleMs);
+    const busy = await condition(() => outbox.length > 0 || (shortRuns && dueForNewRun()), input.idleMs);
     if (outbox.length > 0) {
       // answers are sent concurrently; the decisions were all made in the handlers, in signal order
       const batch = outbox.splice(0, outbox.length);
@@ -95,10 +112,9 @@ export async function account(input: AccountWorkflowInput): Promise<void> {
       await condition(allHandlersFinished);
       if (outbox.length === 0 && openSlots(book).length === 0) return;
     }
-    const info = workflowInfo();
-    if (outbox.length === 0 && (info.continueAsNewSuggested || info.historyLength > CONTINUE_AS_NEW_EVENTS)) {
+    if (outbox.length === 0 && dueForNewRun()) {
       await condition(allHandlersFinished);
-      const next = makeContinueAsNewFunc<typeof account>({ memo: info.memo });
+      const next = makeContinueAsNewFunc<typeof account>({ memo: workflowInfo().memo });
       return next({ ...input, carried: { book, runs, granted, refused, undelivered } });
     }
   }
