@@ -30,7 +30,7 @@
  * says which), or the look-ahead check found a leak; 2 bad usage, config, data, decision log or an output folder in
  * use.
  */
-import { closeSync, existsSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type * as Engine from '../../backtest/engine';
@@ -229,12 +229,13 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
   }
   const redactor = Redactor.fromConfig(config);
 
-  const [engine, policies, { renderReport }, journal, replayLog] = await Promise.all([
+  const [engine, policies, { renderReport }, journal, replayLog, { backtestLogLine }] = await Promise.all([
     import('../../backtest/engine'),
     import('../../backtest/policy'),
     import('../../backtest/report'),
     import('../../store/journal'),
     import('../../backtest/replay-log'),
+    import('../../backtest/log-line'),
   ]);
   const source = await openRecordedSource(config, { data: opts.data ?? null, db: opts.db ?? null });
   const market = source.market;
@@ -353,19 +354,7 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
             onProgress: progress.update,
             onDecision: (pair, event, runId) => {
               llmRun?.observe(pair, event);
-              log?.write(
-                JSON.stringify(
-                  journal.decisionLine({
-                    owner: engine.orderOwner(runId, pair),
-                    pair,
-                    record: event.record,
-                    result: event.result,
-                    verdict: event.verdict,
-                    context: event.context ? journal.journalContext(event.context) : null,
-                    clientOrderId: event.clientOrderId,
-                  }),
-                ),
-              );
+              log?.write(backtestLogLine(runId, pair, event));
             },
             ...(llmRun
               ? {
@@ -583,5 +572,15 @@ function printSummary(
     `${result.range.candle_steps} pair-cycles (${result.range.steps} decision times x ${result.range.pairs.length} ` +
       `pairs); the backtest took ${run.seconds.toFixed(2)} s (${runs.join(', ')})`,
   );
-  console.log(`wrote ${join(run.out, 'result.json')}, ${join(run.out, 'llm_decisions.jsonl')} and ${run.reportFile}`);
+  const sized = (file: string) => `${file} (${fileSize(statSync(file).size)})`;
+  console.log(
+    `wrote ${sized(join(run.out, 'result.json'))}, ${sized(join(run.out, 'llm_decisions.jsonl'))} and ` +
+      `${sized(run.reportFile)}`,
+  );
+}
+
+/** A file size for people: kB below 1 MB, else MB (1 kB = 1000 bytes), one decimal under 100. */
+export function fileSize(bytes: number): string {
+  const [v, unit] = bytes < 1e6 ? [bytes / 1e3, 'kB'] : [bytes / 1e6, 'MB'];
+  return `${v < 100 ? v.toFixed(1) : v.toFixed(0)} ${unit}`;
 }
