@@ -1471,7 +1471,7 @@ export function simulationMetrics(
     starting_balance: start,
     final_equity: finalEquity,
     net_pnl: finalEquity - start,
-    total_return_pct: ((finalEquity - start) / start) * 100,
+    total_return_pct: totalReturnPct(values),
     max_drawdown_pct: maxDrawdownPct(values),
     sharpe: sharpeRatio(returns, periods),
     sortino: sortinoRatio(returns, periods),
