@@ -215,7 +215,7 @@ const SCRIPT = String.raw`
   var px = LW.createChart(pxEl, options(pxEl, 520));
   var candles = px.addSeries(LW.CandlestickSeries, { upColor: UP, downColor: DOWN, borderVisible: false, wickUpColor: UP, wickDownColor: DOWN });
   var stopLine = px.addSeries(LW.LineSeries, { color: '#c2362b', lineWidth: 1, lineStyle: LW.LineStyle.Dashed,
-    title: 'stop', lastValueVisible: false, priceLineVisible: false, crosshairMarkerVisible: false, lineType: LW.LineType.Simple,
+    lastValueVisible: false, priceLineVisible: false, crosshairMarkerVisible: false, lineType: LW.LineType.Simple,
     autoscaleInfoProvider: function () { return null; } });
   var markers = LW.createSeriesMarkers(candles, []);
   var byBar = {}; // bar time (s) -> events of the selected pair
@@ -255,16 +255,25 @@ const SCRIPT = String.raw`
     });
     ms.sort(function (a, b) { return a.time - b.time; });
     markers.setMarkers(ms);
-    // the stop in force at each bar (placed at a decision time: from the next bar on, until it ended)
+    // the stop in force at each bar (placed at a decision time: from the next bar on, until it ended). A line series
+    // joins every point, and a segment takes the colour of its first point: the bars without a stop, and the last bar
+    // of each stop, are transparent points at the next stop's level, so no line joins one stop to the next.
     var stops = data.stops.filter(function (s) { return s.pair === pair; });
-    var line = [], k = 0, active = [];
+    var at = [], k = 0, active = [];
     bars.forEach(function (b) {
       var close = (b.time + data.tf) * 1000;
       while (k < stops.length && stops[k].from < close) { active.push(stops[k]); k++; }
       active = active.filter(function (s) { return s.to >= close; });
-      var s = active[active.length - 1];
-      line.push(s ? { time: b.time, value: s.price } : { time: b.time });
+      at.push(active.length > 0 ? active[active.length - 1] : null);
     });
+    var line = [], next = null;
+    for (var i = bars.length - 1; i >= 0; i--) {
+      if (at[i]) next = at[i];
+      var drawn = at[i] !== null && at[i + 1] === at[i];
+      if (next) line.push(drawn ? { time: bars[i].time, value: at[i].price } : { time: bars[i].time, value: next.price, color: 'transparent' });
+      else line.push({ time: bars[i].time });
+    }
+    line.reverse();
     stopLine.setData(line);
     // the last three weeks at first, readable candle by candle; scroll or zoom out for the rest
     var shown = Math.min(bars.length, Math.round((21 * 86400) / data.tf));

@@ -504,6 +504,27 @@ function printSummary(
   }
   console.log('');
   const m = result.metrics;
+  const p = result.period;
+  console.log(
+    `measured from ${new Date(p.from).toISOString()} to ${new Date(p.to).toISOString()} (${p.steps} decision times): ` +
+      (p.reason === 'warmup_end' || p.reason === 'range_start'
+        ? `after the indicator warm-up (${p.warmup_indicators.join(', ')})`
+        : p.reason === 'first_entry'
+          ? "from the policy's first entry, before the indicator warm-up ended"
+          : 'the whole range (the indicator warm-up does not end within it)'),
+  );
+  const b = result.benchmark;
+  const benchmarkRow = [
+    `equal-weight buy-and-hold (${b.pairs.length} pairs)`,
+    pct(b.total_return_pct),
+    pct(b.max_drawdown_pct),
+    pct(b.sharpe),
+    pct(b.sortino),
+    '-',
+    '-',
+    '-',
+    b.final_equity.toFixed(2),
+  ];
   const rows = result.comparison.map((r) => [
     r.label,
     pct(r.total_return_pct),
@@ -515,6 +536,8 @@ function printSummary(
     pct(r.profit_factor),
     r.final_equity.toFixed(2),
   ]);
+  // the benchmark after the policy and the baseline, before the buy-and-hold of each pair
+  rows.splice(result.comparison.filter((r) => r.kind !== 'buy_and_hold').length, 0, benchmarkRow);
   console.log(
     formatTable(
       ['run', 'return %', 'max DD %', 'Sharpe', 'Sortino', 'trades', 'win %', 'PF', 'final equity'],
