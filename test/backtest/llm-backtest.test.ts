@@ -246,9 +246,16 @@ describe('the cost cap', () => {
     assert.deepEqual(llm.price, { ...PRICE, model: MODEL, source: 'config' });
     assert.equal(result.metrics.estimated_cost_usd, llm.cost_usd);
     assert.equal(result.metrics.model_tokens_in, llm.tokens.input);
+    // the decisions panel of result.json (and the report) counts the same model decisions, tokens and cost
+    const panel = result.breakdowns.decisions.model;
+    assert.deepEqual(
+      [panel.decisions, panel.requests, panel.tokens, panel.cost_usd],
+      [llm.decisions, llm.requests, llm.tokens, llm.cost_usd],
+    );
     const html = renderReport(result, {});
-    assert.match(html, /<h2>Model usage<\/h2>/);
-    assert.match(html, new RegExp(`<td class="left">all</td><td>${DECISIONS}</td><td>${DECISIONS}</td>`));
+    assert.match(html, />Model usage<\/h3>/);
+    assert.match(html, new RegExp(`<td class="l">all</td><td>${DECISIONS}</td><td>${DECISIONS}</td>`));
+    assert.match(html, new RegExp(`A model decided ${DECISIONS} times in ${DECISIONS} requests`));
   });
 
   test('the preview comes before the first request, from the prompts of the first decision time; a dry run sends none', async () => {

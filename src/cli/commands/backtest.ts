@@ -1,8 +1,8 @@
 /**
  * `llm-trader backtest`: runs the live decision cycle over recorded candles (src/backtest/engine.ts) and writes
  * `<out>/result.json` (documented in src/backtest/result.ts), `<out>/llm_decisions.jsonl` (every decision in the
- * journal's format, replayable with `--policy replay:<that file>`) and the HTML report; prints the comparison table
- * and the data quality of the series it read.
+ * journal's format, compact: src/store/compact-decision-line.ts; replayable with `--policy replay:<that file>`) and
+ * the HTML report; prints the comparison table, the data quality of the series it read and the sizes it wrote.
  *
  * Data: the candle database (`<data_dir>/candles.sqlite`, or `--db`) filled by import-data / download-data, unless
  * `--data <csv folder>` (or config replay.data) names a CSV folder to read directly.
