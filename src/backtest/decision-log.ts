@@ -1,7 +1,7 @@
 /**
  * Every decision of a backtest, stored by column: numbers in typed arrays, repeated strings (pair, tool, source,
  * model, outcome) as small codes, the reasons joined into long strings ({@link TextColumn}), the arguments of a hold or
- * a wait as two numbers and other arguments as a copy. A row object ({@link DecisionRow}, the shape result.json
+ * a wait as two numbers and other arguments as a copy. A row object ({@link DecisionRow}, the shape result.ts
  * documents) is made only when it is read (`at`, iteration, `toJSON`).
  *
  * Why. A run over 17 pairs makes ~50,000 decisions per 3,000 steps and keeps them all. As one object per row (plus
@@ -252,7 +252,7 @@ export class DecisionLog implements Iterable<DecisionRow> {
     if (record.outcome === 'rejected') this.totals.rejections++;
   }
 
-  /** Row `i` (0-based, in the order added) as result.json writes it. */
+  /** Row `i` (0-based, in the order added) as a {@link DecisionRow}. */
   at(i: number): DecisionRow {
     if (!(Number.isInteger(i) && i >= 0 && i < this.size)) {
       throw new RangeError(`decision row ${i} is out of range: the log has ${this.size} rows`);

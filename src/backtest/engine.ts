@@ -57,7 +57,7 @@ import {
   type PairState,
   type Step,
 } from '../core/cycle';
-import { shortHash } from '../core/ids';
+import { shortHash, stopOrderId } from '../core/ids';
 import { currentStopOf, protectiveStopPlan } from '../core/protective-stop';
 import { tradeRow } from '../core/trade-row';
 import type { DecisionRecord as WarningRecord } from '../core/learning/warnings';
@@ -103,6 +103,15 @@ import type { buildDecisionContext, buildLearningContext } from '../llm/context-
 import { canonicalJson } from '../llm/decision-cache';
 import type { DecisionProvider, ProviderDecision } from '../llm/provider';
 import { DecisionLog } from './decision-log';
+import {
+  breakdowns,
+  decisionsSummary,
+  equalWeightBenchmark,
+  pairResults,
+  pairWarmupEnd,
+  tradableStart,
+  warmupIndicators,
+} from './analysis';
 import { ExecutionOrder } from './execution-order';
 import { llmUsage } from './llm-usage';
 import {
@@ -131,6 +140,8 @@ import {
   type OrderRow,
   type PairCounters,
   type ResultConfig,
+  type StopRow,
+  type TradablePeriod,
 } from './result';
 
 /** Decisions of a pair kept for the learning context's warnings (as the journal's window). */
@@ -1427,18 +1438,39 @@ function countersOf(state: PairState): PairCounters {
 
 const PROTECTIVE_REASONS = new Set(['emergency_stop', 'liquidation_buffer', 'stop']);
 
-/** The metrics of a simulation (see metrics.ts for the conventions). */
-export function simulationMetrics(sim: Simulation, config: Config, llm: LlmUsage | null = null): BacktestMetrics {
+/**
+ * The account values measured from decision time index `from` on: the value before it (the account at the previous
+ * decision time, or the starting balance), then one per decision time.
+ */
+function measuredValues(sim: Simulation, config: Config, from: number): number[] {
+  const start = from === 0 ? config.paper.starting_balance : sim.equity[from - 1]!.equity;
+  const values = [start];
+  for (let i = from; i < sim.equity.length; i++) values.push(sim.equity[i]!.equity);
+  return values;
+}
+
+/**
+ * The metrics of a simulation (see metrics.ts for the conventions), over the decision times from index `from` (the
+ * tradable period; 0: all of them). Trade figures count every trade: none comes before the period.
+ */
+export function simulationMetrics(
+  sim: Simulation,
+  config: Config,
+  llm: LlmUsage | null = null,
+  from = 0,
+): BacktestMetrics {
   const start = config.paper.starting_balance;
-  const values = [start, ...sim.equity.map((p) => p.equity)];
+  const values = measuredValues(sim, config, from);
   const returns = stepReturns(values);
   const periods = periodsPerYear(timeframeMs(config.timeframes.main));
   const stats = tradeStats(sim.trades);
   const totals = sim.ledger.totals();
   const { tokensIn, tokensOut, fallbacks, rejections } = sim.decisions.totals;
+  const finalEquity = values[values.length - 1]!;
   return {
     starting_balance: start,
-    final_equity: values[values.length - 1]!,
+    final_equity: finalEquity,
+    net_pnl: finalEquity - start,
     total_return_pct: totalReturnPct(values),
     max_drawdown_pct: maxDrawdownPct(values),
     sharpe: sharpeRatio(returns, periods),
@@ -1450,7 +1482,7 @@ export function simulationMetrics(sim: Simulation, config: Config, llm: LlmUsage
     profit_factor: stats.profitFactor,
     average_trade_pnl: stats.averagePnl,
     average_trade_pct: stats.averagePnlPct,
-    exposure_pct: sharePct(sim.equity.map((p) => p.open_positions > 0)),
+    exposure_pct: sharePct(sim.equity.slice(from).map((p) => p.open_positions > 0)),
     fees: totals.fees,
     funding: totals.funding,
     liquidations: sim.ledger.liquidations().length,
@@ -1490,6 +1522,15 @@ function comparisonRow(
   };
 }
 
+/** The pair's close at each of `times` (the last candle closed by then). */
+function closesAt(runtime: PairRuntime, times: readonly number[]): number[] {
+  const main = runtime.cache.timeframes[0]!;
+  return times.map((t) => {
+    const n = closedCount(main.candles, main.timeframeMs, t);
+    return main.close[n - 1]!;
+  });
+}
+
 /**
  * Buy-and-hold of `runtime`'s pair over `times`: bought at the close of the first decision time, sold at the close
  * of the last, 1x, with the paper taker fee and slippage on both fills, no funding (see `buyAndHoldEquity`).
@@ -1500,12 +1541,7 @@ export function buyAndHoldRow(
   config: Config,
   periods: number,
 ): ComparisonRow {
-  const main = runtime.cache.timeframes[0]!;
-  const closes = times.map((t) => {
-    const n = closedCount(main.candles, main.timeframeMs, t);
-    return main.close[n - 1]!;
-  });
-  const values = buyAndHoldEquity(closes, {
+  const values = buyAndHoldEquity(closesAt(runtime, times), {
     startingBalance: config.paper.starting_balance,
     fee: config.paper.taker_fee,
     slippage: config.paper.slippage,
@@ -1514,6 +1550,58 @@ export function buyAndHoldRow(
   return comparisonRow(`buy-and-hold ${runtime.pair}`, 'buy_and_hold', runtime.pair, values, periods, [
     { pnl, pnlPct: (pnl / values[0]!) * 100 },
   ]);
+}
+
+/**
+ * The tradable period of a run (see {@link TradablePeriod}): from the first decision time at which every pair's
+ * warm-up indicators have values, or from the policy's first entry when that comes earlier.
+ */
+export function tradablePeriod(
+  runtimes: readonly PairRuntime[],
+  times: readonly number[],
+  firstEntry: number | null,
+): { index: number; period: TradablePeriod } {
+  let warmupEnd: number | null = times[0]!;
+  for (const rt of runtimes) {
+    const end = pairWarmupEnd(rt.cache, times);
+    if (end === null) {
+      warmupEnd = null;
+      break;
+    }
+    if (end > warmupEnd) warmupEnd = end;
+  }
+  const { index, reason } = tradableStart(times, warmupEnd, firstEntry);
+  return {
+    index,
+    period: {
+      from: times[index]!,
+      to: times[times.length - 1]!,
+      steps: times.length - index,
+      reason,
+      warmup_end: warmupEnd,
+      warmup_indicators: runtimes.length > 0 ? warmupIndicators(runtimes[0]!.cache) : [],
+    },
+  };
+}
+
+/** The protective stops of a simulation, in the order placed, with the trade each protected. */
+function stopRows(sim: Simulation): StopRow[] {
+  const tradeOf = new Map<string, string>();
+  for (const t of sim.trades) for (const id of t.clientOrderIds) tradeOf.set(stopOrderId(id), t.tradeId);
+  const last = sim.times[sim.times.length - 1]!;
+  return sim.ledger
+    .state()
+    .orders.filter((o) => o.kind === 'stop' && o.stopPrice !== null)
+    .map((o) => ({
+      pair: o.pair,
+      client_order_id: o.clientOrderId,
+      trade_id: tradeOf.get(o.clientOrderId) ?? o.clientOrderId.replace(/s$/, ''),
+      from: o.time,
+      to: o.status === 'open' ? last : o.updatedAt,
+      stop_price: o.stopPrice!,
+      quantity: o.quantity,
+      status: o.status === 'filled' ? 'filled' : o.status === 'open' ? 'open' : 'canceled',
+    }));
 }
 
 /** What a run needs before it starts: the loaded pairs, the decision times and the run id. */
@@ -1544,9 +1632,11 @@ export async function planBacktest(
   return { pairs, runtimes, times, runId };
 }
 
-/** What {@link runBacktest} returns: the result (result.json) and figures for the terminal. */
+/** What {@link runBacktest} returns: the result (result.json), the policy's decisions and figures for the terminal. */
 export interface BacktestRun {
   result: BacktestResult;
+  /** every decision of the policy's run (the decision log is their record; result.json holds their aggregates) */
+  decisions: DecisionLog;
   /** decisions served from the decision cache in the policy's run (terminal only: not in the result) */
   cacheHits: number;
 }
@@ -1588,10 +1678,15 @@ export async function runBacktest(opts: BacktestOptions, prepared?: BacktestPlan
 
   const periods = periodsPerYear(timeframeMs(config.timeframes.main));
   const llm = policy.remote ? llmUsage(sim.decisions, config) : null;
-  const metrics = simulationMetrics(sim, config, llm);
-  const values = [config.paper.starting_balance, ...sim.equity.map((p) => p.equity)];
+  const firstEntry = sim.trades.reduce<number | null>(
+    (m, t) => (m === null || t.entryTime < m ? t.entryTime : m),
+    null,
+  );
+  const { index: first, period } = tradablePeriod(ordered, times, firstEntry);
+  const metrics = simulationMetrics(sim, config, llm, first);
+  const measured = times.slice(first);
   const comparison: ComparisonRow[] = [
-    comparisonRow(`policy ${policy.name}`, 'policy', null, values, periods, sim.trades),
+    comparisonRow(`policy ${policy.name}`, 'policy', null, measuredValues(sim, config, first), periods, sim.trades),
   ];
   const compare = opts.compareBaseline ?? policy.id !== 'baseline';
   if (compare && policy.id !== 'baseline') {
@@ -1605,10 +1700,23 @@ export async function runBacktest(opts: BacktestOptions, prepared?: BacktestPlan
       policy: baseline,
       runId: backtestRunId(config, pairs, from, to, baseline.id),
     });
-    const baseValues = [config.paper.starting_balance, ...base.equity.map((p) => p.equity)];
+    const baseValues = measuredValues(base, config, first);
     comparison.push(comparisonRow('baseline', 'baseline', null, baseValues, periods, base.trades));
   }
-  for (const rt of ordered) comparison.push(buyAndHoldRow(rt, times, config, periods));
+  const costs = {
+    startingBalance: config.paper.starting_balance,
+    fee: config.paper.taker_fee,
+    slippage: config.paper.slippage,
+  };
+  const benchmark = equalWeightBenchmark(
+    pairs,
+    ordered.map((rt) => closesAt(rt, measured)),
+    measured,
+    costs,
+    periods,
+  );
+  for (const rt of ordered) comparison.push(buyAndHoldRow(rt, measured, config, periods));
+  const trades = sim.trades.map(tradeRow);
 
   let lookahead: LookaheadReport | null = null;
   if (captureAt) {
@@ -1630,20 +1738,28 @@ export async function runBacktest(opts: BacktestOptions, prepared?: BacktestPlan
       candle_steps: sim.candleSteps,
       skipped_steps: sim.skippedSteps,
     },
+    period,
     config: resultConfig(config, pairs),
     metrics,
+    benchmark,
     comparison,
+    pairs: pairResults(pairs, trades, config.paper.starting_balance),
+    breakdowns: breakdowns(
+      trades,
+      config.paper.starting_balance,
+      decisionsSummary(sim.decisions, llm ? llm.cost_usd : null),
+    ),
     counters: sim.states.map(countersOf),
     lookahead,
     dataQuality: dataQualityOf(ordered, sim.skipped, opts.skippedRows),
     replayLog: null,
     llm,
-    trades: sim.trades.map(tradeRow),
+    trades,
     orders: sim.orders,
+    stops: stopRows(sim),
     equity: sim.equity,
-    decisions: sim.decisions,
   };
-  return { result, cacheHits };
+  return { result, decisions: sim.decisions, cacheHits };
 }
 
 /**

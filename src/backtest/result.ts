@@ -12,7 +12,6 @@ import type { ProblemKind } from '../core/validate';
 import type { CloseReason, Side, ToolName } from '../core/types';
 import type { TradeRow } from '../core/trade-row';
 import type { SeriesQuality } from '../core/data-quality';
-import type { DecisionLog } from './decision-log';
 import type { ReplayLogReport } from './replay-log';
 
 export const RESULT_FORMAT = 'llm-trader backtest result v1';
@@ -48,7 +47,11 @@ export interface OrderRow {
   error: string | null;
 }
 
-/** Every decision of the run, one per pair and decision time (plus protective and end-of-run exits). */
+/**
+ * Every decision of the run, one per pair and decision time (plus protective and end-of-run exits): a row of the
+ * engine's decision log (src/backtest/decision-log.ts). result.json does not hold them (the run's decision log,
+ * `llm_decisions.jsonl`, is the record); it holds their aggregates in `breakdowns.decisions`.
+ */
 export interface DecisionRow {
   time: number;
   pair: string;
@@ -98,9 +101,15 @@ export interface EquityPoint {
   open_positions: number;
 }
 
+/**
+ * The metrics are measured over the tradable period only ({@link TradablePeriod}): from the decision time before its
+ * start (the account as it stood then: the starting balance, since no trade comes earlier) to the last decision time.
+ */
 export interface BacktestMetrics {
   starting_balance: number;
   final_equity: number;
+  /** final equity − starting balance: the sum of every trade's PnL (`pairs[].pnl` sums to it) */
+  net_pnl: number;
   total_return_pct: number;
   /** largest fall from a peak of the equity curve, percent of the peak */
   max_drawdown_pct: number;
@@ -136,7 +145,7 @@ export interface BacktestMetrics {
   estimated_cost_usd: number | null;
 }
 
-/** One row of the comparison table: the policy under test, the baseline policy, buy-and-hold of each pair. */
+/** One row of the comparison table over the tradable period: the policy, the baseline policy, buy-and-hold of each pair. */
 export interface ComparisonRow {
   label: string;
   kind: 'policy' | 'baseline' | 'buy_and_hold';
@@ -251,6 +260,137 @@ export interface DataQualityReport {
   skipped_cycles: SkippedCycles[];
 }
 
+/** Why the tradable period starts where it does. */
+export type TradableReason =
+  /** every pair's warm-up indicators had values at this decision time */
+  | 'warmup_end'
+  /** the warm-up was over at the first decision time */
+  | 'range_start'
+  /** the policy entered before the warm-up ended (a model can), so the period starts with its first entry */
+  | 'first_entry'
+  /** the warm-up does not end within the range: the whole range is measured */
+  | 'no_warmup_end';
+
+/**
+ * result.json `period`: the decision times the metrics, the comparison and the benchmark measure. Before the
+ * indicators every pair's entry rules read have values (the warm-up: with the shared data, 4h EMA50 needs 8 days),
+ * no trade can come, and counting those days would dilute every figure and start buy-and-hold too early.
+ */
+export interface TradablePeriod {
+  /** first and last decision time measured */
+  from: number;
+  to: number;
+  /** decision times measured */
+  steps: number;
+  reason: TradableReason;
+  /** the first decision time at which every pair's warm-up indicators have values; null when none is in the range */
+  warmup_end: number | null;
+  /** the indicators the warm-up waits for, as `<timeframe> <name>` (the baseline's entry rules) */
+  warmup_indicators: string[];
+}
+
+/** A group of the policy's closed trades (by pair, exit reason, side or month). */
+export interface TradeGroup {
+  /** what the group is: the exit reason, `long`/`short`, or the month of the exit (`YYYY-MM`, UTC) */
+  key: string;
+  trades: number;
+  wins: number;
+  losses: number;
+  win_rate_pct: number | null;
+  /** net PnL after fees and funding, USDT */
+  pnl: number;
+  /** pnl as a percent of the starting balance: what the group added to the total return */
+  return_contribution_pct: number;
+  /** mean PnL per trade, percent of its margin; null without trades */
+  average_trade_pct: number | null;
+  profit_factor: number | null;
+  fees: number;
+  /** funding paid (+) or received (−) */
+  funding: number;
+  /** mean time from entry to exit, hours; null without trades */
+  average_duration_hours: number | null;
+}
+
+/** result.json `pairs[]`: the policy's results on one pair (every traded pair, in the run's order). */
+export interface PairResult extends Omit<TradeGroup, 'key'> {
+  pair: string;
+  long_trades: number;
+  short_trades: number;
+  /** largest fall of the pair's cumulative closed-trade PnL (in exit order) from its peak, USDT */
+  max_drawdown: number;
+  /** max_drawdown as a percent of the starting balance */
+  max_drawdown_pct: number;
+}
+
+/** result.json `breakdowns.decisions`: the decisions panel. */
+export interface DecisionsSummary {
+  decisions: number;
+  /** per tool: decisions and their outcomes */
+  by_tool: Partial<
+    Record<ToolName, { decisions: number } & Record<'none' | 'executed' | 'rejected' | 'refused' | 'failed', number>>
+  >;
+  /** who decided (baseline, openai, replay, fallback, protective, operator) */
+  by_source: Record<string, number>;
+  fallbacks: number;
+  /** fallbacks by what was wrong with the answer (a fallback counts once under each kind it had) */
+  fallbacks_by_reason: Record<string, number>;
+  rejections: number;
+  /** risk-gate rejections by the rule they cite (`risk.<setting>` names, `available_balance`, `position_state`) */
+  rejections_by_rule: Record<string, number>;
+  /** refusals: at portfolio admission, or by the exchange */
+  refusals: Record<string, number>;
+  /** decisions a model was asked for, their requests, tokens and cost (null cost: no model or no price) */
+  model: {
+    decisions: number;
+    requests: number;
+    tokens: { input: number; cached_input: number; output: number };
+    cost_usd: number | null;
+  };
+}
+
+/** result.json `breakdowns`. */
+export interface Breakdowns {
+  exit_reason: TradeGroup[];
+  side: TradeGroup[];
+  /** by the month of the exit, UTC */
+  month: TradeGroup[];
+  decisions: DecisionsSummary;
+}
+
+/**
+ * result.json `benchmark`: the equal-weight buy-and-hold of the traded pairs over the tradable period (Freqtrade's
+ * "market change"): the starting balance split evenly, each part bought at the first close with the paper fee and
+ * slippage, held at 1x without funding, sold at the last close.
+ */
+export interface Benchmark {
+  label: string;
+  pairs: string[];
+  final_equity: number;
+  total_return_pct: number;
+  max_drawdown_pct: number;
+  sharpe: number | null;
+  sortino: number | null;
+  /** the pairs with the best and the worst buy-and-hold return */
+  best_pair: string;
+  worst_pair: string;
+  /** the benchmark's value at every measured decision time */
+  equity: { time: number; equity: number }[];
+}
+
+/** result.json `stops[]`: a protective stop order the run placed (src/core/protective-stop.ts). */
+export interface StopRow {
+  pair: string;
+  client_order_id: string;
+  /** the trade it protected (the entry's client order id) */
+  trade_id: string;
+  /** when it was placed, and when it ended (filled or cancelled; the last decision time while still open) */
+  from: number;
+  to: number;
+  stop_price: number;
+  quantity: number;
+  status: 'open' | 'filled' | 'canceled';
+}
+
 export interface BacktestResult {
   format: typeof RESULT_FORMAT;
   /** `bt-` + a hash of the effective config, pairs, range and policy id: owner of the run's client order ids */
@@ -275,9 +415,15 @@ export interface BacktestResult {
    * the effective configuration, secrets masked, without the settings that only steer the run and never change its
    * result: `backtest` (concurrency, fallback alarm), `llm.max_cost_usd` and `llm.cache`
    */
+  /** the decision times measured (after the indicator warm-up) */
+  period: TradablePeriod;
   config: ResultConfig;
   metrics: BacktestMetrics;
+  benchmark: Benchmark;
   comparison: ComparisonRow[];
+  /** the policy's results per traded pair; their `pnl` sums to `metrics.net_pnl` */
+  pairs: PairResult[];
+  breakdowns: Breakdowns;
   counters: PairCounters[];
   lookahead: LookaheadReport | null;
   dataQuality: DataQualityReport;
@@ -287,13 +433,13 @@ export interface BacktestResult {
   llm: LlmUsage | null;
   trades: TradeRow[];
   orders: OrderRow[];
+  stops: StopRow[];
+  /** the account at every decision time of the range (the warm-up included) */
   equity: EquityPoint[];
-  /** every decision; written as an array of {@link DecisionRow} (see `DecisionLog`) */
-  decisions: DecisionLog;
 }
 
 /** The configuration as a result records it (see `config` in {@link BacktestResult}). */
 export type ResultConfig = Omit<Config, 'backtest' | 'llm'> & { llm: Omit<Config['llm'], 'max_cost_usd' | 'cache'> };
 
-/** result.json as read back: the result with its decisions as the array of rows written. */
-export type BacktestResultFile = Omit<BacktestResult, 'decisions'> & { decisions: DecisionRow[] };
+/** result.json as read back. */
+export type BacktestResultFile = BacktestResult;

@@ -21,6 +21,7 @@ import { REASON_MAX_CHARS } from '../core/tools';
 import type { Decision, HoldArgs } from '../core/types';
 import { validateToolCall } from '../core/validate';
 import { readJsonLines, type CorruptLine } from '../store/jsonl';
+import { expandDecisionLine } from '../store/compact-decision-line';
 import type { DecisionProvider, ProviderDecision } from './provider';
 
 /** Model name reported on fallbacks and on recorded lines that name no model. */
@@ -84,7 +85,8 @@ export function parseDecisionLine(value: unknown, line: number): RecordedDecisio
     pair: v.pair,
     time,
     action: v.action,
-    args: v.decision ?? null,
+    // a compact line (a backtest's) leaves out the arguments' pair and reason: the line's pair and reasoning
+    args: expandDecisionLine(v).decision,
     model: typeof v.model === 'string' && v.model !== '' ? v.model : null,
     source: typeof v.source === 'string' ? v.source : null,
     line,

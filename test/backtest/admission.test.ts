@@ -8,7 +8,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { resultJson, runBacktest } from '../../src/backtest/engine';
 import type { BacktestPolicy } from '../../src/backtest/policy';
-import type { BacktestResultFile } from '../../src/backtest/result';
+import type { BacktestResultFile, DecisionRow } from '../../src/backtest/result';
 import type { DecisionContext } from '../../src/core/context-types';
 import type { Decision, DecisionResult } from '../../src/core/types';
 import { ALL_PAIRS, DAY_MS, MAIN_MS, recordedMarket, testConfig } from '../helpers/backtest';
@@ -91,9 +91,9 @@ function mostOpen(result: BacktestResultFile): { most: number; at: number } {
 }
 
 describe('portfolio admission in the backtester', () => {
-  const run = async (answerDelay: number | null): Promise<string> => {
+  const run = async (answerDelay: number | null): Promise<{ text: string; decisions: DecisionRow[] }> => {
     const config = testConfig({ risk: { max_open_trades: 3, cooldown_minutes: 0, min_confidence: 50 } });
-    const { result } = await runBacktest({
+    const { result, decisions } = await runBacktest({
       config,
       market: recordedMarket(),
       pairs: ALL_PAIRS,
@@ -102,12 +102,12 @@ describe('portfolio admission in the backtester', () => {
       policy: alwaysEnter(answerDelay),
       compareBaseline: false,
     });
-    return resultJson(result);
+    return { text: resultJson(result), decisions: decisions.toArray() };
   };
 
   test('answers one at a time and all at once in a scrambled order trade the same, within the limit', async () => {
-    const one = await run(null);
-    const scrambled = await run(5);
+    const one = (await run(null)).text;
+    const scrambled = (await run(5)).text;
     const strip = (text: string) => {
       const r = JSON.parse(text) as BacktestResultFile & { timing?: unknown };
       return JSON.stringify({ trades: r.trades, orders: r.orders, equity: r.equity });
@@ -117,14 +117,15 @@ describe('portfolio admission in the backtester', () => {
   });
 
   test('17 pairs that all want to enter at every candle, max_open_trades 3: never more than 3 open', async () => {
-    const parsed = JSON.parse(await run(null)) as BacktestResultFile;
+    const { text, decisions } = await run(null);
+    const parsed = JSON.parse(text) as BacktestResultFile;
     assert.ok(parsed.trades.length > 20, `trades: ${parsed.trades.length}`);
     const { most, at } = mostOpen(parsed);
     assert.ok(most <= 3, `${most} trades open at ${new Date(at).toISOString()}`);
     assert.equal(most, 3, 'the limit is reached: the policy wants more');
     for (const point of parsed.equity) assert.ok(point.open_positions <= 3, `equity point ${point.time}`);
     // the pairs that wanted in and could not were told why
-    const refusedOrRejected = parsed.decisions.filter(
+    const refusedOrRejected = decisions.filter(
       (d) => d.tool === 'signal_entry_long' && (d.outcome === 'refused' || d.outcome === 'rejected'),
     );
     assert.ok(refusedOrRejected.length > 0);

@@ -9,6 +9,7 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BacktestResultFile } from '../../src/backtest/result';
+import { readBacktestLog } from '../helpers/backtest';
 import { repoRoot, runCli } from '../helpers/cli';
 import { startModelServer, type ModelServer } from '../helpers/model-server';
 import { DEFAULT_USAGE, startScriptedServer, type ScriptedServer } from '../helpers/scripted-openai-server';
@@ -75,9 +76,14 @@ describe('llm-trader backtest', () => {
     assert.equal(result.range.to, Date.UTC(2025, 5, 5));
     assert.equal(result.config.llm.api_key, '');
     assert.ok(existsSync(join(out, 'report.html')));
-    const lines = readFileSync(join(out, 'llm_decisions.jsonl'), 'utf8').trim().split('\n');
-    assert.equal(lines.length, result.decisions.length);
-    assert.equal((JSON.parse(lines[0]!) as { pair: string }).pair, BTC);
+    const lines = readBacktestLog(join(out, 'llm_decisions.jsonl'));
+    assert.equal(lines.length, result.metrics.decisions);
+    assert.equal(lines[0]!.pair, BTC);
+    // the sizes of what was written, at the end of the run
+    assert.match(
+      res.stdout,
+      /result\.json \(\d+(\.\d)? [kM]B\), .*llm_decisions\.jsonl \(\d+(\.\d)? [kM]B\) and .*report\.html \(\d+(\.\d)? [kM]B\)/,
+    );
   });
 
   test('bad usage exits 2 and says what to pass', () => {
@@ -189,7 +195,7 @@ describe('llm-trader backtest', () => {
       assert.ok(body.tools.length === 3);
       const { text, result } = readResult(join(dir, 'openai-1'));
       assert.deepEqual(
-        result.decisions.map((d) => [d.tool, d.source, d.outcome]),
+        readBacktestLog(join(dir, 'openai-1', 'llm_decisions.jsonl')).map((d) => [d.action, d.source, d.outcome]),
         [
           ['signal_entry_long', 'openai', 'executed'],
           ['signal_exit', 'openai', 'executed'],

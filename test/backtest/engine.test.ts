@@ -12,6 +12,7 @@ import {
   snapshotOptionsFor,
 } from '../../src/backtest/engine';
 import { baselinePolicy, replayPolicy } from '../../src/backtest/policy';
+import type { DecisionLog } from '../../src/backtest/decision-log';
 import type { BacktestResult, BacktestResultFile } from '../../src/backtest/result';
 import { snapshotAt } from '../../src/core/snapshot';
 import { PaperLedger } from '../../src/exchange/paper-ledger';
@@ -35,8 +36,9 @@ const DATA_START = Date.UTC(2025, 4, 22, 0, 30);
 
 describe('the baseline through runCycle over the full BTC 30m range (LLM issue acceptance)', () => {
   let result: BacktestResult;
+  let decisions: DecisionLog;
   before(async () => {
-    ({ result } = await runBacktest({
+    ({ result, decisions } = await runBacktest({
       config: testConfig(),
       market: recordedMarket(),
       pairs: [BTC],
@@ -55,10 +57,10 @@ describe('the baseline through runCycle over the full BTC 30m range (LLM issue a
   });
 
   test('opens and closes trades: it is exercised, not idle', () => {
-    const entries = result.decisions
+    const entries = decisions
       .toArray()
       .filter((d) => (d.tool === 'signal_entry_long' || d.tool === 'signal_entry_short') && d.outcome === 'executed');
-    const modelExits = result.decisions.toArray().filter((d) => d.tool === 'signal_exit' && d.source === 'baseline');
+    const modelExits = decisions.toArray().filter((d) => d.tool === 'signal_exit' && d.source === 'baseline');
     assert.ok(entries.length >= 5, `expected several entries over two months, got ${entries.length}`);
     assert.ok(modelExits.length >= 3, `expected the baseline to close trades itself, got ${modelExits.length}`);
     assert.ok(entries.some((d) => d.tool === 'signal_entry_long'));
@@ -76,9 +78,9 @@ describe('the baseline through runCycle over the full BTC 30m range (LLM issue a
   });
 
   test('one decision per cycle: the provider every time but at the end, where open positions are closed', () => {
-    const asked = result.decisions.toArray().filter((d) => d.source === 'baseline');
+    const asked = decisions.toArray().filter((d) => d.source === 'baseline');
     assert.equal(asked.length, result.range.steps - 1);
-    const last = result.decisions.toArray().filter((d) => d.time === result.range.to);
+    const last = decisions.toArray().filter((d) => d.time === result.range.to);
     assert.ok(last.every((d) => d.source === 'operator' && d.tool === 'signal_exit'));
   });
 });
@@ -237,7 +239,7 @@ describe('the look-ahead check', () => {
     });
     assert.equal(replay.result.lookahead?.passed, true, JSON.stringify(replay.result.lookahead?.mismatches));
     assert.equal(replay.result.metrics.fallbacks, 0);
-    assert.ok(replay.result.decisions.toArray().some((d) => d.source === 'replay'));
+    assert.ok(replay.decisions.toArray().some((d) => d.source === 'replay'));
     // the same decisions at the same times: the same trades
     const key = (r: BacktestResult) =>
       r.trades.map((x) => [x.pair, x.side, x.entry_time, x.exit_time, x.entry_price, x.exit_price, x.pnl]);

@@ -33,7 +33,7 @@ describe('backtest over data with gaps', () => {
     const market = new RecordedMarketSource(withGaps({ '30m': [m30], '1h': [h1] }));
     const from = Date.UTC(2025, 4, 25);
     const to = Date.UTC(2025, 4, 28);
-    const { result } = await runBacktest({
+    const { result, decisions } = await runBacktest({
       config: testConfig(),
       market,
       pairs: [BTC],
@@ -62,7 +62,7 @@ describe('backtest over data with gaps', () => {
       ],
     );
     assert.equal(result.range.skipped_steps, 11);
-    const decided = new Set(result.decisions.toArray().map((d) => d.time));
+    const decided = new Set(decisions.toArray().map((d) => d.time));
     for (const s of result.dataQuality.skipped_cycles) {
       for (let t = s.from; t <= s.to; t += HALF_HOUR)
         assert.ok(!decided.has(t), `decided at ${new Date(t).toISOString()}`);

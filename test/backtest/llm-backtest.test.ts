@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { BacktestStop, resultJson, runBacktest, type RequestPreview } from '../../src/backtest/engine';
 import { LlmRun, type RunEstimate } from '../../src/backtest/llm-run';
 import { openaiPolicy } from '../../src/backtest/policy';
+import type { DecisionLog } from '../../src/backtest/decision-log';
 import type { BacktestResult } from '../../src/backtest/result';
 import { renderReport } from '../../src/backtest/report';
 import { DecisionCache } from '../../src/llm/decision-cache';
@@ -63,7 +64,13 @@ interface RunOptions {
 async function modelBacktest(
   url: string,
   o: RunOptions,
-): Promise<{ result: BacktestResult; text: string; run: LlmRun; prefetched: { answered: number; used: number } }> {
+): Promise<{
+  result: BacktestResult;
+  decisions: DecisionLog;
+  text: string;
+  run: LlmRun;
+  prefetched: { answered: number; used: number };
+}> {
   const config = testConfig({
     pairs: PAIRS,
     llm: {
@@ -81,7 +88,7 @@ async function modelBacktest(
   const scheduler = new RequestScheduler({ concurrency: o.concurrency });
   const run = new LlmRun({ config, scheduler, allowFallbacks: o.allowFallbacks ?? false });
   const policy = await openaiPolicy(config.llm, { cache: o.cache, scheduler, wrap: run.meter });
-  const { result } = await runBacktest({
+  const { result, decisions } = await runBacktest({
     config,
     market,
     pairs: PAIRS,
@@ -93,7 +100,14 @@ async function modelBacktest(
     ...(o.prefetch ? { prefetch: true } : {}),
   });
   run.finish();
-  return { result, text: resultJson(result), run, prefetched: policy.prefetchStats?.() ?? { answered: 0, used: 0 } };
+  // result.json and the decisions (which the decision log records): what must not depend on how the model was asked
+  return {
+    result,
+    decisions,
+    text: resultJson(result) + JSON.stringify(decisions),
+    run,
+    prefetched: policy.prefetchStats?.() ?? { answered: 0, used: 0 },
+  };
 }
 
 describe('concurrent model decisions, deterministic results', () => {
@@ -232,9 +246,16 @@ describe('the cost cap', () => {
     assert.deepEqual(llm.price, { ...PRICE, model: MODEL, source: 'config' });
     assert.equal(result.metrics.estimated_cost_usd, llm.cost_usd);
     assert.equal(result.metrics.model_tokens_in, llm.tokens.input);
+    // the decisions panel of result.json (and the report) counts the same model decisions, tokens and cost
+    const panel = result.breakdowns.decisions.model;
+    assert.deepEqual(
+      [panel.decisions, panel.requests, panel.tokens, panel.cost_usd],
+      [llm.decisions, llm.requests, llm.tokens, llm.cost_usd],
+    );
     const html = renderReport(result, {});
-    assert.match(html, /<h2>Model usage<\/h2>/);
-    assert.match(html, new RegExp(`<td class="left">all</td><td>${DECISIONS}</td><td>${DECISIONS}</td>`));
+    assert.match(html, />Model usage<\/h3>/);
+    assert.match(html, new RegExp(`<td class="l">all</td><td>${DECISIONS}</td><td>${DECISIONS}</td>`));
+    assert.match(html, new RegExp(`A model decided ${DECISIONS} times in ${DECISIONS} requests`));
   });
 
   test('the preview comes before the first request, from the prompts of the first decision time; a dry run sends none', async () => {
@@ -320,8 +341,8 @@ describe('what the model answers', () => {
     const s = await server({ answer: (q) => (extra ? chatty(q) : defaultAnswer(q)) });
     const plain = await modelBacktest(s.url, { cache: DecisionCache.inMemory(), concurrency: 8 });
     extra = true;
-    const { result } = await modelBacktest(s.url, { cache: DecisionCache.inMemory(), concurrency: 8 });
-    const rows = result.decisions.toArray().filter((d) => d.dropped_fields.length > 0);
+    const { result, decisions } = await modelBacktest(s.url, { cache: DecisionCache.inMemory(), concurrency: 8 });
+    const rows = decisions.toArray().filter((d) => d.dropped_fields.length > 0);
     assert.ok(rows.length >= 10, `too few answers had extra fields: ${rows.length}`);
     for (const r of rows) assert.deepEqual(r.dropped_fields, ['note', 'confidence_reasoning']);
     assert.equal(result.metrics.fallbacks, 0);

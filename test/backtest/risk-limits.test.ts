@@ -8,6 +8,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { runBacktest } from '../../src/backtest/engine';
 import { baselinePolicy } from '../../src/backtest/policy';
+import type { DecisionLog } from '../../src/backtest/decision-log';
 import type { BacktestResult } from '../../src/backtest/result';
 import type { Config } from '../../src/core/config';
 import type { Candle } from '../../src/core/types';
@@ -36,7 +37,11 @@ interface Held {
  * account values them then: at the current close (every pair's candles up to the decision time are processed before
  * any order).
  */
-function violations(result: BacktestResult, config: Config, closes: Map<string, Map<number, number>>): string[] {
+function violations(
+  { result, decisions }: { result: BacktestResult; decisions: DecisionLog },
+  config: Config,
+  closes: Map<string, Map<number, number>>,
+): string[] {
   const risk = config.risk;
   const out: string[] = [];
   const pairIndex = new Map(result.range.pairs.map((p, i) => [p, i]));
@@ -67,7 +72,7 @@ function violations(result: BacktestResult, config: Config, closes: Map<string, 
     if (o.status === 'filled') events.push({ time: o.time, pair: o.pair, rank: 1, kind: 'order', order: o });
   events.sort((a, b) => a.time - b.time || a.rank - b.rank || pairIndex.get(a.pair)! - pairIndex.get(b.pair)!);
 
-  const decisionAt = new Map(result.decisions.toArray().map((d) => [`${d.pair} ${d.time}`, d]));
+  const decisionAt = new Map(decisions.toArray().map((d) => [`${d.pair} ${d.time}`, d]));
   for (const t of result.trades) {
     // cooldown: an entry on a pair must come cooldown_minutes after the previous stop-out there
     const previous = result.trades
@@ -185,7 +190,7 @@ describe('no trade breaks a configured risk limit', () => {
     // the same result judged against tighter limits than it was run with must fail: the checker is not blind
     const config = testConfig({ risk: STRESS_RISK });
     const market = recordedMarket();
-    const { result } = await runBacktest({
+    const run = await runBacktest({
       config,
       market,
       pairs: STRESS_PAIRS,
@@ -206,7 +211,7 @@ describe('no trade breaks a configured risk limit', () => {
         max_adjustments_per_trade: 1,
       },
     });
-    const found = violations(result, tighter, await closesOf(market, STRESS_PAIRS));
+    const found = violations(run, tighter, await closesOf(market, STRESS_PAIRS));
     assert.ok(
       found.some((v) => /leverage 20 outside/.test(v)),
       found.slice(0, 3).join('\n'),
@@ -220,15 +225,15 @@ describe('no trade breaks a configured risk limit', () => {
   test('the baseline over all 17 pairs', async () => {
     const config = testConfig();
     const market = recordedMarket();
-    const { result } = await runBacktest({ config, market, pairs: ALL_PAIRS, policy: baselinePolicy() });
-    assert.ok(result.trades.length > 50);
-    assert.deepEqual(violations(result, config, await closesOf(market, ALL_PAIRS)), []);
+    const run = await runBacktest({ config, market, pairs: ALL_PAIRS, policy: baselinePolicy() });
+    assert.ok(run.result.trades.length > 50);
+    assert.deepEqual(violations(run, config, await closesOf(market, ALL_PAIRS)), []);
   });
 
   const stress = async (freedom: boolean, mode: 'extreme' | 'edge') => {
     const config = testConfig({ risk: { ...STRESS_RISK, allow_model_freedom: freedom } });
     const market = recordedMarket();
-    const { result } = await runBacktest({
+    const { result, decisions } = await runBacktest({
       config,
       market,
       pairs: STRESS_PAIRS,
@@ -237,8 +242,8 @@ describe('no trade breaks a configured risk limit', () => {
       policy: adversarialPolicy(mode),
       compareBaseline: false,
     });
-    assert.deepEqual(violations(result, config, await closesOf(market, STRESS_PAIRS)), []);
-    const details = result.decisions
+    assert.deepEqual(violations({ result, decisions }, config, await closesOf(market, STRESS_PAIRS)), []);
+    const details = decisions
       .toArray()
       .map((d) => d.detail ?? '')
       .join('\n');

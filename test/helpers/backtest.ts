@@ -2,16 +2,17 @@
  * Fixtures for backtest tests: the recorded data of ../shared/data, configs, and test policies (a deliberately leaky
  * one for the look-ahead check, an adversarial one for the risk limits).
  */
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { ConfigSchema, type Config } from '../../src/core/config';
 import type { DecisionContext } from '../../src/core/context-types';
 import type { Decision, DecisionResult } from '../../src/core/types';
 import type { DecisionEvent } from '../../src/backtest/engine';
-import { orderOwner } from '../../src/backtest/engine';
 import type { BacktestPolicy } from '../../src/backtest/policy';
 import { RecordedMarketSource, csvRecordedData } from '../../src/exchange/market-source';
-import { decisionLine, journalContext } from '../../src/store/journal';
+import { backtestLogLine } from '../../src/backtest/log-line';
+import { expandDecisionLine } from '../../src/store/compact-decision-line';
+import type { DecisionLine } from '../../src/store/journal';
 
 export const DATA_DIR = path.resolve(process.cwd(), '../shared/data/binanceusdm');
 export const MAIN_MS = 30 * 60_000;
@@ -163,24 +164,20 @@ export function adversarialPolicy(mode: 'extreme' | 'edge'): BacktestPolicy {
   };
 }
 
+/** The lines of a backtest's decision log (`<out>/llm_decisions.jsonl`), each expanded to the journal's full line. */
+export function readBacktestLog(file: string): DecisionLine[] {
+  return readFileSync(file, 'utf8')
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => expandDecisionLine(JSON.parse(l) as Record<string, unknown>));
+}
+
 /** Collects the decisions of a run as `llm_decisions.jsonl` lines (the CLI's format) and writes them to `file`. */
 export class DecisionLogRecorder {
   private readonly lines: string[] = [];
 
   readonly onDecision = (pair: string, event: DecisionEvent, runId: string): void => {
-    this.lines.push(
-      JSON.stringify(
-        decisionLine({
-          owner: orderOwner(runId, pair),
-          pair,
-          record: event.record,
-          result: event.result,
-          verdict: event.verdict,
-          context: event.context ? journalContext(event.context) : null,
-          clientOrderId: event.clientOrderId,
-        }),
-      ),
-    );
+    this.lines.push(backtestLogLine(runId, pair, event));
   };
 
   write(file: string): void {

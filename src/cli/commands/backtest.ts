@@ -1,8 +1,8 @@
 /**
  * `llm-trader backtest`: runs the live decision cycle over recorded candles (src/backtest/engine.ts) and writes
  * `<out>/result.json` (documented in src/backtest/result.ts), `<out>/llm_decisions.jsonl` (every decision in the
- * journal's format, replayable with `--policy replay:<that file>`) and the HTML report; prints the comparison table
- * and the data quality of the series it read.
+ * journal's format, compact: src/store/compact-decision-line.ts; replayable with `--policy replay:<that file>`) and
+ * the HTML report; prints the comparison table, the data quality of the series it read and the sizes it wrote.
  *
  * Data: the candle database (`<data_dir>/candles.sqlite`, or `--db`) filled by import-data / download-data, unless
  * `--data <csv folder>` (or config replay.data) names a CSV folder to read directly.
@@ -30,7 +30,7 @@
  * says which), or the look-ahead check found a leak; 2 bad usage, config, data, decision log or an output folder in
  * use.
  */
-import { closeSync, existsSync, mkdirSync, openSync, writeSync } from 'node:fs';
+import { closeSync, existsSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type * as Engine from '../../backtest/engine';
@@ -229,12 +229,13 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
   }
   const redactor = Redactor.fromConfig(config);
 
-  const [engine, policies, { renderReport }, journal, replayLog] = await Promise.all([
+  const [engine, policies, { renderReport }, journal, replayLog, { backtestLogLine }] = await Promise.all([
     import('../../backtest/engine'),
     import('../../backtest/policy'),
     import('../../backtest/report'),
     import('../../store/journal'),
     import('../../backtest/replay-log'),
+    import('../../backtest/log-line'),
   ]);
   const source = await openRecordedSource(config, { data: opts.data ?? null, db: opts.db ?? null });
   const market = source.market;
@@ -353,19 +354,7 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
             onProgress: progress.update,
             onDecision: (pair, event, runId) => {
               llmRun?.observe(pair, event);
-              log?.write(
-                JSON.stringify(
-                  journal.decisionLine({
-                    owner: engine.orderOwner(runId, pair),
-                    pair,
-                    record: event.record,
-                    result: event.result,
-                    verdict: event.verdict,
-                    context: event.context ? journal.journalContext(event.context) : null,
-                    clientOrderId: event.clientOrderId,
-                  }),
-                ),
-              );
+              log?.write(backtestLogLine(runId, pair, event));
             },
             ...(llmRun
               ? {
@@ -515,6 +504,27 @@ function printSummary(
   }
   console.log('');
   const m = result.metrics;
+  const p = result.period;
+  console.log(
+    `measured from ${new Date(p.from).toISOString()} to ${new Date(p.to).toISOString()} (${p.steps} decision times): ` +
+      (p.reason === 'warmup_end' || p.reason === 'range_start'
+        ? `after the indicator warm-up (${p.warmup_indicators.join(', ')})`
+        : p.reason === 'first_entry'
+          ? "from the policy's first entry, before the indicator warm-up ended"
+          : 'the whole range (the indicator warm-up does not end within it)'),
+  );
+  const b = result.benchmark;
+  const benchmarkRow = [
+    `equal-weight buy-and-hold (${b.pairs.length} pairs)`,
+    pct(b.total_return_pct),
+    pct(b.max_drawdown_pct),
+    pct(b.sharpe),
+    pct(b.sortino),
+    '-',
+    '-',
+    '-',
+    b.final_equity.toFixed(2),
+  ];
   const rows = result.comparison.map((r) => [
     r.label,
     pct(r.total_return_pct),
@@ -526,6 +536,8 @@ function printSummary(
     pct(r.profit_factor),
     r.final_equity.toFixed(2),
   ]);
+  // the benchmark after the policy and the baseline, before the buy-and-hold of each pair
+  rows.splice(result.comparison.filter((r) => r.kind !== 'buy_and_hold').length, 0, benchmarkRow);
   console.log(
     formatTable(
       ['run', 'return %', 'max DD %', 'Sharpe', 'Sortino', 'trades', 'win %', 'PF', 'final equity'],
@@ -583,5 +595,15 @@ function printSummary(
     `${result.range.candle_steps} pair-cycles (${result.range.steps} decision times x ${result.range.pairs.length} ` +
       `pairs); the backtest took ${run.seconds.toFixed(2)} s (${runs.join(', ')})`,
   );
-  console.log(`wrote ${join(run.out, 'result.json')}, ${join(run.out, 'llm_decisions.jsonl')} and ${run.reportFile}`);
+  const sized = (file: string) => `${file} (${fileSize(statSync(file).size)})`;
+  console.log(
+    `wrote ${sized(join(run.out, 'result.json'))}, ${sized(join(run.out, 'llm_decisions.jsonl'))} and ` +
+      `${sized(run.reportFile)}`,
+  );
+}
+
+/** A file size for people: kB below 1 MB, else MB (1 kB = 1000 bytes), one decimal under 100. */
+export function fileSize(bytes: number): string {
+  const [v, unit] = bytes < 1e6 ? [bytes / 1e3, 'kB'] : [bytes / 1e6, 'MB'];
+  return `${v < 100 ? v.toFixed(1) : v.toFixed(0)} ${unit}`;
 }
