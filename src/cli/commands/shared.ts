@@ -2,13 +2,14 @@
  * Helpers shared by the Temporal verbs (worker, start, pause/resume/exit/stop, status, decisions, trades, setup, dev):
  * the common options, pair validation, the client connection, the logger, and plain-text tables.
  *
- * The verbs load the Temporal SDK, SQLite and the exchange and model clients inside their actions (dynamic imports),
- * so `llm-trader --help` and the light verbs start in a fraction of a second.
+ * The verbs load the config schema, the Temporal SDK, SQLite and the exchange and model clients inside their actions
+ * (dynamic imports), so `llm-trader --help` loads commander and the commands' options only, and each verb what it
+ * uses (test/cli/lazy-loading.test.ts checks it).
  */
 import { Option, type Command } from 'commander';
 import type { Client, Connection } from '@temporalio/client';
-import { loadConfig } from '../../config/load';
-import { PAIR_RE, type Config } from '../../core/config';
+import type { Config } from '../../core/config';
+import { PAIR_RE } from '../../core/pair-symbol';
 import { secretsOf } from '../../core/redact';
 import type { RunSummary } from '../../store/journal';
 import type { TemporalSettings } from '../../worker/connection';
@@ -53,8 +54,12 @@ export function addLogOptions(command: Command): Command {
     );
 }
 
-/** The config of `--config` (defaults without it). Throws ConfigError (exit 2 in main.ts) when it is invalid. */
-export function readConfig(opts: ConfigOptions): Config {
+/**
+ * The config of `--config` (defaults without it). Throws ConfigError (exit 2 in main.ts) when it is invalid. The
+ * schema and the JSONC parser are loaded here, not at the top: `--help` needs neither.
+ */
+export async function readConfig(opts: ConfigOptions): Promise<Config> {
+  const { loadConfig } = await import('../../config/load');
   return loadConfig(opts.config ?? null);
 }
 

@@ -47,7 +47,7 @@ export function registerWorker(program: Command): void {
         { exitCode: 2, code: 'llm-trader.no-bundle' },
       );
     }
-    const config = readConfig(opts);
+    const config = await readConfig(opts);
     const logger = makeLogger(config, opts);
     await runWorker(config, {
       logger,
