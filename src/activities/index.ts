@@ -41,13 +41,13 @@ import { reviewTrade, reflectOnTrade, evaluateTrade, rewardForTrade } from '../c
 import { buildDecisionContext } from '../llm/context-builder';
 import type { DecisionProvider, ProviderDecision } from '../llm/provider';
 import { BaselineProvider } from '../llm/baseline';
-import { OpenAIProvider } from '../llm/openai-provider';
 import { CachedProvider, DecisionCache } from '../llm/decision-cache';
 import { ReplayProvider } from '../llm/replay-provider';
 import { LlmError, safeUrl } from '../llm/errors';
 import { ExchangeError, classifyError } from '../exchange/errors';
 import type { Exchange } from '../exchange/port';
-import { CcxtExchange, type CcxtExchangeOptions } from '../exchange/ccxt-exchange';
+// ccxt and the OpenAI client are loaded by the modes and providers that use them (createActivityRuntime)
+import type { CcxtExchange, CcxtExchangeOptions } from '../exchange/ccxt-exchange';
 import { PaperExchange } from '../exchange/paper-exchange';
 import { LiveMarketSource, RecordedMarketSource, type MarketSource } from '../exchange/market-source';
 import { openRecordedSource } from '../store/recorded-source';
@@ -664,7 +664,7 @@ function configurationError(message: string): never {
   throw ApplicationFailure.create({ type: CONFIGURATION_ERROR, message, nonRetryable: true });
 }
 
-function providerFor(config: Config, dataDir: string): { provider: DecisionProvider; close: () => void } {
+async function providerFor(config: Config, dataDir: string): Promise<{ provider: DecisionProvider; close: () => void }> {
   switch (config.llm.provider) {
     case 'baseline':
       return { provider: new BaselineProvider(), close: () => undefined };
@@ -676,6 +676,7 @@ function providerFor(config: Config, dataDir: string): { provider: DecisionProvi
       return { provider: ReplayProvider.fromFile(config.llm.replay_file), close: () => undefined };
     }
     case 'openai': {
+      const { OpenAIProvider } = await import('../llm/openai-provider');
       const inner = new OpenAIProvider(config.llm);
       if (!config.llm.cache) return { provider: inner, close: () => undefined };
       const cache = DecisionCache.open(join(dataDir, 'decision-cache.sqlite'));
@@ -689,7 +690,7 @@ function providerFor(config: Config, dataDir: string): { provider: DecisionProvi
  * - live: the ccxt exchange with keys; market data from it
  * - paper: the paper exchange (SQLite account under data_dir) over the real exchange's public market data
  * - replay: the paper exchange over recorded candles (the candle database, or the CSV folder `replay.data`), on the
- *   recorded clock the workflows pass in
+ *   recorded clock the workflows pass in; ccxt is not loaded (test/cli/lazy-loading.test.ts)
  */
 export interface ActivityRuntimeOptions {
   logger: ActivityLogger;
@@ -706,13 +707,14 @@ export async function createActivityRuntime(config: Config, opts: ActivityRuntim
   try {
     const { provider, close } = opts.provider
       ? { provider: opts.provider, close: () => undefined }
-      : providerFor(config, dataDir);
+      : await providerFor(config, dataDir);
     closers.push(close);
     const marketsCacheFile = join(dataDir, `markets-${config.exchange.name}.json`);
     let market: MarketSource;
     let markets: Pick<Exchange, 'market'> | undefined;
     let live: CcxtExchange | null = null;
     if (config.mode === 'live') {
+      const { CcxtExchange } = await import('../exchange/ccxt-exchange');
       live = CcxtExchange.fromConfig(config.exchange, { marketsCacheFile, ...opts.exchangeTimings });
       market = new LiveMarketSource(live);
     } else if (config.mode === 'replay') {
@@ -721,6 +723,7 @@ export async function createActivityRuntime(config: Config, opts: ActivityRuntim
       market = recorded.market;
     } else {
       // public market data only: no keys leave the worker for paper trading
+      const { CcxtExchange } = await import('../exchange/ccxt-exchange');
       const publicExchange = CcxtExchange.fromConfig(
         { ...config.exchange, api_key: '', api_secret: '' },
         { marketsCacheFile },
