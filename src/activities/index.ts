@@ -664,7 +664,10 @@ function configurationError(message: string): never {
   throw ApplicationFailure.create({ type: CONFIGURATION_ERROR, message, nonRetryable: true });
 }
 
-async function providerFor(config: Config, dataDir: string): Promise<{ provider: DecisionProvider; close: () => void }> {
+async function providerFor(
+  config: Config,
+  dataDir: string,
+): Promise<{ provider: DecisionProvider; close: () => void }> {
   switch (config.llm.provider) {
     case 'baseline':
       return { provider: new BaselineProvider(), close: () => undefined };

@@ -212,7 +212,7 @@ export function redactSecrets(message: string, secrets: readonly string[] = []):
 
 function typeOf(err: unknown): { type: ExchangeErrorType; ccxtClass: string | null } {
   if (err instanceof Error) {
-    for (let proto: unknown = Object.getPrototypeOf(err); proto !== null && proto !== Error.prototype; ) {
+    for (let proto: unknown = Object.getPrototypeOf(err); proto !== null && proto !== Error.prototype;) {
       const type = RULES_BY_NAME.get((proto as { constructor?: { name?: string } }).constructor?.name ?? '');
       if (type) return { type, ccxtClass: err.constructor.name };
       proto = Object.getPrototypeOf(proto);
