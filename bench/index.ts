@@ -12,6 +12,8 @@ import { runWholeBench } from './whole';
 const argv = process.argv.slice(2);
 if (argv.includes('--whole')) {
   await runWholeBench(argv);
+  // the worker part's Temporal connection keeps the event loop alive (as in bench/scale.ts)
+  process.exit(0);
 } else {
   const benches: { name: string; run: () => Promise<unknown> }[] = [
     { name: 'context', run: runContextBench },

@@ -184,4 +184,5 @@ export async function runWholeBench(argv: string[] = process.argv.slice(2)): Pro
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === path.resolve(process.argv[1])) {
   await runWholeBench();
+  process.exit(0);
 }

@@ -9,7 +9,9 @@
  *
  * Outputs are never half-written and never destroy earlier ones: the run writes into a staging folder beside `--out`
  * and puts it in place only when it has succeeded (src/store/run-folder.ts); an `--out` that already holds files is
- * refused unless `--force`. The decision log is written record by record, so a killed run loses at most the last one.
+ * refused unless `--force`. The decision log is written as it goes, whole lines only: a model's run record by record,
+ * so a killed run loses at most the last one; a local policy's run (cheap to repeat) in blocks of 256 KiB (see
+ * LineWriter).
  *
  * A replay policy's decision log is checked before the run (src/backtest/replay-log.ts): corrupt lines, and decision
  * times it does not cover unless `--allow-missing`.
@@ -109,12 +111,20 @@ function parsePolicy(command: Command, text: string, config: Config): PolicySpec
   return usage(command, `--policy must be baseline, openai or replay:<llm_decisions.jsonl>, got "${text}"`);
 }
 
+/** Decision log lines a local policy's run (baseline, replay) keeps before writing them, bytes (about). */
+export const LOCAL_LOG_BLOCK = 256 * 1024;
+
 /**
- * Writes a decision log line by line: each record is one synchronous write of the whole line (no buffer kept in the
- * process), so a killed run loses at most the record being written, and the reader skips that cut-off last line.
+ * Writes a decision log line by line, whole lines only. With `blockBytes` 0 (a model's run) each record is one
+ * synchronous write of the whole line (no buffer kept in the process), so a killed run loses at most the record being
+ * written, and the reader skips that cut-off last line. Otherwise (a local policy, whose run is cheap to repeat) lines
+ * are kept until about `blockBytes` have gathered and then written together: one system call per block instead of per
+ * record (49,559 records in a 17-pair baseline run); a killed run then loses at most the last block.
  */
 class LineWriter {
   private readonly fd: number;
+  private pending: string[] = [];
+  private pendingBytes = 0;
 
   /**
    * @param file where the lines go (the run's staging folder)
@@ -124,12 +134,23 @@ class LineWriter {
     readonly file: string,
     private readonly name: string,
     private readonly redactor: Redactor,
+    private readonly blockBytes = 0,
   ) {
     this.fd = openSync(file, 'wx');
   }
 
   write(line: string): void {
-    const data = Buffer.from(`${this.redactor.redact(line)}\n`, 'utf8');
+    this.pending.push(line);
+    this.pendingBytes += line.length;
+    if (this.pendingBytes >= this.blockBytes) this.flush();
+  }
+
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    const text = this.pending.join('\n');
+    this.pending = [];
+    this.pendingBytes = 0;
+    const data = Buffer.from(`${this.redactor.redact(text)}\n`, 'utf8');
     let offset = 0;
     try {
       while (offset < data.length) offset += writeSync(this.fd, data, offset, data.length - offset);
@@ -138,8 +159,13 @@ class LineWriter {
     }
   }
 
+  /** Writes the lines kept, then closes the file. */
   close(): void {
-    closeSync(this.fd);
+    try {
+      this.flush();
+    } finally {
+      closeSync(this.fd);
+    }
   }
 }
 
@@ -272,7 +298,12 @@ export async function backtest(opts: BacktestCliOptions, command: Command): Prom
     const folder = opts.dryRun ? null : RunFolder.prepare(out, opts.force === true);
     try {
       const log = folder
-        ? new LineWriter(folder.file(journal.DECISIONS_LOG_FILE), join(out, journal.DECISIONS_LOG_FILE), redactor)
+        ? new LineWriter(
+            folder.file(journal.DECISIONS_LOG_FILE),
+            join(out, journal.DECISIONS_LOG_FILE),
+            redactor,
+            policy.remote ? 0 : LOCAL_LOG_BLOCK,
+          )
         : null;
       const progress = new ProgressReporter(process.stderr, llmRun, plan.times.length);
       const started = performance.now();

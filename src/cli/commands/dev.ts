@@ -24,6 +24,7 @@ import {
   checkPairs,
   makeLogger,
   positiveInt,
+  preferSmallHeap,
   readConfig,
   type ConfigOptions,
   type LogOptions,
@@ -93,6 +94,7 @@ export function devProvider(
 }
 
 async function dev(opts: DevOptions, cmd: Command): Promise<void> {
+  preferSmallHeap();
   const usage = (message: string): never =>
     cmd.error(`dev: ${message}`, { exitCode: 2, code: 'llm-trader.bad-option' });
   const pairs = opts.pairs !== undefined ? checkPairs(cmd, opts.pairs) : undefined;
