@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 // Runs the built JavaScript in dist/app (scripts/build.mjs: `npm run build`, which `npm ci` runs as `prepare`): no
 // TypeScript compiler at run time. A build older than the sources it was made from is refused, with what to run.
+import { createHash } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
@@ -19,14 +20,24 @@ function staleBuild() {
   } catch {
     return null; // an install without the sources: the build is all there is
   }
-  for (const [file, [size, mtimeMs]] of Object.entries(info.sources)) {
+  // size and modification time first (a stat per file); the content only when the time differs (a checkout or a
+  // copy that kept the file as it was)
+  for (const [file, [size, mtimeMs, sha256]] of Object.entries(info.sources)) {
     let st;
     try {
       st = statSync(root + file);
     } catch {
       return `${file} was deleted since the last build`;
     }
-    if (st.size !== size || st.mtimeMs !== mtimeMs) return `${file} changed since the last build`;
+    if (st.size !== size) return `${file} changed since the last build`;
+    if (
+      st.mtimeMs !== mtimeMs &&
+      createHash('sha256')
+        .update(readFileSync(root + file))
+        .digest('hex') !== sha256
+    ) {
+      return `${file} changed since the last build`;
+    }
   }
   return null;
 }

@@ -4,15 +4,16 @@
 //
 // - esbuild bundles src/cli/main.ts with code splitting: every `await import(...)` of the sources becomes its own
 //   chunk, so a command loads only the code it uses; packages (node_modules) stay external and are loaded by Node.
-// - dist/app/build-info.json lists every source file that went into the build with its size and modification time:
-//   bin/llm-trader.js refuses to run a build older than the sources (it says to run `npm run build`).
+// - dist/app/build-info.json lists every source file that went into the build with its size, modification time and
+//   SHA-256: bin/llm-trader.js refuses to run a build older than the sources (it says to run `npm run build`).
 // - The build is written into a staging folder and renamed over dist/app whole, so a command started meanwhile runs
 //   either the old build or the new one.
 // - Then the workflow bundle of these sources (webpack, a few seconds) is built into the worker's cache
 //   (node_modules/.cache/llm-trader, keyed by the sources' hash), unless it is there already: the first worker start
 //   polls at once. `--no-workflow-bundle` skips that step.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { build } from 'esbuild';
@@ -43,8 +44,9 @@ const result = await build({
 const sources = {};
 for (const input of Object.keys(result.metafile.inputs).sort()) {
   if (!input.startsWith('src/')) continue;
-  const st = statSync(join(root, input));
-  sources[input] = [st.size, st.mtimeMs];
+  const file = join(root, input);
+  const st = statSync(file);
+  sources[input] = [st.size, st.mtimeMs, createHash('sha256').update(readFileSync(file)).digest('hex')];
 }
 writeFileSync(join(staging, 'build-info.json'), `${JSON.stringify({ sources }, null, 1)}\n`);
 
