@@ -362,7 +362,7 @@ export interface KillRunOptions {
   recoveryTimeoutMs?: number;
   /** build the workflow bundle once and start every worker with `--bundle` (default true: faster restarts) */
   prebuiltBundle?: boolean;
-  /** continue-as-new after this many cycles (default 120: the kills also meet continue-as-new) */
+  /** continue-as-new after this many cycles (default: the config's default, so the kills also meet continue-as-new) */
   maxCyclesPerRun?: number;
   /** progress lines */
   log: (line: string) => void;
@@ -528,7 +528,7 @@ export async function runKillScenario(opts: KillRunOptions): Promise<KillRunRepo
       task_queue: taskQueue,
       namespace: opts.namespace,
       grace_seconds: 0,
-      max_cycles_per_run: opts.maxCyclesPerRun ?? 120,
+      ...(opts.maxCyclesPerRun !== undefined ? { max_cycles_per_run: opts.maxCyclesPerRun } : {}),
     },
     llm: { provider: 'replay', replay_file: decisionFile },
     risk: { max_open_trades: 10, cooldown_minutes: 0 },
