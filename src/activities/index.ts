@@ -173,7 +173,7 @@ function heartbeatQuietly(): void {
  * Full snapshots, built prompts and the provider's answers are kept between a cycle's steps on this worker, by group:
  * a pair's snapshots, a workflow's prompts and answers. A pair workflow runs one cycle at a time, so a group keeps its
  * last {@link STEP_CACHE_PER_GROUP} entries (the cycle in flight and the one before, for a step retried late), and the
- * cache holds a few entries per pair however long the worker runs (it held up to 2,048 prompts, ~100 MB, before).
+ * cache holds a few entries per pair however long the worker runs (it kept up to 2,048 of each before).
  * A step that finds nothing kept builds it again (snapshot, prompt) or takes the history's copy (the answer).
  */
 export const STEP_CACHE_PER_GROUP = 2;
