@@ -41,13 +41,13 @@ import { reviewTrade, reflectOnTrade, evaluateTrade, rewardForTrade } from '../c
 import { buildDecisionContext } from '../llm/context-builder';
 import type { DecisionProvider, ProviderDecision } from '../llm/provider';
 import { BaselineProvider } from '../llm/baseline';
-import { OpenAIProvider } from '../llm/openai-provider';
 import { CachedProvider, DecisionCache } from '../llm/decision-cache';
 import { ReplayProvider } from '../llm/replay-provider';
 import { LlmError, safeUrl } from '../llm/errors';
 import { ExchangeError, classifyError } from '../exchange/errors';
 import type { Exchange } from '../exchange/port';
-import { CcxtExchange, type CcxtExchangeOptions } from '../exchange/ccxt-exchange';
+// ccxt and the OpenAI client are loaded by the modes and providers that use them (createActivityRuntime)
+import type { CcxtExchange, CcxtExchangeOptions } from '../exchange/ccxt-exchange';
 import { PaperExchange } from '../exchange/paper-exchange';
 import { LiveMarketSource, RecordedMarketSource, type MarketSource } from '../exchange/market-source';
 import { openRecordedSource } from '../store/recorded-source';
@@ -169,20 +169,47 @@ function heartbeatQuietly(): void {
   }
 }
 
-/** Full snapshots and built prompts kept between a cycle's steps on this worker (a few per pair). */
+/**
+ * Full snapshots, built prompts and the provider's answers are kept between a cycle's steps on this worker, by group:
+ * a pair's snapshots, a workflow's prompts and answers. A pair workflow runs one cycle at a time, so a group keeps its
+ * last {@link STEP_CACHE_PER_GROUP} entries (the cycle in flight and the one before, for a step retried late), and the
+ * cache holds a few entries per pair however long the worker runs (it kept up to 2,048 of each before).
+ * A step that finds nothing kept builds it again (snapshot, prompt) or takes the history's copy (the answer).
+ */
+export const STEP_CACHE_PER_GROUP = 2;
+/** At most this many entries in all (the oldest goes first). */
 export const STEP_CACHE_ENTRIES = 2048;
 
-/** A bounded insertion-ordered cache: the oldest entry goes first. */
-class StepCache<V> {
-  private readonly map = new Map<string, V>();
-  constructor(private readonly capacity: number) {}
-  get(key: string): V | undefined {
-    return this.map.get(key);
+/** A bounded insertion-ordered cache: the oldest entry of a group, and of the whole cache, goes first. */
+export class StepCache<V> {
+  private readonly map = new Map<string, { value: V; group: string }>();
+  private readonly groups = new Map<string, string[]>();
+  constructor(
+    private readonly capacity: number,
+    private readonly perGroup: number = STEP_CACHE_PER_GROUP,
+  ) {}
+  get size(): number {
+    return this.map.size;
   }
-  set(key: string, value: V): void {
+  get(key: string): V | undefined {
+    return this.map.get(key)?.value;
+  }
+  set(key: string, value: V, group: string): void {
+    this.delete(key);
+    this.map.set(key, { value, group });
+    const keys = this.groups.get(group) ?? [];
+    keys.push(key);
+    this.groups.set(group, keys);
+    while (keys.length > this.perGroup) this.delete(keys[0]!);
+    while (this.map.size > this.capacity) this.delete(this.map.keys().next().value as string);
+  }
+  private delete(key: string): void {
+    const entry = this.map.get(key);
+    if (entry === undefined) return;
     this.map.delete(key);
-    this.map.set(key, value);
-    while (this.map.size > this.capacity) this.map.delete(this.map.keys().next().value as string);
+    const keys = this.groups.get(entry.group)!;
+    keys.splice(keys.indexOf(key), 1);
+    if (keys.length === 0) this.groups.delete(entry.group);
   }
 }
 
@@ -225,11 +252,14 @@ export function createActivities(deps: ActivityDeps): Activities {
     }
     return accountFor!(id);
   }
-  /** full snapshots by pair and time (fetchMarket keeps them for the context step) */
+  /** full snapshots by pair and time, grouped by pair (fetchMarket keeps them for the context step) */
   const snapshots = new StepCache<MarketSnapshot>(STEP_CACHE_ENTRIES);
-  /** built prompts by decision id (buildContext keeps them for decide) */
+  /** built prompts by decision id, grouped by workflow (buildContext keeps them for decide) */
   const contexts = new StepCache<DecisionContext>(STEP_CACHE_ENTRIES);
-  /** the provider's whole answer by decision id (decide keeps it for the journal: reasoning text, raw tool calls) */
+  /**
+   * the provider's whole answer by decision id, grouped by workflow (decide keeps it for the journal: reasoning text,
+   * raw tool calls)
+   */
   const answers = new StepCache<ProviderDecision>(STEP_CACHE_ENTRIES);
   const main = config.timeframes.main;
   const informative = config.context.include_multi_timeframe_data ? config.timeframes.informative : [];
@@ -244,7 +274,7 @@ export function createActivities(deps: ActivityDeps): Activities {
     const kept = snapshots.get(key);
     if (kept) return kept;
     const snapshot = await snapshotFor(pair, asOf);
-    snapshots.set(key, snapshot);
+    snapshots.set(key, snapshot, pair);
     return snapshot;
   }
 
@@ -285,7 +315,7 @@ export function createActivities(deps: ActivityDeps): Activities {
     const learning = journal.learningContext(pair, snapshot.asOf, config.experience);
     const context = buildDecisionContext({ ...request, snapshot, learning }, config);
     journal.recordPrompt({ decisionId, owner, run, pair, time: snapshot.asOf, context: journalContext(context) });
-    contexts.set(decisionId, context);
+    contexts.set(decisionId, context, owner);
     return context;
   }
 
@@ -506,7 +536,7 @@ export function createActivities(deps: ActivityDeps): Activities {
       try {
         await failpoint('decide.beforeProvider');
         const result = await provider.decide(context);
-        answers.set(ref.decisionId, result);
+        answers.set(ref.decisionId, result, request.owner);
         return { ...historyResult(result), answeredAt: Date.now() };
       } catch (err) {
         throw toFailure(err, `decide ${context.pair}`);
@@ -664,7 +694,10 @@ function configurationError(message: string): never {
   throw ApplicationFailure.create({ type: CONFIGURATION_ERROR, message, nonRetryable: true });
 }
 
-function providerFor(config: Config, dataDir: string): { provider: DecisionProvider; close: () => void } {
+async function providerFor(
+  config: Config,
+  dataDir: string,
+): Promise<{ provider: DecisionProvider; close: () => void }> {
   switch (config.llm.provider) {
     case 'baseline':
       return { provider: new BaselineProvider(), close: () => undefined };
@@ -676,6 +709,7 @@ function providerFor(config: Config, dataDir: string): { provider: DecisionProvi
       return { provider: ReplayProvider.fromFile(config.llm.replay_file), close: () => undefined };
     }
     case 'openai': {
+      const { OpenAIProvider } = await import('../llm/openai-provider');
       const inner = new OpenAIProvider(config.llm);
       if (!config.llm.cache) return { provider: inner, close: () => undefined };
       const cache = DecisionCache.open(join(dataDir, 'decision-cache.sqlite'));
@@ -689,7 +723,7 @@ function providerFor(config: Config, dataDir: string): { provider: DecisionProvi
  * - live: the ccxt exchange with keys; market data from it
  * - paper: the paper exchange (SQLite account under data_dir) over the real exchange's public market data
  * - replay: the paper exchange over recorded candles (the candle database, or the CSV folder `replay.data`), on the
- *   recorded clock the workflows pass in
+ *   recorded clock the workflows pass in; ccxt is not loaded (test/cli/lazy-loading.test.ts)
  */
 export interface ActivityRuntimeOptions {
   logger: ActivityLogger;
@@ -706,13 +740,14 @@ export async function createActivityRuntime(config: Config, opts: ActivityRuntim
   try {
     const { provider, close } = opts.provider
       ? { provider: opts.provider, close: () => undefined }
-      : providerFor(config, dataDir);
+      : await providerFor(config, dataDir);
     closers.push(close);
     const marketsCacheFile = join(dataDir, `markets-${config.exchange.name}.json`);
     let market: MarketSource;
     let markets: Pick<Exchange, 'market'> | undefined;
     let live: CcxtExchange | null = null;
     if (config.mode === 'live') {
+      const { CcxtExchange } = await import('../exchange/ccxt-exchange');
       live = CcxtExchange.fromConfig(config.exchange, { marketsCacheFile, ...opts.exchangeTimings });
       market = new LiveMarketSource(live);
     } else if (config.mode === 'replay') {
@@ -721,6 +756,7 @@ export async function createActivityRuntime(config: Config, opts: ActivityRuntim
       market = recorded.market;
     } else {
       // public market data only: no keys leave the worker for paper trading
+      const { CcxtExchange } = await import('../exchange/ccxt-exchange');
       const publicExchange = CcxtExchange.fromConfig(
         { ...config.exchange, api_key: '', api_secret: '' },
         { marketsCacheFile },

@@ -8,7 +8,7 @@
  * File-system, network and SQLite errors are recognised by their `code` anywhere in the `cause` chain (wrappers such
  * as "cannot write <file>" keep the original as `cause`), and the line says which file or host and what to do.
  */
-import { ConfigError } from '../config/load';
+import { ConfigError } from '../config/errors';
 import { InputError, OperatorError } from '../worker/errors';
 
 export interface DescribedError {

@@ -1,12 +1,11 @@
 /**
- * The `llm-trader` command. Each verb lives in its own module and registers itself here.
+ * The `llm-trader` command. Each verb lives in its own module and registers itself here; what a verb does is loaded
+ * when it runs (dynamic imports), so that `--help` and each verb load only what they use.
  */
 import { Command } from 'commander';
-import { loadConfig } from '../config/load';
-import { redactConfig } from '../core/config';
-import { registerDownloadData } from './commands/download-data';
-import { registerImportData } from './commands/import-data';
-import { registerBacktest } from './commands/backtest';
+import { registerDownloadData } from './commands/download-data-command';
+import { registerImportData } from './commands/import-data-command';
+import { registerBacktest } from './commands/backtest-command';
 import { registerControl } from './commands/control';
 import { registerDecisions } from './commands/decisions';
 import { registerDev } from './commands/dev';
@@ -29,7 +28,11 @@ export function buildProgram(): Command {
     .command('config')
     .description('validate a config file and print the effective configuration (secrets masked)')
     .option('-c, --config <file>', 'config file (JSON); without it the documented defaults apply')
-    .action((opts: { config?: string }) => {
+    .action(async (opts: { config?: string }) => {
+      const [{ loadConfig }, { redactConfig }] = await Promise.all([
+        import('../config/load'),
+        import('../core/config'),
+      ]);
       const config = loadConfig(opts.config ?? null);
       console.log(JSON.stringify(redactConfig(config), null, 2));
     });

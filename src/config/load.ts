@@ -9,16 +9,10 @@ import { resolve } from 'node:path';
 import { parse as parseJsonc, printParseErrorCode, visit, type JSONPath, type ParseError } from 'jsonc-parser';
 import { formatPath } from '../core/config';
 import { parseConfig, type Config } from '../core/config';
+import { ConfigError } from './errors';
 
-export class ConfigError extends Error {
-  constructor(
-    readonly file: string | null,
-    readonly problems: string[],
-  ) {
-    super(`${file ? `config ${file}` : 'config'}:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
-    this.name = 'ConfigError';
-  }
-}
+// in its own module so that the command's error handler can recognise it without loading the schema
+export { ConfigError };
 
 export const SECRET_ENV = {
   OPENAI_API_KEY: ['llm', 'api_key'],

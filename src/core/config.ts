@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import { parseDateTime } from './dates';
+import { PAIR_RE } from './pair-symbol';
 import { CCXT_EXCHANGE_IDS } from './exchange-ids';
 import { REDACTED, Redactor, secretsOf } from './redact';
 import { timeframeMs } from './timeframe';
@@ -60,8 +61,8 @@ const timeframe = z.string().refine((tf) => (TIMEFRAMES as readonly string[]).in
   error: `must be one of the exchange timeframes ${TIMEFRAMES.join(', ')}`,
 });
 
-/** ccxt unified symbol of a USDT-margined perpetual, e.g. BTC/USDT:USDT */
-export const PAIR_RE = /^[A-Z0-9]+\/[A-Z0-9]+:[A-Z0-9]+$/;
+// in its own module for the command's argument checks, which do not load the schema
+export { PAIR_RE };
 const pair = z
   .string()
   .regex(PAIR_RE, { error: 'must be a ccxt perpetual symbol like BTC/USDT:USDT (base/quote:settle)' });

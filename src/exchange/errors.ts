@@ -51,52 +51,14 @@
  * ```
  * Not from ccxt: an `ExchangeError` passes through unchanged; a Node socket error (ECONNRESET, ETIMEDOUT, ...) is
  * `ExchangeNetworkError`; anything else (a bug) is `ExchangeUnknownError`, not retried so it cannot loop forever.
+ *
+ * The classes are matched by name along the error's prototype chain (its own class first, then its ancestors: the
+ * nearest listed class wins), not with `instanceof`: this module is loaded by the paper exchange and the activities
+ * of a replay worker, which do not load ccxt (test/cli/lazy-loading.test.ts), and a ccxt error can only exist where
+ * ccxt is loaded. By name also matches errors of another copy of the library (CJS and ESM builds).
  */
 import { NON_RETRYABLE_EXCHANGE_ERROR_TYPES, RETRYABLE_EXCHANGE_ERROR_TYPES } from '../core/error-types';
 import { Redactor } from '../core/redact';
-import {
-  AccountNotEnabled,
-  AccountSuspended,
-  AddressPending,
-  ArgumentsRequired,
-  AuthenticationError,
-  BadRequest,
-  BadResponse,
-  BadSymbol,
-  BaseError,
-  CancelPending,
-  ChecksumError,
-  ContractUnavailable,
-  DDoSProtection,
-  DuplicateOrderId,
-  ExchangeClosedByUser,
-  ExchangeError as CcxtExchangeError,
-  ExchangeNotAvailable,
-  InsufficientFunds,
-  InvalidAddress,
-  InvalidNonce,
-  InvalidOrder,
-  InvalidProxySettings,
-  ManualInteractionNeeded,
-  MarginModeAlreadySet,
-  MarketClosed,
-  NetworkError,
-  NoChange,
-  NotSupported,
-  NullResponse,
-  OnMaintenance,
-  OperationFailed,
-  OperationRejected,
-  OrderImmediatelyFillable,
-  OrderNotCached,
-  OrderNotFillable,
-  OrderNotFound,
-  PermissionDenied,
-  RateLimitExceeded,
-  RequestTimeout,
-  RestrictedLocation,
-  UnsubscribeError,
-} from 'ccxt';
 
 /** Transient failures: the same call may succeed later. */
 export { RETRYABLE_EXCHANGE_ERROR_TYPES, NON_RETRYABLE_EXCHANGE_ERROR_TYPES };
@@ -164,60 +126,57 @@ export function isRetryableExchangeErrorType(type: string): boolean {
   return RETRYABLE.has(type);
 }
 
-type ErrorClass = abstract new (...args: never[]) => Error;
-
 /**
- * ccxt class -> type, most specific first: the first `instanceof` match wins, so every subclass must come before
- * its parent (the tests check each class).
+ * ccxt class name -> type, grouped by subtree as in the hierarchy above. {@link typeOf} takes the nearest class of an
+ * error's prototype chain that is listed, so a subclass's rule wins over its parent's (the tests check each class).
  */
-const RULES: ReadonlyArray<readonly [ErrorClass, ExchangeErrorType]> = [
+const RULES: ReadonlyArray<readonly [string, ExchangeErrorType]> = [
   // OperationFailed subtree (retryable)
-  [RequestTimeout, 'ExchangeTimeout'],
-  [RateLimitExceeded, 'ExchangeRateLimited'],
-  [DDoSProtection, 'ExchangeRateLimited'],
-  [OnMaintenance, 'ExchangeUnavailable'],
-  [ExchangeNotAvailable, 'ExchangeUnavailable'],
-  [ChecksumError, 'ExchangeInvalidNonce'],
-  [InvalidNonce, 'ExchangeInvalidNonce'],
-  [NetworkError, 'ExchangeNetworkError'],
-  [NullResponse, 'ExchangeBadResponse'],
-  [BadResponse, 'ExchangeBadResponse'],
-  [CancelPending, 'ExchangeOperationFailed'],
-  [OperationFailed, 'ExchangeOperationFailed'],
+  ['RequestTimeout', 'ExchangeTimeout'],
+  ['RateLimitExceeded', 'ExchangeRateLimited'],
+  ['DDoSProtection', 'ExchangeRateLimited'],
+  ['OnMaintenance', 'ExchangeUnavailable'],
+  ['ExchangeNotAvailable', 'ExchangeUnavailable'],
+  ['ChecksumError', 'ExchangeInvalidNonce'],
+  ['InvalidNonce', 'ExchangeInvalidNonce'],
+  ['NetworkError', 'ExchangeNetworkError'],
+  ['NullResponse', 'ExchangeBadResponse'],
+  ['BadResponse', 'ExchangeBadResponse'],
+  ['CancelPending', 'ExchangeOperationFailed'],
+  ['OperationFailed', 'ExchangeOperationFailed'],
   // ExchangeError subtree (not retryable)
-  [InsufficientFunds, 'ExchangeInsufficientFunds'],
-  [OrderNotFound, 'ExchangeOrderNotFound'],
-  [DuplicateOrderId, 'ExchangeDuplicateOrderId'],
-  [OrderNotCached, 'ExchangeInvalidOrder'],
-  [OrderImmediatelyFillable, 'ExchangeInvalidOrder'],
-  [OrderNotFillable, 'ExchangeInvalidOrder'],
-  [ContractUnavailable, 'ExchangeInvalidOrder'],
-  [InvalidOrder, 'ExchangeInvalidOrder'],
-  [AccountNotEnabled, 'ExchangeAuthenticationFailed'],
-  [PermissionDenied, 'ExchangeAuthenticationFailed'],
-  [AccountSuspended, 'ExchangeAuthenticationFailed'],
-  [AuthenticationError, 'ExchangeAuthenticationFailed'],
-  [BadSymbol, 'ExchangeBadSymbol'],
-  [BadRequest, 'ExchangeBadRequest'],
-  [ArgumentsRequired, 'ExchangeBadRequest'],
-  [AddressPending, 'ExchangeBadRequest'],
-  [InvalidAddress, 'ExchangeBadRequest'],
-  [NotSupported, 'ExchangeNotSupported'],
-  [MarginModeAlreadySet, 'ExchangeNoChange'],
-  [NoChange, 'ExchangeNoChange'],
-  [MarketClosed, 'ExchangeRejected'],
-  [ManualInteractionNeeded, 'ExchangeRejected'],
-  [RestrictedLocation, 'ExchangeRejected'],
-  [OperationRejected, 'ExchangeRejected'],
-  [InvalidProxySettings, 'ExchangeMisconfigured'],
-  [ExchangeClosedByUser, 'ExchangeMisconfigured'],
-  [CcxtExchangeError, 'ExchangeRejected'],
-  [UnsubscribeError, 'ExchangeUnknownError'],
-  [BaseError, 'ExchangeUnknownError'],
+  ['InsufficientFunds', 'ExchangeInsufficientFunds'],
+  ['OrderNotFound', 'ExchangeOrderNotFound'],
+  ['DuplicateOrderId', 'ExchangeDuplicateOrderId'],
+  ['OrderNotCached', 'ExchangeInvalidOrder'],
+  ['OrderImmediatelyFillable', 'ExchangeInvalidOrder'],
+  ['OrderNotFillable', 'ExchangeInvalidOrder'],
+  ['ContractUnavailable', 'ExchangeInvalidOrder'],
+  ['InvalidOrder', 'ExchangeInvalidOrder'],
+  ['AccountNotEnabled', 'ExchangeAuthenticationFailed'],
+  ['PermissionDenied', 'ExchangeAuthenticationFailed'],
+  ['AccountSuspended', 'ExchangeAuthenticationFailed'],
+  ['AuthenticationError', 'ExchangeAuthenticationFailed'],
+  ['BadSymbol', 'ExchangeBadSymbol'],
+  ['BadRequest', 'ExchangeBadRequest'],
+  ['ArgumentsRequired', 'ExchangeBadRequest'],
+  ['AddressPending', 'ExchangeBadRequest'],
+  ['InvalidAddress', 'ExchangeBadRequest'],
+  ['NotSupported', 'ExchangeNotSupported'],
+  ['MarginModeAlreadySet', 'ExchangeNoChange'],
+  ['NoChange', 'ExchangeNoChange'],
+  ['MarketClosed', 'ExchangeRejected'],
+  ['ManualInteractionNeeded', 'ExchangeRejected'],
+  ['RestrictedLocation', 'ExchangeRejected'],
+  ['OperationRejected', 'ExchangeRejected'],
+  ['InvalidProxySettings', 'ExchangeMisconfigured'],
+  ['ExchangeClosedByUser', 'ExchangeMisconfigured'],
+  ['ExchangeError', 'ExchangeRejected'],
+  ['UnsubscribeError', 'ExchangeUnknownError'],
+  ['BaseError', 'ExchangeUnknownError'],
 ];
 
-/** The same rules by ccxt class name, for ccxt errors created by another copy of the library (CJS vs ESM). */
-const RULES_BY_NAME = new Map<string, ExchangeErrorType>(RULES.map(([cls, type]) => [cls.name, type]));
+const RULES_BY_NAME = new Map<string, ExchangeErrorType>(RULES);
 
 /** Node / undici socket error codes that mean "the request did not get through". */
 const NETWORK_ERROR_CODES = new Set([
@@ -252,10 +211,12 @@ export function redactSecrets(message: string, secrets: readonly string[] = []):
 }
 
 function typeOf(err: unknown): { type: ExchangeErrorType; ccxtClass: string | null } {
-  for (const [cls, type] of RULES) {
-    if (err instanceof cls) return { type, ccxtClass: err.constructor.name };
-  }
   if (err instanceof Error) {
+    for (let proto: unknown = Object.getPrototypeOf(err); proto !== null && proto !== Error.prototype;) {
+      const type = RULES_BY_NAME.get((proto as { constructor?: { name?: string } }).constructor?.name ?? '');
+      if (type) return { type, ccxtClass: err.constructor.name };
+      proto = Object.getPrototypeOf(proto);
+    }
     const byName = RULES_BY_NAME.get(err.name);
     if (byName) return { type: byName, ccxtClass: err.name };
     const code = (err as { code?: unknown }).code;

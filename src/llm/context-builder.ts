@@ -25,19 +25,10 @@
  * regex has no look-behind). Every section ends with "\n" and starts with "## " (checked by `assertSectionShape`), so
  * no final recount is needed. The tests compare the result with an independent count of the whole strings.
  */
-import type { Config, ExperienceConfig } from '../core/config';
+import type { Config } from '../core/config';
 import type { DecisionContext, ChatMessage } from '../core/context-types';
 import type { ContextRequest } from '../core/cycle';
-import {
-  analyzePatterns,
-  decisionWarnings,
-  evaluateTrade,
-  reflectOnTrade,
-  summarizeLast30Days,
-  type DecisionRecord as WarningDecisionRecord,
-} from '../core/learning';
 import { allowedTools, toolDefinitions, type OpenAIToolDefinition } from '../core/tools';
-import type { ClosedTrade } from '../core/types';
 import { entrySystemPrompt, positionSystemPrompt } from './prompts';
 import { countTextTokens, countTokensByPiece, memoCount, tokenLowerBound } from './tokens';
 import {
@@ -61,34 +52,16 @@ import {
   seriesColumns,
   seriesRows,
   tableMinTokens,
-  type LearnedTrade,
 } from './render';
 
 export type { LearnedTrade } from './render';
+// the learning context is built without the tokenizer: the journal and the backtester's light path import it alone
+import type { LearningContext } from './learning-context';
+export { NO_LEARNING, buildLearningContext, type LearningContext } from './learning-context';
 
 // ---------------------------------------------------------------------------------------------
 // Inputs
 // ---------------------------------------------------------------------------------------------
-
-/** What the journal knows that helps the next decision on a pair. Supplied by the caller; see {@link buildLearningContext}. */
-export interface LearningContext {
-  /** recent closed trades with their lessons, newest last (the builder shows the last `max_recent_trades_context`) */
-  recentTrades: LearnedTrade[];
-  /** one paragraph, e.g. the 30-day summary; null when there is none */
-  summary: string | null;
-  /** pattern statistics lines (best/worst patterns, keywords); empty below the pattern minimum */
-  patterns: string[];
-  /** decision-quality warnings about the open position (loop, no progress, profit erosion) */
-  warnings: string[];
-}
-
-/** A learning context with nothing in it (a new pair, or learning disabled). */
-export const NO_LEARNING: LearningContext = Object.freeze({
-  recentTrades: [],
-  summary: null,
-  patterns: [],
-  warnings: [],
-}) as LearningContext;
 
 /** The cycle's request plus the learning context the caller read from the journal. */
 export interface ContextBuildRequest extends ContextRequest {
@@ -468,50 +441,3 @@ export function buildDecisionContext(req: ContextBuildRequest, config: ContextBu
   return buildDecisionContextWithLayout(req, config).context;
 }
 
-// ---------------------------------------------------------------------------------------------
-// Learning context from the journal
-// ---------------------------------------------------------------------------------------------
-
-/**
- * The learning context of `pair` at `asOf` from closed trades and the pair's recent decisions, with the learning
- * functions of src/core/learning:
- * - only trades that exited at or before `asOf` count (a backtest must not learn from the future); of the pair only
- *   when `experience.include_pair_specific_trades`, else of all pairs;
- * - recentTrades: the last `experience.max_recent_trades_context` of them, each with its reflection lessons and
- *   evaluation grade;
- * - summary: the 30-day summary ending at `asOf` (null when there is no eligible trade at all);
- * - patterns: `analyzePatterns` highlights over every eligible trade (empty below its minimum of trades);
- * - warnings: `decisionWarnings` over `decisions` (empty when flat).
- * Cost O(trades); throws (from the learning functions) on an inconsistent trade record.
- */
-export function buildLearningContext(input: {
-  pair: string;
-  asOf: number;
-  trades: readonly ClosedTrade[];
-  decisions: readonly WarningDecisionRecord[];
-  experience: Pick<ExperienceConfig, 'max_recent_trades_context' | 'include_pair_specific_trades'>;
-}): LearningContext {
-  const { pair, asOf, experience } = input;
-  const eligible = input.trades
-    .filter((t) => t.exitTime <= asOf && (!experience.include_pair_specific_trades || t.pair === pair))
-    .sort((a, b) => a.exitTime - b.exitTime);
-  const keep = experience.max_recent_trades_context;
-  const recentTrades: LearnedTrade[] = (keep > 0 ? eligible.slice(-keep) : []).map((t) => ({
-    pair: t.pair,
-    side: t.side,
-    leverage: t.leverage,
-    exitTime: t.exitTime,
-    durationMs: t.exitTime - t.entryTime,
-    pnlPct: t.pnlPct,
-    exitReason: t.exitReason,
-    grade: evaluateTrade(t).grade,
-    lessons: reflectOnTrade(t).lessons,
-  }));
-  const report = analyzePatterns(eligible);
-  return {
-    recentTrades,
-    summary: eligible.length > 0 ? summarizeLast30Days(eligible, asOf).text : null,
-    patterns: report.enough ? report.highlights : [],
-    warnings: decisionWarnings(input.decisions).map((w) => w.message),
-  };
-}

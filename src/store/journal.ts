@@ -61,7 +61,7 @@ import {
   type TradeReview,
 } from '../core/learning';
 import type { ClosedTrade, CloseReason, Decision, Side, TokenUsage, ToolName, Verdict } from '../core/types';
-import { buildLearningContext, type LearningContext } from '../llm/context-builder';
+import { buildLearningContext, type LearningContext } from '../llm/learning-context';
 import type { ProviderDecision } from '../llm/provider';
 import { appendJsonLine, jsonLineInTail } from './jsonl';
 import { Redactor } from '../core/redact';

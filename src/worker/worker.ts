@@ -12,7 +12,6 @@ import { createHash } from 'node:crypto';
 import { mkdir, readFile, readdir, rename, stat, unlink, writeFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
 import { dirname, join, relative } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { NativeConnection, Runtime, Worker, bundleWorkflowCode } from '@temporalio/worker';
 import type { ActivityRuntime } from '../activities';
 import type { Config } from '../core/config';
@@ -24,9 +23,10 @@ import {
   type TemporalSettings,
 } from './connection';
 import type { StructuredLogger } from './logger';
+import { PACKAGE_ROOT } from './package-root';
 
 /** The workflows' entry point, bundled by webpack when no prebuilt bundle is given. */
-export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', import.meta.url));
+export const WORKFLOWS_PATH = join(PACKAGE_ROOT, 'src/workflows/index.ts');
 
 /**
  * How long a workflow task may wait on a worker's sticky queue before any worker may take it. A task waits there when
@@ -36,7 +36,7 @@ export const WORKFLOWS_PATH = fileURLToPath(new URL('../workflows/index.ts', imp
 export const STICKY_QUEUE_TIMEOUT = '3s';
 
 /** Where prebuilt workflow bundles are kept, by content hash: the repository's node_modules/.cache (a build cache). */
-export const BUNDLE_CACHE_DIR = fileURLToPath(new URL('../../node_modules/.cache/llm-trader', import.meta.url));
+export const BUNDLE_CACHE_DIR = join(PACKAGE_ROOT, 'node_modules/.cache/llm-trader');
 
 /** How long in-flight workflow and activity tasks may run on after a shutdown request before activities are cancelled. */
 export const SHUTDOWN_GRACE = '10s';

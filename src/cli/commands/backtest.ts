@@ -9,7 +9,9 @@
  *
  * Outputs are never half-written and never destroy earlier ones: the run writes into a staging folder beside `--out`
  * and puts it in place only when it has succeeded (src/store/run-folder.ts); an `--out` that already holds files is
- * refused unless `--force`. The decision log is written record by record, so a killed run loses at most the last one.
+ * refused unless `--force`. The decision log is written as it goes, whole lines only: a model's run record by record,
+ * so a killed run loses at most the last one; a local policy's run (cheap to repeat) in blocks of 256 KiB (see
+ * LineWriter).
  *
  * A replay policy's decision log is checked before the run (src/backtest/replay-log.ts): corrupt lines, and decision
  * times it does not cover unless `--allow-missing`.
@@ -49,73 +51,8 @@ import { RunFolder } from '../../store/run-folder';
 import { PROBLEM_KIND_LABELS, type ProblemKind } from '../../core/validate';
 import { InputError, OperatorError } from '../../worker/errors';
 import { ProgressReporter, humanCount, previewLines } from './backtest-progress';
-import { addConfigOption, checkPairs, formatTable, readConfig } from './shared';
-
-interface BacktestCliOptions {
-  config?: string;
-  data?: string;
-  db?: string;
-  force?: boolean;
-  allowMissing?: boolean;
-  pairs?: string[];
-  from?: string;
-  to?: string;
-  policy?: string;
-  out?: string;
-  report?: string;
-  llmBaseUrl?: string;
-  cache: boolean;
-  concurrency?: string;
-  maxCost?: string;
-  dryRun?: boolean;
-  allowFallbacks?: boolean;
-  prefetch?: boolean;
-  checkLookahead?: boolean;
-  lookaheadSamples: string;
-}
-
-/** Pair-cycles rerun by `--check-lookahead` unless `--lookahead-samples` says otherwise. */
-export const DEFAULT_LOOKAHEAD_SAMPLES = 50;
-
-/** Adds the `backtest` command to `program`. */
-export function registerBacktest(program: Command): void {
-  addConfigOption(
-    program
-      .command('backtest')
-      .description(
-        'run the live decision cycle over recorded candles: result.json, an HTML report, and the policy beside ' +
-          'buy-and-hold and the baseline',
-      ),
-  )
-    .option(
-      '--data <dir>',
-      'read a CSV folder of recorded candles directly (default: config replay.data, else the database)',
-    )
-    .option('--db <file>', 'candle database to read (default: <config data_dir>/candles.sqlite)')
-    .option('--pairs <pairs...>', 'pairs to trade, e.g. BTC/USDT:USDT ETH/USDT:USDT (default: config pairs)')
-    .option('--from <time>', 'first decision time, UTC: 2025-06-01, 2025-06-01T12:00 or Unix ms (default: data start)')
-    .option('--to <time>', 'last decision time, UTC (default: data end)')
-    .option('--policy <policy>', 'baseline, openai or replay:<llm_decisions.jsonl> (default: config llm.provider)')
-    .option('--out <dir>', 'output folder (default: <data_dir>/backtests/<run id>)')
-    .option('--report <file>', 'HTML report (default: <out>/report.html)')
-    .option('--force', 'replace the results already in --out (and --report), once this run has succeeded')
-    .option('--allow-missing', 'replay a decision log that does not cover every decision time (hold/wait instead)')
-    .option('--llm-base-url <url>', 'OpenAI-compatible endpoint for --policy openai (overrides llm.api_base)')
-    .option('--no-cache', 'ask the model for every decision again (the new answers replace the cached ones)')
-    .option('--concurrency <n>', 'model requests in flight at once (default: config backtest.concurrency, 8)')
-    .option('--max-cost <usd>', 'stop before the model spend of this run would pass this (default: llm.max_cost_usd)')
-    .option('--dry-run', 'print the preview (decisions, tokens, cost, wall time) and stop before the first request')
-    .option('--allow-fallbacks', 'do not stop when many model answers are invalid (the fallback alarm)')
-    .option(
-      '--prefetch',
-      "ask the next decision time's questions while the last answers are out (default: backtest.prefetch)",
-    )
-    .option('--check-lookahead', 'rerun sampled decisions with the future corrupted; exit 1 if any changes')
-    .option('--lookahead-samples <n>', 'pair-cycles the look-ahead check reruns', String(DEFAULT_LOOKAHEAD_SAMPLES))
-    .action(async (opts: BacktestCliOptions, command: Command) => {
-      await backtest(opts, command);
-    });
-}
+import { checkPairs, formatTable, readConfig } from './shared';
+import type { BacktestCliOptions } from './backtest-command';
 
 function usage(command: Command, message: string): never {
   return command.error(`backtest: ${message}`, { exitCode: 2, code: 'llm-trader.backtest-usage' });
@@ -174,12 +111,20 @@ function parsePolicy(command: Command, text: string, config: Config): PolicySpec
   return usage(command, `--policy must be baseline, openai or replay:<llm_decisions.jsonl>, got "${text}"`);
 }
 
+/** Decision log lines a local policy's run (baseline, replay) keeps before writing them, bytes (about). */
+export const LOCAL_LOG_BLOCK = 256 * 1024;
+
 /**
- * Writes a decision log line by line: each record is one synchronous write of the whole line (no buffer kept in the
- * process), so a killed run loses at most the record being written, and the reader skips that cut-off last line.
+ * Writes a decision log line by line, whole lines only. With `blockBytes` 0 (a model's run) each record is one
+ * synchronous write of the whole line (no buffer kept in the process), so a killed run loses at most the record being
+ * written, and the reader skips that cut-off last line. Otherwise (a local policy, whose run is cheap to repeat) lines
+ * are kept until about `blockBytes` have gathered and then written together: one system call per block instead of per
+ * record (49,559 records in a 17-pair baseline run); a killed run then loses at most the last block.
  */
 class LineWriter {
   private readonly fd: number;
+  private pending: string[] = [];
+  private pendingBytes = 0;
 
   /**
    * @param file where the lines go (the run's staging folder)
@@ -189,12 +134,23 @@ class LineWriter {
     readonly file: string,
     private readonly name: string,
     private readonly redactor: Redactor,
+    private readonly blockBytes = 0,
   ) {
     this.fd = openSync(file, 'wx');
   }
 
   write(line: string): void {
-    const data = Buffer.from(`${this.redactor.redact(line)}\n`, 'utf8');
+    this.pending.push(line);
+    this.pendingBytes += line.length;
+    if (this.pendingBytes >= this.blockBytes) this.flush();
+  }
+
+  private flush(): void {
+    if (this.pending.length === 0) return;
+    const text = this.pending.join('\n');
+    this.pending = [];
+    this.pendingBytes = 0;
+    const data = Buffer.from(`${this.redactor.redact(text)}\n`, 'utf8');
     let offset = 0;
     try {
       while (offset < data.length) offset += writeSync(this.fd, data, offset, data.length - offset);
@@ -203,8 +159,13 @@ class LineWriter {
     }
   }
 
+  /** Writes the lines kept, then closes the file. */
   close(): void {
-    closeSync(this.fd);
+    try {
+      this.flush();
+    } finally {
+      closeSync(this.fd);
+    }
   }
 }
 
@@ -212,8 +173,9 @@ function pct(v: number | null, digits = 2): string {
   return v === null ? '-' : v.toFixed(digits);
 }
 
-async function backtest(opts: BacktestCliOptions, command: Command): Promise<void> {
-  const base = readConfig(opts);
+/** `llm-trader backtest` (options: ./backtest-command.ts). */
+export async function backtest(opts: BacktestCliOptions, command: Command): Promise<void> {
+  const base = await readConfig(opts);
   const pairs = checkPairs(command, opts.pairs ?? base.pairs);
   const config = effectiveConfig(command, base, opts, pairs);
   const policySpec = parsePolicy(command, opts.policy ?? config.llm.provider, config);
@@ -337,7 +299,12 @@ async function backtest(opts: BacktestCliOptions, command: Command): Promise<voi
     const folder = opts.dryRun ? null : RunFolder.prepare(out, opts.force === true);
     try {
       const log = folder
-        ? new LineWriter(folder.file(journal.DECISIONS_LOG_FILE), join(out, journal.DECISIONS_LOG_FILE), redactor)
+        ? new LineWriter(
+            folder.file(journal.DECISIONS_LOG_FILE),
+            join(out, journal.DECISIONS_LOG_FILE),
+            redactor,
+            policy.remote ? 0 : LOCAL_LOG_BLOCK,
+          )
         : null;
       const progress = new ProgressReporter(process.stderr, llmRun, plan.times.length);
       const started = performance.now();

@@ -59,7 +59,7 @@ export function registerControl(program: Command): void {
     );
     command.action(async (pairArg: string, opts: ConfigOptions, cmd: Command) => {
       const pair = checkPair(cmd, pairArg);
-      const config = readConfig(opts);
+      const config = await readConfig(opts);
       const { pairWorkflowId } = await import('../../workflows/messages');
       const workflowId = pairWorkflowId(config.exchange.name, pair);
       const line = await withClient(config, (client, _settings, connection) =>

@@ -14,7 +14,6 @@ import { Option, type Command } from 'commander';
 import type { Client, Connection } from '@temporalio/client';
 import type { Config } from '../../core/config';
 import { safeUrl } from '../../llm/errors';
-import { candleDbPath } from '../../store/candle-store';
 import type { DevServer } from '../../worker/dev-server';
 import type { TradingMode } from '../../workflows/messages';
 import { startReport } from './start';
@@ -25,6 +24,7 @@ import {
   checkPairs,
   makeLogger,
   positiveInt,
+  preferSmallHeap,
   readConfig,
   type ConfigOptions,
   type LogOptions,
@@ -94,6 +94,7 @@ export function devProvider(
 }
 
 async function dev(opts: DevOptions, cmd: Command): Promise<void> {
+  preferSmallHeap();
   const usage = (message: string): never =>
     cmd.error(`dev: ${message}`, { exitCode: 2, code: 'llm-trader.bad-option' });
   const pairs = opts.pairs !== undefined ? checkPairs(cmd, opts.pairs) : undefined;
@@ -110,14 +111,16 @@ async function dev(opts: DevOptions, cmd: Command): Promise<void> {
     { ensureSearchAttributes },
     { startPairs, withStartOverrides },
     { installRuntimeLogger, onShutdownSignals, startWorker },
+    { candleDbPath },
   ] = await Promise.all([
     import('../../worker/connection'),
     import('../../worker/dev-server'),
     import('../../worker/search-attributes'),
     import('../../worker/starter'),
     import('../../worker/worker'),
+    import('../../store/candle-store'),
   ]);
-  const base = readConfig(opts);
+  const base = await readConfig(opts);
   const overridden = withStartOverrides(base, {
     ...(opts.mode !== undefined ? { mode: opts.mode } : {}),
     ...(pairs !== undefined ? { pairs } : {}),
@@ -174,7 +177,7 @@ async function dev(opts: DevOptions, cmd: Command): Promise<void> {
     try {
       const results = await startPairs(client, settings, config);
       console.log(startReport(results));
-      console.log(summary(config, settings.address, server));
+      console.log(summary(config, settings.address, server, candleDbPath(config.data_dir)));
       await Promise.race([stopRequested, worker.done]);
     } finally {
       await worker.shutdown();
@@ -197,12 +200,12 @@ export function liveVenue(exchange: Config['exchange']): string {
   return `${exchange.name}: REAL orders with real money`;
 }
 
-function summary(config: Config, address: string, server: DevServer | null): string {
+function summary(config: Config, address: string, server: DevServer | null, candleDb: string): string {
   const lines = [
     '',
     `mode ${config.mode}, provider ${config.llm.provider}${config.llm.provider === 'openai' ? ` (${config.llm.model})` : ''}, ` +
       (config.mode === 'replay'
-        ? `recorded candles from ${config.replay.data !== null ? resolve(config.replay.data) : `the candle database ${candleDbPath(config.data_dir)}`}, ${config.replay.seconds_per_candle} s per candle`
+        ? `recorded candles from ${config.replay.data !== null ? resolve(config.replay.data) : `the candle database ${candleDb}`}, ${config.replay.seconds_per_candle} s per candle`
         : config.mode === 'paper'
           ? `paper orders on live public market data from ${config.exchange.name}`
           : `orders on ${liveVenue(config.exchange)}`),

@@ -6,6 +6,7 @@
 import { resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
+import type { DownloadDataOptions } from './download-data-command';
 import { loadConfig } from '../../config/load';
 import { PAIR_RE } from '../../core/config';
 import { formatQuality, type SeriesQuality } from '../../core/data-quality';
@@ -14,36 +15,8 @@ import { storeQuality } from '../../store/store-quality';
 import { CandleStore, candleDbPath } from '../../store/candle-store';
 import { downloadMarketData, type MarketDataClient, type SeriesDownloadResult } from '../../store/download';
 
-interface DownloadDataOptions {
-  exchange?: string;
-  pairs?: string[];
-  timeframes?: string[];
-  days: string;
-  funding: boolean;
-  limit: string;
-  db?: string;
-  config?: string;
-}
-
-/** Adds the `download-data` command to `program`. */
-export function registerDownloadData(program: Command): void {
-  program
-    .command('download-data')
-    .description('download closed candles and funding history from the exchange into the candle database (resumable)')
-    .option('--exchange <id>', 'ccxt exchange id (default: config exchange.name, binanceusdm)')
-    .option('--pairs <pairs...>', 'ccxt symbols, e.g. BTC/USDT:USDT ETH/USDT:USDT (default: config pairs)')
-    .option('--timeframes <tfs...>', 'e.g. 30m 1h 4h 1d (default: config timeframes.main and .informative)')
-    .option('--days <n>', 'the last N days up to now (older stored data is kept, not extended)', '90')
-    .option('--no-funding', 'skip the funding-rate history')
-    .option('--limit <n>', 'rows per request', '1000')
-    .option('--db <file>', 'candle database (default: <config data_dir>/candles.sqlite)')
-    .option('-c, --config <file>', 'config file (JSON) for defaults')
-    .action(async (opts: DownloadDataOptions, command: Command) => {
-      await downloadData(opts, command);
-    });
-}
-
-async function downloadData(opts: DownloadDataOptions, command: Command): Promise<void> {
+/** `llm-trader download-data` (options: ./download-data-command.ts). */
+export async function downloadData(opts: DownloadDataOptions, command: Command): Promise<void> {
   const config = loadConfig(opts.config ?? null);
   const exchangeId = opts.exchange ?? config.exchange.name;
   const pairs = opts.pairs ?? config.pairs;

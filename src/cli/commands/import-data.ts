@@ -12,6 +12,7 @@ import { stat } from 'node:fs/promises';
 import { basename, resolve } from 'node:path';
 import cliProgress from 'cli-progress';
 import type { Command } from 'commander';
+import type { ImportDataOptions } from './import-data-command';
 import { loadConfig } from '../../config/load';
 import { CandleStore, candleDbPath } from '../../store/candle-store';
 import { formatQuality, type SeriesQuality } from '../../core/data-quality';
@@ -20,29 +21,8 @@ import { storeQuality } from '../../store/store-quality';
 import { InputError } from '../../worker/errors';
 import { importDataFile, type FileImportResult, type ImportProblem } from '../../store/import-files';
 
-interface ImportDataOptions {
-  exchange?: string;
-  skipBadRows?: boolean;
-  db?: string;
-  config?: string;
-}
-
-/** Adds the `import-data` command to `program`. */
-export function registerImportData(program: Command): void {
-  program
-    .command('import-data')
-    .description('import recorded candle, mark-price and funding CSV files into the candle database (idempotent)')
-    .argument('<dir>', 'folder of <BASE>_<QUOTE>_<SETTLE>-<tf>.csv[.gz] files, e.g. ../shared/data/binanceusdm')
-    .option('--exchange <id>', 'exchange id to file the data under (default: config exchange.name, binanceusdm)')
-    .option('--db <file>', 'candle database (default: <config data_dir>/candles.sqlite)')
-    .option('-c, --config <file>', 'config file (JSON) for data_dir and exchange.name')
-    .option('--skip-bad-rows', 'accept malformed rows and unreadable files: skip them (still reported) and exit 0')
-    .action(async (dir: string, opts: ImportDataOptions, command: Command) => {
-      await importData(dir, opts, command);
-    });
-}
-
-async function importData(dir: string, opts: ImportDataOptions, command: Command): Promise<void> {
+/** `llm-trader import-data` (options: ./import-data-command.ts). */
+export async function importData(dir: string, opts: ImportDataOptions, command: Command): Promise<void> {
   const config = loadConfig(opts.config ?? null);
   const exchange = opts.exchange ?? config.exchange.name;
   const dbFile = opts.db !== undefined ? resolve(opts.db) : candleDbPath(config.data_dir);

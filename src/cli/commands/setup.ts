@@ -48,7 +48,7 @@ export function registerSetup(program: Command): void {
         code: 'llm-trader.bad-option',
       });
     }
-    const config = readConfig(opts);
+    const config = await readConfig(opts);
     const [
       { TemporalUnreachableError, connectClient, temporalSettings },
       { NamespaceNotFoundError, ensureSearchAttributes },

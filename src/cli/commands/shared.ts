@@ -2,13 +2,15 @@
  * Helpers shared by the Temporal verbs (worker, start, pause/resume/exit/stop, status, decisions, trades, setup, dev):
  * the common options, pair validation, the client connection, the logger, and plain-text tables.
  *
- * The verbs load the Temporal SDK, SQLite and the exchange and model clients inside their actions (dynamic imports),
- * so `llm-trader --help` and the light verbs start in a fraction of a second.
+ * The verbs load the config schema, the Temporal SDK, SQLite and the exchange and model clients inside their actions
+ * (dynamic imports), so `llm-trader --help` loads commander and the commands' options only, and each verb what it
+ * uses (test/cli/lazy-loading.test.ts checks it).
  */
+import { setFlagsFromString } from 'node:v8';
 import { Option, type Command } from 'commander';
 import type { Client, Connection } from '@temporalio/client';
-import { loadConfig } from '../../config/load';
-import { PAIR_RE, type Config } from '../../core/config';
+import type { Config } from '../../core/config';
+import { PAIR_RE } from '../../core/pair-symbol';
 import { secretsOf } from '../../core/redact';
 import type { RunSummary } from '../../store/journal';
 import type { TemporalSettings } from '../../worker/connection';
@@ -53,8 +55,23 @@ export function addLogOptions(command: Command): Command {
     );
 }
 
-/** The config of `--config` (defaults without it). Throws ConfigError (exit 2 in main.ts) when it is invalid. */
-export function readConfig(opts: ConfigOptions): Config {
+/**
+ * Tells V8 to favour memory over speed (`--optimize-for-size`: smaller heap growth steps and young generation, for
+ * this isolate and the workflow thread the Temporal worker starts later), for the long-running verbs (worker, dev):
+ * their work comes in small bursts at candle closes, and V8's default sizing let a 20-pair worker's heap hold
+ * ~2.5 times its live data in garbage. Call it before the verb allocates much; the batch verbs (backtest) keep V8's
+ * defaults, which run them faster.
+ */
+export function preferSmallHeap(): void {
+  setFlagsFromString('--optimize-for-size');
+}
+
+/**
+ * The config of `--config` (defaults without it). Throws ConfigError (exit 2 in main.ts) when it is invalid. The
+ * schema and the JSONC parser are loaded here, not at the top: `--help` needs neither.
+ */
+export async function readConfig(opts: ConfigOptions): Promise<Config> {
+  const { loadConfig } = await import('../../config/load');
   return loadConfig(opts.config ?? null);
 }
 

@@ -29,7 +29,7 @@ export function registerStart(program: Command): void {
   command.action(async (opts: StartOptions, cmd: Command) => {
     const pairs = opts.pairs !== undefined ? checkPairs(cmd, opts.pairs) : undefined;
     const { startPairs, withStartOverrides } = await import('../../worker/starter');
-    const config = withStartOverrides(readConfig(opts), {
+    const config = withStartOverrides(await readConfig(opts), {
       ...(opts.mode !== undefined ? { mode: opts.mode } : {}),
       ...(pairs !== undefined ? { pairs } : {}),
     });

@@ -50,7 +50,7 @@ export function registerStatus(program: Command): void {
   addConfigOption(command);
   command.action(async (pairArg: string | undefined, opts: StatusOptions, cmd: Command) => {
     const onePair = pairArg !== undefined ? checkPair(cmd, pairArg) : null;
-    const config = readConfig(opts);
+    const config = await readConfig(opts);
     const pairs = onePair !== null ? [onePair] : config.pairs;
     const reports = await withClient(config, async (client, settings, connection) => {
       const out: PairReport[] = [];

@@ -40,7 +40,7 @@ export function registerTrades(program: Command): void {
   command.action(async (pairArg: string | undefined, opts: TradesOptions, cmd: Command) => {
     const pair = pairArg !== undefined ? checkPair(cmd, pairArg) : null;
     const limit = positiveInt(cmd, '--limit', opts.limit);
-    const config = readConfig(opts);
+    const config = await readConfig(opts);
     const { Journal, journalPaths } = await import('../../store/journal');
     const database = journalPaths(config.data_dir).database;
     if (!existsSync(database)) {

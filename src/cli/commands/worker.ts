@@ -7,7 +7,15 @@ import { existsSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type { Command } from 'commander';
 import { createLogger, parseLogLevel } from '../../worker/logger';
-import { addConfigOption, addLogOptions, makeLogger, readConfig, type ConfigOptions, type LogOptions } from './shared';
+import {
+  addConfigOption,
+  addLogOptions,
+  makeLogger,
+  preferSmallHeap,
+  readConfig,
+  type ConfigOptions,
+  type LogOptions,
+} from './shared';
 
 interface WorkerOptions extends ConfigOptions, LogOptions {
   bundle?: string;
@@ -32,6 +40,7 @@ export function registerWorker(program: Command): void {
       'TEMPORAL_ADDRESS, TEMPORAL_NAMESPACE, TEMPORAL_API_KEY and TEMPORAL_TLS_CERT / _KEY / _CA override or add to them.',
   );
   command.action(async (opts: WorkerOptions, cmd: Command) => {
+    preferSmallHeap();
     const { runWorker, writeWorkflowBundle } = await import('../../worker/worker');
     if (opts.writeBundle !== undefined) {
       const file = resolve(opts.writeBundle);
@@ -47,7 +56,7 @@ export function registerWorker(program: Command): void {
         { exitCode: 2, code: 'llm-trader.no-bundle' },
       );
     }
-    const config = readConfig(opts);
+    const config = await readConfig(opts);
     const logger = makeLogger(config, opts);
     await runWorker(config, {
       logger,
