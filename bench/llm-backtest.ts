@@ -19,28 +19,11 @@ import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'no
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { BacktestResultFile } from '../src/backtest/result';
+import { ALL_PAIRS } from '../test/helpers/backtest';
 import { startModelServer } from '../test/helpers/model-server';
 
 const DATA = path.resolve(process.cwd(), '../shared/data/binanceusdm');
-const PAIRS = [
-  'ADA',
-  'AVAX',
-  'BCH',
-  'BNB',
-  'BTC',
-  'DOGE',
-  'DOT',
-  'ETC',
-  'ETH',
-  'FIL',
-  'LINK',
-  'LTC',
-  'SOL',
-  'TRX',
-  'UNI',
-  'USDC',
-  'XRP',
-].map((b) => `${b}/USDT:USDT`);
+const PAIRS = ALL_PAIRS;
 /** 2025-06-01: ten days into the data, indicators warm */
 const FROM = Date.UTC(2025, 5, 1);
 

@@ -4,13 +4,12 @@
  */
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BacktestResultFile } from '../../src/backtest/result';
 import { readBacktestLog } from '../helpers/backtest';
-import { repoRoot, runCli } from '../helpers/cli';
+import { runCli, runCliAsync as spawnCli } from '../helpers/cli';
 import { startModelServer, type ModelServer } from '../helpers/model-server';
 import { DEFAULT_USAGE, startScriptedServer, type ScriptedServer } from '../helpers/scripted-openai-server';
 
@@ -21,21 +20,8 @@ const MAIN_MS = 30 * 60_000;
 const FROM = Date.UTC(2025, 4, 22, 0, 30) + 3 * DAY_MS;
 const TO = FROM + 3 * MAIN_MS;
 
-/** The CLI in a child process without blocking this one (the scripted server runs in this process). */
-function runCliAsync(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'bin/llm-trader.js'), ...args], {
-      cwd: repoRoot,
-      env: { ...process.env, OPENAI_API_KEY: '' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ status: code ?? -1, stdout, stderr }));
-  });
-}
+/** The CLI in a child process without blocking this one (the scripted server runs in this process), no API key. */
+const runCliAsync = (args: string[]) => spawnCli(args, { OPENAI_API_KEY: '' });
 
 const readResult = (dir: string): { text: string; result: BacktestResultFile } => {
   const text = readFileSync(join(dir, 'result.json'), 'utf8');

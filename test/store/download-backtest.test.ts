@@ -5,13 +5,12 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { BacktestResultFile } from '../../src/backtest/result';
 import { readBacktestLog } from '../helpers/backtest';
-import { repoRoot } from '../helpers/cli';
+import { repoRoot, runCliAsync } from '../helpers/cli';
 import { RecordedBinanceServer } from '../helpers/recorded-binance-server';
 
 const DATA = join(repoRoot, '../shared/data/binanceusdm');
@@ -19,20 +18,8 @@ const DAY = 86_400_000;
 const HALF_HOUR = 1_800_000;
 const BTC = 'BTC/USDT:USDT';
 
-function cli(args: string[]): Promise<{ status: number; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [join(repoRoot, 'bin/llm-trader.js'), ...args], {
-      cwd: repoRoot,
-      env: { ...process.env, OPENAI_API_KEY: '' },
-    });
-    let stdout = '';
-    let stderr = '';
-    child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
-    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => resolve({ status: code ?? -1, stdout, stderr }));
-  });
-}
+/** The real command, without blocking this process (the recorded exchange serves from it), and with no API key. */
+const cli = (args: string[]) => runCliAsync(args, { OPENAI_API_KEY: '' });
 
 describe('download-data, then backtest from the candle database (recorded data, no network)', () => {
   let dir: string;
