@@ -43,7 +43,20 @@ export function stopOrderId(tradeId: string): string {
  * Format `d<hash12 of "owner|pair"><time base36>`: [0-9a-z], 21 characters for times between 2001 and 2059.
  */
 export function decisionId(owner: string, pair: string, time: number): string {
+  return decisionIdAt(decisionIdPrefix(owner, pair), time);
+}
+
+/**
+ * The part of {@link decisionId} that depends on the owner and the pair only (`d<hash12>`), for a caller that names
+ * many decisions of one owner and pair (a backtest's decision log): `decisionIdAt(prefix, time)` completes it.
+ */
+export function decisionIdPrefix(owner: string, pair: string): string {
+  return `d${shortHash(`${owner}|${pair}`)}`;
+}
+
+/** {@link decisionId} from its {@link decisionIdPrefix}. */
+export function decisionIdAt(prefix: string, time: number): string {
   if (!Number.isSafeInteger(time) || time < 0)
     throw new Error(`decisionId: time must be the candle close in Unix ms (an integer >= 0), got ${time}`);
-  return `d${shortHash(`${owner}|${pair}`)}${time.toString(36)}`;
+  return `${prefix}${time.toString(36)}`;
 }

@@ -1,6 +1,9 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { readdirSync } from 'node:fs';
 import path from 'node:path';
+import fc from 'fast-check';
+import { BollingerBands } from 'technicalindicators';
 import {
   computeIndicatorSeries,
   indicatorsAt,
@@ -340,5 +343,56 @@ describe('warm-up and alignment', () => {
     assert.throws(() => indicatorsAt(series, btc30m.length), RangeError);
     assert.throws(() => indicatorsAt(series, -1), RangeError);
     assert.throws(() => indicatorsAt(series, 1.5), RangeError);
+  });
+});
+
+describe('Bollinger bands are the library\'s, bit for bit', () => {
+  /** technicalindicators' BollingerBands over `close`, right-aligned to it (null in the warm-up). */
+  function libraryBands(close: number[]): { upper: (number | null)[]; middle: (number | null)[]; lower: (number | null)[] } {
+    const out = BollingerBands.calculate({ period: 20, stdDev: 2, values: close, format: (v: number) => v });
+    const pad = close.length - out.length;
+    const col = (k: 'upper' | 'middle' | 'lower') => [...new Array<null>(pad).fill(null), ...out.map((b) => b[k])];
+    return { upper: col('upper'), middle: col('middle'), lower: col('lower') };
+  }
+
+  function assertSameBands(candles: Candle[], where: string): void {
+    const got = computeIndicatorSeries(candles);
+    const lib = libraryBands(candles.map((c) => c.close));
+    for (const [name, k] of [
+      ['bbUpper', 'upper'],
+      ['bbMiddle', 'middle'],
+      ['bbLower', 'lower'],
+    ] as const) {
+      const mine = values(got, name);
+      for (let i = 0; i < candles.length; i++) {
+        // Object.is: the same double (or both missing), not "close enough"
+        assert.ok(Object.is(mine[i], lib[k][i]), `${where} ${name}[${i}]: ${mine[i]} vs the library's ${lib[k][i]}`);
+      }
+    }
+  }
+
+  test('on every recorded series of ../shared/data (17 pairs x 30m, 1h, 1d)', async () => {
+    const files = readdirSync(DATA_DIR).filter((f) => /-(30m|1h|1d)\.csv\.gz$/.test(f));
+    assert.ok(files.length >= 51, `recorded series found: ${files.length}`);
+    for (const f of files) assertSameBands(await readCandleCsv(path.join(DATA_DIR, f)), f);
+  });
+
+  test('on random walks over six orders of magnitude, flat stretches and fewer candles than the period', () => {
+    fc.assert(
+      fc.property(
+        fc.double({ min: 1e-4, max: 1e5, noNaN: true }),
+        fc.array(fc.oneof(fc.constant(0), fc.double({ min: -0.2, max: 0.2, noNaN: true })), { maxLength: 300 }),
+        (start, steps) => {
+          let price = start;
+          const candles: Candle[] = [];
+          for (const [i, step] of steps.entries()) {
+            price = Math.max(1e-6, price * (1 + step));
+            candles.push({ time: i * 1_800_000, open: price, high: price, low: price, close: price, volume: 1 });
+          }
+          assertSameBands(candles, `start ${start}`);
+        },
+      ),
+      { numRuns: 300 },
+    );
   });
 });

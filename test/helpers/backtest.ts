@@ -10,7 +10,7 @@ import type { Decision, DecisionResult } from '../../src/core/types';
 import type { DecisionEvent } from '../../src/backtest/engine';
 import type { BacktestPolicy } from '../../src/backtest/policy';
 import { RecordedMarketSource, csvRecordedData } from '../../src/exchange/market-source';
-import { backtestLogLine } from '../../src/backtest/log-line';
+import { backtestLogLines } from '../../src/backtest/log-line';
 import { expandDecisionLine } from '../../src/store/compact-decision-line';
 import type { DecisionLine } from '../../src/store/journal';
 
@@ -175,9 +175,10 @@ export function readBacktestLog(file: string): DecisionLine[] {
 /** Collects the decisions of a run as `llm_decisions.jsonl` lines (the CLI's format) and writes them to `file`. */
 export class DecisionLogRecorder {
   private readonly lines: string[] = [];
+  private readonly line = backtestLogLines();
 
   readonly onDecision = (pair: string, event: DecisionEvent, runId: string): void => {
-    this.lines.push(backtestLogLine(runId, pair, event));
+    this.lines.push(this.line(runId, pair, event));
   };
 
   write(file: string): void {

@@ -191,7 +191,7 @@ export async function backtest(opts: BacktestCliOptions, command: Command): Prom
   }
   const redactor = Redactor.fromConfig(config);
 
-  const [engine, policies, { renderReport }, journal, replayLog, { backtestLogLine }] = await Promise.all([
+  const [engine, policies, { renderReport }, journal, replayLog, { backtestLogLines }] = await Promise.all([
     import('../../backtest/engine'),
     import('../../backtest/policy'),
     import('../../backtest/report'),
@@ -306,6 +306,7 @@ export async function backtest(opts: BacktestCliOptions, command: Command): Prom
             policy.remote ? 0 : LOCAL_LOG_BLOCK,
           )
         : null;
+      const logLine = backtestLogLines();
       const progress = new ProgressReporter(process.stderr, llmRun, plan.times.length);
       const started = performance.now();
       let run;
@@ -321,7 +322,7 @@ export async function backtest(opts: BacktestCliOptions, command: Command): Prom
             onProgress: progress.update,
             onDecision: (pair, event, runId) => {
               llmRun?.observe(pair, event);
-              log?.write(backtestLogLine(runId, pair, event));
+              log?.write(logLine(runId, pair, event));
             },
             ...(llmRun
               ? {
