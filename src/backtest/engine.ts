@@ -971,7 +971,8 @@ function cyclesPerTime(runtimes: readonly PairRuntime[], times: readonly number[
 
 /**
  * One run of `policy` over `times`: the cycles, the collected rows, the equity curve; captures the pair-cycles at
- * the step indexes in `captureAt` (pair-cycle index over the grid times × pairs) for the look-ahead check.
+ * the step indexes in `captureAt` (pair-cycle index over the grid times × pairs) for the look-ahead check; an index
+ * whose pair-cycle is skipped (a missing candle) is taken at one of that pair's next cycles.
  *
  * A decision time, in three phases:
  * 1. `openTime`: every pair with a candle closing then has its candles since its previous cycle processed (stops,
@@ -1089,6 +1090,8 @@ export async function simulate(input: {
   const pending = new Array<Promise<void> | null>(n).fill(null);
   const entries: OpenEntry[] = runtimes.map((rt) => ({ pair: rt.pair, since: null }));
   const timeCaptures = new Array<CycleCapture | null>(n).fill(null);
+  /** per pair, the look-ahead samples that fell on its skipped pair-cycles (a missing candle), not yet taken */
+  const captureOwed = new Uint32Array(n);
   const perTime = asking ? cyclesPerTime(runtimes, times) : null;
   let slotsLeft = 0;
   if (perTime) for (let i = 0; i < times.length - 1; i++) slotsLeft += perTime[i]!;
@@ -1227,6 +1230,8 @@ export async function simulate(input: {
       cycles[pi] = missing === null;
       if (missing !== null) {
         skippedSteps++;
+        // a sample that falls on a skipped pair-cycle moves to the pair's next cycle that runs (one each)
+        if (captureAt?.has(base + pi)) captureOwed[pi]!++;
         const open = openSkips[pi];
         if (open && open.timeframe === missing && open.to === times[ti - 1]) {
           open.to = t;
@@ -1239,7 +1244,7 @@ export async function simulate(input: {
       const entry = entries[open++]!;
       entry.pair = rt.pair;
       entry.since = states[pi]!.lastCycleAsOf;
-      if (captureAt?.has(base + pi)) captureHere = true;
+      if (captureAt?.has(base + pi) || captureOwed[pi]! > 0) captureHere = true;
     }
     const openLedger = captureHere ? ledger.state() : null;
     session.openTime(t, entries, open);
@@ -1259,7 +1264,11 @@ export async function simulate(input: {
       : null;
     if (openCapture) {
       for (let pi = 0; pi < n; pi++) {
-        if (!cycles[pi] || !captureAt!.has(base + pi)) continue;
+        if (!cycles[pi]) continue;
+        if (!captureAt!.has(base + pi)) {
+          if (captureOwed[pi] === 0) continue;
+          captureOwed[pi]!--;
+        }
         timeCaptures[pi] = {
           pair: runtimes[pi]!.pair,
           tick: { asOf: t, orderOwner: owners[pi]!, forceExit: final, paused: final },

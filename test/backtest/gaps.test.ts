@@ -5,7 +5,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { runBacktest } from '../../src/backtest/engine';
+import { runBacktest, sampleIndexes } from '../../src/backtest/engine';
 import { baselinePolicy } from '../../src/backtest/policy';
 import { RecordedMarketSource, csvRecordedData, type RecordedData } from '../../src/exchange/market-source';
 import { DATA_DIR, testConfig } from '../helpers/backtest';
@@ -69,6 +69,32 @@ describe('backtest over data with gaps', () => {
     }
     // the cycles around the gaps did run
     assert.ok(decided.has(Date.UTC(2025, 4, 26, 3)) && decided.has(Date.UTC(2025, 4, 26, 4)));
+  });
+
+  test('a look-ahead sample that falls on a skipped cycle is taken at the next cycle: every sample asked for is rerun', async () => {
+    // the 4h gap skips 8 consecutive cycles: with these counts some evenly spaced samples fall into a skipped cycle
+    const market = new RecordedMarketSource(withGaps({ '1h': [Date.UTC(2025, 4, 27, 10)] }));
+    const hitSkip: number[] = [];
+    for (const samples of [5, 9, 16, 30]) {
+      const { result } = await runBacktest({
+        config: testConfig(),
+        market,
+        pairs: [BTC],
+        from: Date.UTC(2025, 4, 25),
+        to: Date.UTC(2025, 4, 28),
+        policy: baselinePolicy(),
+        lookaheadSamples: samples,
+      });
+      assert.equal(result.lookahead?.samples, samples, `${samples} samples asked for`);
+      assert.equal(result.lookahead?.passed, true);
+      // one pair, every 30m from range.from: sample index i is the decision time from + i x 30m
+      for (const i of sampleIndexes(result.range.steps, samples)) {
+        const t = result.range.from + i * HALF_HOUR;
+        if (result.dataQuality.skipped_cycles.some((s) => s.from <= t && t <= s.to)) hitSkip.push(samples);
+      }
+    }
+    // the case under test did occur
+    assert.ok(hitSkip.length > 0, 'no sample fell on a skipped cycle: choose other counts');
   });
 
   test('complete data: no gaps, nothing skipped', async () => {
