@@ -40,4 +40,4 @@ RUN mkdir -p user_data && chown -R node:node user_data
 VOLUME ["/app/user_data"]
 USER node
 
-CMD ["node", "bin/llm-trader.js", "worker", "--config", "/app/config/paper.json", "--bundle", "/app/dist/workflow-bundle.js"]
+CMD ["bin/llm-trader", "worker", "--config", "/app/config/paper.json", "--bundle", "/app/dist/workflow-bundle.js"]

@@ -9,7 +9,7 @@
  * What runs, per size:
  * - the real server: `../shared/tools/temporal-dev/temporal server start-dev` (a real Temporal server 1.19.1, SQLite
  *   in memory, the five search attributes) on a free port, or the server at TEMPORAL_ADDRESS when it is set;
- * - the worker as its own OS process, as an operator runs it: `node bin/llm-trader.js worker -c <config>` with
+ * - the worker as its own OS process, as an operator runs it: `bin/llm-trader worker -c <config>` (the `llm-trader` command) with
  *   TEMPORAL_ADDRESS in its environment (mode replay, the baseline policy, grace 0, a temporary data_dir, a unique
  *   task queue), so that its RSS (/proc/<pid>/status VmRSS, sampled every second) is the worker's alone;
  * - N workflows: the 17 recorded pairs repeated in groups of 17, group k trading in its own paper account
@@ -152,7 +152,10 @@ function quantile(sorted: number[], q: number): number {
 }
 
 function median(values: number[]): number {
-  return quantile([...values].sort((a, b) => a - b), 0.5);
+  return quantile(
+    [...values].sort((a, b) => a - b),
+    0.5,
+  );
 }
 
 type LongLike = number | { toNumber(): number } | null | undefined;
@@ -363,7 +366,11 @@ async function connect(address: string, timeoutMs: number): Promise<Connection> 
   }
 }
 
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T, i: number) => Promise<R>): Promise<R[]> {
+async function mapLimit<T, R>(
+  items: readonly T[],
+  limit: number,
+  fn: (item: T, i: number) => Promise<R>,
+): Promise<R[]> {
   const out: R[] = new Array<R>(items.length);
   let next = 0;
   await Promise.all(
@@ -433,11 +440,11 @@ export async function runScale(pairs: number, opts: Omit<Options, 'sizes'>): Pro
     const workerLogFile = path.join(dir, 'worker.log');
     const workerLog = openSync(workerLogFile, 'w');
     worker = new Child(
-      spawn(
-        process.execPath,
-        [path.join(ROOT, 'bin/llm-trader.js'), 'worker', '-c', configFile, '--log-format', 'json'],
-        { cwd: ROOT, env: { ...process.env, TEMPORAL_ADDRESS: address }, stdio: ['ignore', 'ignore', workerLog] },
-      ),
+      spawn(path.join(ROOT, 'bin/llm-trader'), ['worker', '-c', configFile, '--log-format', 'json'], {
+        cwd: ROOT,
+        env: { ...process.env, TEMPORAL_ADDRESS: address },
+        stdio: ['ignore', 'ignore', workerLog],
+      }),
     );
     closeSync(workerLog);
     const workerPid = worker.proc.pid;

@@ -1,6 +1,6 @@
 /**
  * Whole-process bench (`npm run bench -- --whole`): the real `llm-trader` commands as a user runs them
- * (`node bin/llm-trader.js ...`: the built code, process start and module loading included), each run several times
+ * (`bin/llm-trader ...`, the script npm links as `llm-trader`: the built code, process start and module loading included), each run several times
  * under `/usr/bin/time` (wall time `%e`, the child's maximum resident set size `%M`), printed as min / median / max.
  *
  * Commands:
@@ -26,7 +26,7 @@ import { fileURLToPath } from 'node:url';
 import { runScale } from './scale';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = path.join(ROOT, 'bin/llm-trader.js');
+const BIN = path.join(ROOT, 'bin/llm-trader');
 const DATA = path.resolve(ROOT, '../shared/data/binanceusdm');
 const TIME = '/usr/bin/time';
 
@@ -54,7 +54,7 @@ function recordedPairs(): string[] {
 /** Runs `llm-trader <args>` once under /usr/bin/time; returns its wall time (s) and max RSS (MB). */
 function timed(args: string[], dir: string): { wallS: number; rssMb: number } {
   const timeFile = path.join(dir, 'time.txt');
-  const res = spawnSync(TIME, ['-o', timeFile, '-f', '%e %M', process.execPath, BIN, ...args], {
+  const res = spawnSync(TIME, ['-o', timeFile, '-f', '%e %M', BIN, ...args], {
     cwd: ROOT,
     env: { ...process.env, OPENAI_API_KEY: '' },
     encoding: 'utf8',

@@ -6,7 +6,17 @@
 import { describe, test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
-import { appendFileSync, cpSync, mkdtempSync, rmSync, symlinkSync, utimesSync } from 'node:fs';
+import {
+  appendFileSync,
+  cpSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from '../helpers/cli';
@@ -51,5 +61,55 @@ describe('the built command', () => {
     const res = run(['--help']);
     assert.equal(res.status, 1);
     assert.match(res.stderr, /the command is not built \(no dist\/app\): run `npm run build`/);
+  });
+});
+
+describe('the llm-trader command (bin/llm-trader, the script package.json "bin" names)', () => {
+  let dir: string;
+  /** a `node` first in PATH that writes its pid, MALLOC_ARENA_MAX and arguments, then runs the real Node */
+  let seen: string;
+  let link: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'llm-trader-command-'));
+    seen = join(dir, 'seen.txt');
+    mkdirSync(join(dir, 'path'));
+    writeFileSync(
+      join(dir, 'path/node'),
+      `#!/bin/sh\necho "$$ \${MALLOC_ARENA_MAX-unset} $*" >> '${seen}'\nexec '${process.execPath}' "$@"\n`,
+      { mode: 0o755 },
+    );
+    // as npm links it: node_modules/.bin/llm-trader -> ../../bin/llm-trader
+    mkdirSync(join(dir, '.bin'));
+    link = join(dir, '.bin/llm-trader');
+    symlinkSync(join(repoRoot, 'bin/llm-trader'), link);
+  });
+  after(() => rmSync(dir, { recursive: true, force: true }));
+
+  const run = (args: string[], env: NodeJS.ProcessEnv = {}) => {
+    rmSync(seen, { force: true });
+    const { MALLOC_ARENA_MAX: _ignored, ...rest } = process.env;
+    const res = spawnSync(link, args, {
+      cwd: dir,
+      encoding: 'utf8',
+      env: { ...rest, ...env, PATH: `${join(dir, 'path')}:${process.env.PATH ?? ''}` },
+    });
+    const [pid, arenas, ...argv] = readFileSync(seen, 'utf8').trim().split(' ');
+    return { res, pid: Number(pid), arenas, argv };
+  };
+
+  test('runs bin/llm-trader.js in its own process (exec), through the link, with every argument', () => {
+    const { res, pid, argv } = run(['config', '--help']);
+    assert.equal(res.status, 0, res.stderr);
+    assert.match(res.stdout, /Usage: llm-trader config/);
+    assert.equal(pid, res.pid, 'Node runs as the process that was started, not as a child of a shell');
+    assert.deepEqual(argv, [join(repoRoot, 'bin/llm-trader.js'), 'config', '--help']);
+  });
+
+  test("limits glibc malloc arenas to 2 unless the environment says otherwise; the exit code is the command's", () => {
+    assert.equal(run(['--help']).arenas, '2');
+    const own = run(['--no-such-option'], { MALLOC_ARENA_MAX: '8' });
+    assert.equal(own.arenas, '8');
+    assert.equal(own.res.status, 2, 'a usage error (src/cli/errors.ts: exit 2)');
+    assert.match(own.res.stderr, /unknown option '--no-such-option'/);
   });
 });
