@@ -87,7 +87,7 @@ describe('the llm-trader command (bin/llm-trader, the script package.json "bin" 
 
   const run = (args: string[], env: NodeJS.ProcessEnv = {}) => {
     rmSync(seen, { force: true });
-    const { MALLOC_ARENA_MAX: _ignored, ...rest } = process.env;
+    const { MALLOC_ARENA_MAX: _arenas, NODE_OPTIONS: _options, ...rest } = process.env;
     const res = spawnSync(link, args, {
       cwd: dir,
       encoding: 'utf8',
@@ -97,12 +97,18 @@ describe('the llm-trader command (bin/llm-trader, the script package.json "bin" 
     return { res, pid: Number(pid), arenas, argv };
   };
 
-  test('runs bin/llm-trader.js in its own process (exec), through the link, with every argument', () => {
+  test('runs bin/llm-trader.js in its own process (exec), through the link, with every argument and 4 MB semi-spaces', () => {
     const { res, pid, argv } = run(['config', '--help']);
     assert.equal(res.status, 0, res.stderr);
     assert.match(res.stdout, /Usage: llm-trader config/);
     assert.equal(pid, res.pid, 'Node runs as the process that was started, not as a child of a shell');
-    assert.deepEqual(argv, [join(repoRoot, 'bin/llm-trader.js'), 'config', '--help']);
+    assert.deepEqual(argv, ['--max-semi-space-size=4', join(repoRoot, 'bin/llm-trader.js'), 'config', '--help']);
+  });
+
+  test('a NODE_OPTIONS that sets the young generation size keeps it', () => {
+    const { res, argv } = run(['--help'], { NODE_OPTIONS: '--max-semi-space-size=16' });
+    assert.equal(res.status, 0, res.stderr);
+    assert.deepEqual(argv, [join(repoRoot, 'bin/llm-trader.js'), '--help']);
   });
 
   test("limits glibc malloc arenas to 2 unless the environment says otherwise; the exit code is the command's", () => {
