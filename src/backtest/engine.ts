@@ -353,9 +353,22 @@ export async function loadPairs(
   const out = new Map<string, PairRuntime>();
   const limits = backtestLimits(config);
   const informative = informativeTimeframes(config);
+  const seen = new Set<string>();
   for (const pair of pairs) {
-    if (out.has(pair)) throw new Error(`backtest: pair ${pair} is listed twice; list each pair once`);
-    const cache = await market.seriesCache(pair, config.timeframes.main, informative);
+    if (seen.has(pair)) throw new Error(`backtest: pair ${pair} is listed twice; list each pair once`);
+    seen.add(pair);
+  }
+  const load = (pair: string) => market.seriesCache(pair, config.timeframes.main, informative);
+  // one pair ahead: its files are read and unzipped (off the main thread) while this one's are parsed and its
+  // indicators computed. A failure is reported for the first failing pair in the order given.
+  let next = pairs.length > 0 ? load(pairs[0]!) : null;
+  for (let i = 0; i < pairs.length; i++) {
+    const pair = pairs[i]!;
+    const current = next!;
+    next = i + 1 < pairs.length ? load(pairs[i + 1]!) : null;
+    // a failure of the pair ahead is reported at its turn (or not at all, when an earlier pair fails first)
+    next?.catch(() => undefined);
+    const cache = await current;
     const recorded = await market.data.timeframes(pair);
     out.set(pair, { pair, cache, recorded, funding: cache.funding, limits });
   }

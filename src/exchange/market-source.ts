@@ -50,7 +50,10 @@ export interface RecordedData {
   readonly description: string;
   /** the traded-price timeframes recorded for `pair` (e.g. `['1d', '1h', '30m']`); empty when the pair is unknown */
   timeframes(pair: string): Promise<string[]>;
-  /** every recorded candle of `pair` at `timeframe` (one of {@link timeframes}), oldest first */
+  /**
+   * every recorded candle of `pair` at `timeframe` (one of {@link timeframes}), oldest first: new objects with the
+   * {@link Candle} fields only, which the caller takes over ({@link RecordedMarketSource} freezes them in place)
+   */
   loadCandles(pair: string, timeframe: string): Promise<Candle[]>;
   /** every recorded funding event of `pair`, oldest first; empty when none is recorded */
   loadFunding(pair: string): Promise<FundingEvent[]>;
@@ -259,12 +262,10 @@ function checkCount(count: number): void {
   }
 }
 
-function freezeAll(candles: readonly Candle[]): readonly Candle[] {
-  return Object.freeze(
-    candles.map((c) =>
-      Object.freeze({ time: c.time, open: c.open, high: c.high, low: c.low, close: c.close, volume: c.volume }),
-    ),
-  );
+/** Freezes the candles in place (they are the source's own: see {@link RecordedData.loadCandles}) and the array. */
+function freezeAll(candles: Candle[]): readonly Candle[] {
+  for (const c of candles) Object.freeze(c);
+  return Object.freeze(candles);
 }
 
 /** Memoises a promise by key; a rejected load is forgotten so the next call tries again. */

@@ -155,20 +155,26 @@ function parseTimestamp(field: string): number | string {
   return time;
 }
 
+function isPositivePrice(v: number): boolean {
+  return v > 0 && Number.isFinite(v);
+}
+
 const parseCandleRow: RowParser<Candle> = (fields, prev) => {
   if (fields.length !== 6) {
     return `expected 6 fields (${CANDLE_HEADER}), got ${fields.length}`;
   }
   const time = parseTimestamp(fields[0]!);
   if (typeof time === 'string') return time;
-  const [open, high, low, close, volume] = fields.slice(1).map(num) as [number, number, number, number, number];
-  const names = ['open', 'high', 'low', 'close'] as const;
-  const prices = [open, high, low, close];
-  for (let k = 0; k < 4; k++) {
-    if (!(prices[k]! > 0) || !Number.isFinite(prices[k]!)) {
-      return `${names[k]} "${fields[k + 1]}" is not a positive number`;
-    }
-  }
+  // field by field, without intermediate arrays: this runs once per recorded candle
+  const open = num(fields[1]!);
+  if (!isPositivePrice(open)) return `open "${fields[1]}" is not a positive number`;
+  const high = num(fields[2]!);
+  if (!isPositivePrice(high)) return `high "${fields[2]}" is not a positive number`;
+  const low = num(fields[3]!);
+  if (!isPositivePrice(low)) return `low "${fields[3]}" is not a positive number`;
+  const close = num(fields[4]!);
+  if (!isPositivePrice(close)) return `close "${fields[4]}" is not a positive number`;
+  const volume = num(fields[5]!);
   if (!(volume >= 0) || !Number.isFinite(volume)) return `volume "${fields[5]}" is not a number >= 0`;
   if (high < Math.max(open, close, low)) return `high ${high} is below open, close or low`;
   if (low > Math.min(open, close)) return `low ${low} is above open or close`;
