@@ -106,17 +106,26 @@ export function csvRecordedData(dir: string): RecordedData {
   };
 }
 
-/** Recorded data read from the SQLite {@link CandleStore}, filed under `exchange` (e.g. `binanceusdm`). */
+/**
+ * Recorded data read from the SQLite {@link CandleStore}, filed under `exchange` (e.g. `binanceusdm`). A pair's
+ * series are listed once, on first use (as a CSV folder is; the candles are loaded once too, by the market source):
+ * the listing is a scan of the pair's rows, and a backtest asks for it once per timeframe and pair.
+ */
 export function storeRecordedData(store: CandleStore, exchange: string): RecordedData {
+  const listed = new Map<string, string[]>();
   return {
     description: `candle database ${store.file} (exchange ${exchange})`,
-    timeframes: (pair) =>
-      Promise.resolve(
-        store
+    timeframes: (pair) => {
+      let tfs = listed.get(pair);
+      if (tfs === undefined) {
+        tfs = store
           .seriesOf(exchange, pair)
           .filter((s) => s.priceType === 'trade')
-          .map((s) => s.timeframe),
-      ),
+          .map((s) => s.timeframe);
+        listed.set(pair, tfs);
+      }
+      return Promise.resolve([...tfs]);
+    },
     loadCandles: (pair, timeframe) => Promise.resolve(store.allCandles(exchange, pair, timeframe)),
     loadFunding: (pair) => Promise.resolve(store.allFunding(exchange, pair)),
   };
