@@ -9,9 +9,10 @@
  * What runs, per size:
  * - the real server: `../shared/tools/temporal-dev/temporal server start-dev` (a real Temporal server 1.19.1, SQLite
  *   in memory, the five search attributes) on a free port, or the server at TEMPORAL_ADDRESS when it is set;
- * - the worker as its own OS process, as an operator runs it: `bin/llm-trader worker -c <config>` (the `llm-trader` command) with
- *   TEMPORAL_ADDRESS in its environment (mode replay, the baseline policy, grace 0, a temporary data_dir, a unique
- *   task queue), so that its RSS (/proc/<pid>/status VmRSS, sampled every second) is the worker's alone;
+ * - the worker as its own OS process, as an operator runs it: `bin/llm-trader worker -c <config>` (the `llm-trader`
+ *   command) with TEMPORAL_ADDRESS in its environment (mode replay, the baseline policy, grace 0, a temporary
+ *   data_dir, a unique task queue), so that its RSS (/proc/<pid>/status VmRSS, sampled every second) is the worker's
+ *   alone;
  * - N workflows: the 17 recorded pairs repeated in groups of 17, group k trading in its own paper account
  *   `replay-bench-g<k>` (workflow id `pair:bench<k>:<symbol>`), so no two workflows of a symbol share an account.
  *   Every workflow gets the same replay schedule (wallStart and recordedStart shared): all N wake at the same wall

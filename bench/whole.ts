@@ -1,7 +1,8 @@
 /**
  * Whole-process bench (`npm run bench -- --whole`): the real `llm-trader` commands as a user runs them
- * (`bin/llm-trader ...`, the script npm links as `llm-trader`: the built code, process start and module loading included), each run several times
- * under `/usr/bin/time` (wall time `%e`, the child's maximum resident set size `%M`), printed as min / median / max.
+ * (`bin/llm-trader ...`, the script npm links as `llm-trader`: the built code, process start and module loading
+ * included), each run several times under `/usr/bin/time` (wall time `%e`, the child's maximum resident set size
+ * `%M`), printed as min / median / max.
  *
  * Commands:
  * - `--help`, `config`: start-up and module loading alone;
