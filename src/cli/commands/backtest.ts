@@ -11,7 +11,7 @@
  * and puts it in place only when it has succeeded (src/store/run-folder.ts); an `--out` that already holds files is
  * refused unless `--force`. The decision log is written as it goes, whole lines only: a model's run record by record,
  * so a killed run loses at most the last one; a local policy's run (cheap to repeat) in blocks of 256 KiB (see
- * LineWriter).
+ * src/cli/commands/decision-log-writer.ts).
  *
  * A replay policy's decision log is checked before the run (src/backtest/replay-log.ts): corrupt lines, and decision
  * times it does not cover unless `--allow-missing`.
@@ -32,7 +32,7 @@
  * says which), or the look-ahead check found a leak; 2 bad usage, config, data, decision log or an output folder in
  * use.
  */
-import { closeSync, existsSync, mkdirSync, openSync, statSync, writeSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import type { Command } from 'commander';
 import type * as Engine from '../../backtest/engine';
@@ -45,6 +45,7 @@ import { closedCount, timeframeMs } from '../../core/timeframe';
 import type { Candle } from '../../core/types';
 import { formatQuality, plural } from '../../core/data-quality';
 import { Redactor } from '../../core/redact';
+import { LOCAL_LOG_BLOCK, LineWriter } from './decision-log-writer';
 import { writeFileAtomic } from '../../store/atomic-file';
 import { openRecordedSource } from '../../store/recorded-source';
 import { RunFolder } from '../../store/run-folder';
@@ -109,64 +110,6 @@ function parsePolicy(command: Command, text: string, config: Config): PolicySpec
   }
   if (text.startsWith('replay:') && text.length > 'replay:'.length) return { kind: 'replay', file: text.slice(7) };
   return usage(command, `--policy must be baseline, openai or replay:<llm_decisions.jsonl>, got "${text}"`);
-}
-
-/** Decision log lines a local policy's run (baseline, replay) keeps before writing them, bytes (about). */
-export const LOCAL_LOG_BLOCK = 256 * 1024;
-
-/**
- * Writes a decision log line by line, whole lines only. With `blockBytes` 0 (a model's run) each record is one
- * synchronous write of the whole line (no buffer kept in the process), so a killed run loses at most the record being
- * written, and the reader skips that cut-off last line. Otherwise (a local policy, whose run is cheap to repeat) lines
- * are kept until about `blockBytes` have gathered and then written together: one system call per block instead of per
- * record (49,559 records in a 17-pair baseline run); a killed run then loses at most the last block.
- */
-class LineWriter {
-  private readonly fd: number;
-  private pending: string[] = [];
-  private pendingBytes = 0;
-
-  /**
-   * @param file where the lines go (the run's staging folder)
-   * @param name the file as errors name it (where it will be once the run has succeeded)
-   */
-  constructor(
-    readonly file: string,
-    private readonly name: string,
-    private readonly redactor: Redactor,
-    private readonly blockBytes = 0,
-  ) {
-    this.fd = openSync(file, 'wx');
-  }
-
-  write(line: string): void {
-    this.pending.push(line);
-    this.pendingBytes += line.length;
-    if (this.pendingBytes >= this.blockBytes) this.flush();
-  }
-
-  private flush(): void {
-    if (this.pending.length === 0) return;
-    const text = this.pending.join('\n');
-    this.pending = [];
-    this.pendingBytes = 0;
-    const data = Buffer.from(`${this.redactor.redact(text)}\n`, 'utf8');
-    let offset = 0;
-    try {
-      while (offset < data.length) offset += writeSync(this.fd, data, offset, data.length - offset);
-    } catch (err) {
-      throw new Error(`cannot write ${this.name}: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
-    }
-  }
-
-  /** Writes the lines kept, then closes the file. */
-  close(): void {
-    try {
-      this.flush();
-    } finally {
-      closeSync(this.fd);
-    }
-  }
 }
 
 function pct(v: number | null, digits = 2): string {
