@@ -119,10 +119,18 @@ describe('llm-trader dev --mode live -c config/live.json on the local exchange (
       const started = Date.now();
       for (const pair of shipped.pairs) {
         const handle = client.workflow.getHandle(pairWorkflowId('binanceusdm', pair));
-        const status = await handle.query(statusQuery);
+        // the workflow knows its next close once its first clock reading (a local activity) has answered: until then
+        // its status says null (status prints '-')
+        let status = await handle.query(statusQuery);
+        const queryDeadline = Date.now() + 30_000;
+        while (status.nextDecisionAsOf === null && Date.now() < queryDeadline) {
+          await new Promise((r) => setTimeout(r, 100));
+          status = await handle.query(statusQuery);
+        }
         assert.equal(status.mode, 'live');
         assert.equal(status.account, 'live');
-        const next = status.nextDecisionAsOf!;
+        const next = status.nextDecisionAsOf;
+        assert.ok(next !== null, `${pair} knows its next close within 30 s of its start`);
         assert.ok(
           next % HALF_HOUR === 0 && next > started - HALF_HOUR && next <= nextCloseAfter(Date.now(), '30m'),
           `${pair} decides at the next close: ${new Date(next).toISOString()}`,
