@@ -73,8 +73,9 @@ function stats(values: number[]): [number, number, number] {
   return [s[0]!, s[Math.floor((s.length - 1) / 2)]!, s.at(-1)!];
 }
 
+/** A file size in MB of 10^6 bytes, as the backtest command prints it (RSS figures are /usr/bin/time's KiB / 1024). */
 function mb(bytes: number): string {
-  return `${(bytes / 1048576).toFixed(1)} MB`;
+  return `${(bytes / 1e6).toFixed(1)} MB`;
 }
 
 function loadLine(): string {
