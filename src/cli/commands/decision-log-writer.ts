@@ -4,7 +4,7 @@
 import { closeSync, openSync, writeSync } from 'node:fs';
 import type { Redactor } from '../../core/redact';
 
-/** Decision log lines a local policy's run (baseline, replay) keeps before writing them, bytes (about). */
+/** The block a local policy's run (baseline, replay) gathers its decision log lines in before writing them, bytes. */
 export const LOCAL_LOG_BLOCK = 256 * 1024;
 
 /**
