@@ -52,7 +52,7 @@ import { RunFolder } from '../../store/run-folder';
 import { PROBLEM_KIND_LABELS, type ProblemKind } from '../../core/validate';
 import { InputError, OperatorError } from '../../worker/errors';
 import { ProgressReporter, humanCount, previewLines } from './backtest-progress';
-import { checkPairs, formatTable, readConfig } from './shared';
+import { checkPairs, collectOldGenerationAtDouble, formatTable, readConfig } from './shared';
 import type { BacktestCliOptions } from './backtest-command';
 
 function usage(command: Command, message: string): never {
@@ -118,6 +118,7 @@ function pct(v: number | null, digits = 2): string {
 
 /** `llm-trader backtest` (options: ./backtest-command.ts). */
 export async function backtest(opts: BacktestCliOptions, command: Command): Promise<void> {
+  collectOldGenerationAtDouble();
   const base = await readConfig(opts);
   const pairs = checkPairs(command, opts.pairs ?? base.pairs);
   const config = effectiveConfig(command, base, opts, pairs);
