@@ -30,7 +30,8 @@ export const workflowRules = {
       paths: [
         ...nodeBuiltins.map((name) => ({
           name,
-          message: 'Workflow code is deterministic and bundled for a sandbox: no Node built-ins. Do I/O in an activity.',
+          message:
+            'Workflow code is deterministic and bundled for a sandbox: no Node built-ins. Do I/O in an activity.',
         })),
         ...ioLibraries.map((name) => ({
           name,
@@ -39,7 +40,16 @@ export const workflowRules = {
       ],
       patterns: [
         {
-          group: ['../activities', '../activities/*', '../exchange/*', '../store/*', '../llm/*', '../worker/*', '../cli/*', '../backtest/*'],
+          group: [
+            '../activities',
+            '../activities/*',
+            '../exchange/*',
+            '../store/*',
+            '../llm/*',
+            '../worker/*',
+            '../cli/*',
+            '../backtest/*',
+          ],
           allowTypeImports: true,
           message: 'Workflows import only types from activities and I/O layers; pure helpers come from src/core.',
         },
@@ -48,13 +58,26 @@ export const workflowRules = {
   ],
   'no-restricted-properties': [
     'error',
-    { object: 'Math', property: 'random', message: 'Use the workflow\'s deterministic helpers (uuid4) or pass randomness in.' },
+    {
+      object: 'Math',
+      property: 'random',
+      message: "Use the workflow's deterministic helpers (uuid4) or pass randomness in.",
+    },
   ],
   'no-restricted-globals': [
     'error',
-    ...['process', 'Buffer', 'require', 'setInterval', 'setImmediate', 'fetch', 'performance', 'crypto', 'WeakRef', 'FinalizationRegistry'].map(
-      (name) => ({ name, message: `${name} is not available or not deterministic in workflow code.` }),
-    ),
+    ...[
+      'process',
+      'Buffer',
+      'require',
+      'setInterval',
+      'setImmediate',
+      'fetch',
+      'performance',
+      'crypto',
+      'WeakRef',
+      'FinalizationRegistry',
+    ].map((name) => ({ name, message: `${name} is not available or not deterministic in workflow code.` })),
   ],
 };
 
@@ -65,7 +88,13 @@ export default tseslint.config(
   {
     languageOptions: {
       parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname },
-      globals: { console: 'readonly', process: 'readonly', URL: 'readonly', setTimeout: 'readonly', clearTimeout: 'readonly' },
+      globals: {
+        console: 'readonly',
+        process: 'readonly',
+        URL: 'readonly',
+        setTimeout: 'readonly',
+        clearTimeout: 'readonly',
+      },
     },
     rules: {
       '@typescript-eslint/no-floating-promises': 'error',
@@ -87,7 +116,11 @@ export default tseslint.config(
         'error',
         {
           allowForKnownSafeCalls: [
-            { from: 'package', package: 'node:test', name: ['test', 'describe', 'it', 'before', 'after', 'beforeEach', 'afterEach'] },
+            {
+              from: 'package',
+              package: 'node:test',
+              name: ['test', 'describe', 'it', 'before', 'after', 'beforeEach', 'afterEach'],
+            },
           ],
         },
       ],

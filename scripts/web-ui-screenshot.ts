@@ -61,7 +61,9 @@ function parseArgs(argv: readonly string[]): { out: string; listOut: string; cyc
       cycles = Number(value);
       i += 1;
     } else {
-      throw new Error(`unknown or incomplete argument ${String(arg)}; usage: [--out <file.png>] [--list-out <file.png>] [--cycles <n>]`);
+      throw new Error(
+        `unknown or incomplete argument ${String(arg)}; usage: [--out <file.png>] [--list-out <file.png>] [--cycles <n>]`,
+      );
     }
   }
   return { out: resolve(out), listOut: resolve(listOut ?? join(dirname(out), 'web-ui-list.png')), cycles };
@@ -248,7 +250,13 @@ async function main(): Promise<void> {
 
     browser = await chromium.launch({
       executablePath: process.env.CHROMIUM_PATH ?? '/usr/bin/chromium',
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update'],
+      args: [
+        '--headless',
+        '--no-sandbox',
+        '--disable-gpu',
+        '--disable-background-networking',
+        '--disable-component-update',
+      ],
     });
     const page = await browser.newPage({ viewport: { width: 1400, height: 1000 } });
     const url = `${uiBase}/namespaces/default/workflows/${encodeURIComponent(result.workflowId)}/${result.runId}/history`;

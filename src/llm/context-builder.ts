@@ -440,4 +440,3 @@ export function buildDecisionContextWithLayout(
 export function buildDecisionContext(req: ContextBuildRequest, config: ContextBuilderConfig): DecisionContext {
   return buildDecisionContextWithLayout(req, config).context;
 }
-

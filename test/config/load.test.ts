@@ -95,7 +95,9 @@ describe('llm-trader config (CLI)', () => {
   });
 
   test('a good config prints the effective config with secrets masked', () => {
-    const res = runCli(['config', '--config', join(repoRoot, 'config/paper.json')], { OPENAI_API_KEY: 'sk-test-visible-marker' });
+    const res = runCli(['config', '--config', join(repoRoot, 'config/paper.json')], {
+      OPENAI_API_KEY: 'sk-test-visible-marker',
+    });
     assert.equal(res.status, 0, res.stderr);
     const printed = JSON.parse(res.stdout) as { llm: { api_key: string }; risk: { max_leverage: number } };
     assert.equal(printed.llm.api_key, '***');

@@ -368,16 +368,28 @@ describe('the indicator library keeps only its windows', () => {
       for (let item = from; item !== undefined && n <= 2000; item = step(item)) n++;
       return n;
     };
-    assert.equal(count(list._tail, (item) => item.prev), 14, 'items reachable backwards from the tail');
-    assert.equal(count(list._head, (item) => item.next), 14, 'items reachable forwards from the head');
+    assert.equal(
+      count(list._tail, (item) => item.prev),
+      14,
+      'items reachable backwards from the tail',
+    );
+    assert.equal(
+      count(list._head, (item) => item.next),
+      14,
+      'items reachable forwards from the head',
+    );
     // the window still sums the last 14 values (1987..2000)
     assert.equal(list.periodSum, ((1987 + 2000) * 14) / 2);
   });
 });
 
-describe('Bollinger bands are the library\'s, bit for bit', () => {
+describe("Bollinger bands are the library's, bit for bit", () => {
   /** technicalindicators' BollingerBands over `close`, right-aligned to it (null in the warm-up). */
-  function libraryBands(close: number[]): { upper: (number | null)[]; middle: (number | null)[]; lower: (number | null)[] } {
+  function libraryBands(close: number[]): {
+    upper: (number | null)[];
+    middle: (number | null)[];
+    lower: (number | null)[];
+  } {
     const out = BollingerBands.calculate({ period: 20, stdDev: 2, values: close, format: (v: number) => v });
     const pad = close.length - out.length;
     const col = (k: 'upper' | 'middle' | 'lower') => [...new Array<null>(pad).fill(null), ...out.map((b) => b[k])];

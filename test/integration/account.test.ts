@@ -103,7 +103,13 @@ describe('the account workflow across continue-as-new (real Temporal server)', (
       });
     const answers = (i: number) => requesters[i]!.query(answersQuery);
     const last = async (i: number, n: number): Promise<AdmissionDecision> =>
-      (await waitFor(`answer ${n} to ${holders[i]}`, () => answers(i), (a) => a.length >= n))[n - 1]!;
+      (
+        await waitFor(
+          `answer ${n} to ${holders[i]}`,
+          () => answers(i),
+          (a) => a.length >= n,
+        )
+      )[n - 1]!;
 
     const accountHandle = await ask(0, 'a-1');
     cleanup.push(() => client.workflow.getHandle(accountId).terminate('test cleanup'));

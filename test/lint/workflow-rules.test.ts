@@ -20,13 +20,25 @@ async function lintWorkflowSource(name: string, source: string): Promise<string[
 
 describe('lint keeps workflow code deterministic', () => {
   test('a Node built-in import in src/workflows fails lint', async () => {
-    const errors = await lintWorkflowSource('fs', "import { readFileSync } from 'node:fs';\nexport const x = readFileSync;\n");
-    assert.ok(errors.some((e) => e.includes('no-restricted-imports') && e.includes('no Node built-ins')), errors.join('\n'));
+    const errors = await lintWorkflowSource(
+      'fs',
+      "import { readFileSync } from 'node:fs';\nexport const x = readFileSync;\n",
+    );
+    assert.ok(
+      errors.some((e) => e.includes('no-restricted-imports') && e.includes('no Node built-ins')),
+      errors.join('\n'),
+    );
   });
 
   test('bare built-in names (fs, crypto) are caught too', async () => {
-    const errors = await lintWorkflowSource('crypto', "import { randomUUID } from 'crypto';\nexport const x = randomUUID;\n");
-    assert.ok(errors.some((e) => e.includes('no-restricted-imports')), errors.join('\n'));
+    const errors = await lintWorkflowSource(
+      'crypto',
+      "import { randomUUID } from 'crypto';\nexport const x = randomUUID;\n",
+    );
+    assert.ok(
+      errors.some((e) => e.includes('no-restricted-imports')),
+      errors.join('\n'),
+    );
   });
 
   test('I/O libraries (ccxt, openai, better-sqlite3) fail lint', async () => {
@@ -39,21 +51,36 @@ describe('lint keeps workflow code deterministic', () => {
 
   test('Math.random fails lint', async () => {
     const errors = await lintWorkflowSource('random', 'export const x = Math.random();\n');
-    assert.ok(errors.some((e) => e.includes('no-restricted-properties')), errors.join('\n'));
+    assert.ok(
+      errors.some((e) => e.includes('no-restricted-properties')),
+      errors.join('\n'),
+    );
   });
 
   test('a value import of activities fails, a type-only import passes', async () => {
-    const valueErrors = await lintWorkflowSource('act', "import { createActivities } from '../activities';\nexport const x = createActivities;\n");
-    assert.ok(valueErrors.some((e) => e.includes('no-restricted-imports')), valueErrors.join('\n'));
+    const valueErrors = await lintWorkflowSource(
+      'act',
+      "import { createActivities } from '../activities';\nexport const x = createActivities;\n",
+    );
+    assert.ok(
+      valueErrors.some((e) => e.includes('no-restricted-imports')),
+      valueErrors.join('\n'),
+    );
     const typeErrors = await lintWorkflowSource(
       'acttype',
       "import type { Candle } from '../exchange/port';\nexport type X = Candle;\n",
     );
-    assert.deepEqual(typeErrors.filter((e) => e.includes('no-restricted-imports')), []);
+    assert.deepEqual(
+      typeErrors.filter((e) => e.includes('no-restricted-imports')),
+      [],
+    );
   });
 
   test('pure core imports are allowed', async () => {
-    const errors = await lintWorkflowSource('ok', "import { parseConfig } from '../core/config';\nexport const x = parseConfig;\n");
+    const errors = await lintWorkflowSource(
+      'ok',
+      "import { parseConfig } from '../core/config';\nexport const x = parseConfig;\n",
+    );
     assert.deepEqual(errors, []);
   });
 });
