@@ -70,7 +70,7 @@ export function preferSmallHeap(): void {
  * Tells V8 to collect the old generation again once it has doubled since the last full collection
  * (`--heap-growing-percent=100`), for the batch verb (backtest). V8's own factor for these small heaps is about 4, so
  * the database backtest's last full collection came while its candles were loading (`--trace-gc`) and the old
- * generation then filled with garbage through the cycles. The 17-pair baseline backtest, whole command, 6 alternating
+ * generation then filled with garbage through the cycles. The 17-pair baseline backtest, whole command, 4-6 alternating
  * runs each with `/usr/bin/time` (2026-12-06), over the database / the CSV files: 138-144 / 127-134 MB at 1.62-1.76 /
  * 1.65-1.84 s with it; 155-163 / 144-154 MB at 1.53-1.66 / 1.62-1.77 s without; 143-188 / 129-142 MB with 150. Set
  * when the verb starts, not on Node's command line: the worker with it held 289-302 MB steady instead of 238-241 MB
