@@ -31,13 +31,20 @@
  *   of 14 DX values [27].
  * - MFI 14: library MFI, which starts its money flows at candle 2 (it ignores candle 0) [15], counts a typical price
  *   equal to the previous one as negative flow, and rounds to 2 decimals.
+ * - ATR, ADX, MFI and OBV are computed here ({@link averageTrueRange}, {@link averageDirectionalIndex},
+ *   {@link moneyFlowIndex}, {@link onBalanceVolume}) with the library's arithmetic, operation for operation, as the
+ *   Bollinger bands are: the library feeds every candle as a new object through a chain of generators (ADX: five,
+ *   nested), which made these four 106 of the 143 ms that its indicators took over the 51 recorded series, and most
+ *   of what they allocated (bench figures in the README). test/core/indicators.test.ts checks them bit for bit
+ *   against the library on every recorded series and on random candles. EMA, RSI's averages and MACD stay the
+ *   library's.
  * - A 0/0 ratio gives null (e.g. MFI with no volume over 14 candles). The library's ADX smoothing cannot recover
  *   from a 0/0 DX (no directional movement and no range over 14 candles), so ADX stays null from there on.
  * - OBV: null at candle 0 (no previous close to compare with); from candle 1 it is the running sum of +volume (close
  *   up), -volume (close down) or 0 (unchanged) over candles 1..i. Its level depends on where the candle window
  *   starts; only its changes carry information.
  */
-import { ADX, ATR, AverageGain, AverageLoss, EMA, MACD, MFI, OBV } from 'technicalindicators';
+import { AverageGain, AverageLoss, EMA, MACD } from 'technicalindicators';
 import type { Candle, IndicatorValues } from './types';
 
 /**
@@ -156,6 +163,204 @@ export function bollingerBands(
 }
 
 /**
+ * technicalindicators' true range of candle `i` (>= 1; TrueRange): the largest of high - low and the distances of
+ * the high and the low from the previous close, a distance that is NaN counting as 0.
+ */
+function trueRange(high: readonly number[], low: readonly number[], close: readonly number[], i: number): number {
+  const previousClose = close[i - 1]!;
+  const fromHigh = Math.abs(high[i]! - previousClose);
+  const fromLow = Math.abs(low[i]! - previousClose);
+  return Math.max(high[i]! - low[i]!, Number.isNaN(fromHigh) ? 0 : fromHigh, Number.isNaN(fromLow) ? 0 : fromLow);
+}
+
+/**
+ * technicalindicators' WEMA, fed one value at a time: the first `period` values give their mean as its SMA sums
+ * them (one by one, then `sum - 0 + value`; divided by the period), every later one
+ * `((value - previous) * (1 / period)) + previous`. {@link push} says whether there is a value yet.
+ */
+class WilderAverage {
+  /** the current average once {@link push} has returned true */
+  value = NaN;
+  private count = 0;
+  private sum = 0;
+  private readonly exponent: number;
+
+  constructor(private readonly period: number) {
+    this.exponent = 1 / period;
+  }
+
+  push(x: number): boolean {
+    if (this.count >= this.period) {
+      this.value = (x - this.value) * this.exponent + this.value;
+      return true;
+    }
+    this.count++;
+    if (this.count < this.period) {
+      this.sum = this.sum + x;
+      return false;
+    }
+    this.sum = this.sum - 0 + x;
+    this.value = this.sum / this.period;
+    return true;
+  }
+}
+
+/**
+ * technicalindicators' WilderSmoothing, fed one value at a time: a running sum, not an average. The `period`-th value
+ * gives the sum of the first `period`; every later one `smoothed - smoothed / period + value`.
+ */
+class WilderSum {
+  value = 0;
+  private count = 0;
+  private sum = 0;
+
+  constructor(private readonly period: number) {}
+
+  push(x: number): boolean {
+    this.count++;
+    if (this.count < this.period) {
+      this.sum = this.sum + x;
+      return false;
+    }
+    if (this.count === this.period) {
+      this.sum = this.sum + x;
+      this.value = this.sum;
+      return true;
+    }
+    this.value = this.value - this.value / this.period + x;
+    return true;
+  }
+}
+
+/**
+ * ATR over `period` candles with technicalindicators' arithmetic (its ATR: TrueRange from candle 1 into a WEMA),
+ * aligned to the candles: NaN before candle `period`.
+ */
+export function averageTrueRange(
+  high: readonly number[],
+  low: readonly number[],
+  close: readonly number[],
+  period: number,
+): Float64Array {
+  const n = close.length;
+  const out = new Float64Array(n).fill(NaN);
+  const average = new WilderAverage(period);
+  for (let i = 1; i < n; i++) {
+    if (average.push(trueRange(high, low, close, i))) out[i] = finiteOrNaN(average.value);
+  }
+  return out;
+}
+
+/**
+ * ADX over `period` candles with technicalindicators' arithmetic (its ADX): from candle 1, +DM, -DM and the true
+ * range, each Wilder-smoothed as a sum (WilderSmoothing); +DI = +DM sum * 100 / TR sum, -DI likewise; DX =
+ * |+DI - -DI| / (+DI + -DI) * 100, and ADX its WEMA. Aligned to the candles: NaN before candle `2 * period - 1`.
+ * A 0/0 DX (no movement and no range over the window) makes every later ADX NaN, as in the library.
+ */
+export function averageDirectionalIndex(
+  high: readonly number[],
+  low: readonly number[],
+  close: readonly number[],
+  period: number,
+): Float64Array {
+  const n = close.length;
+  const out = new Float64Array(n).fill(NaN);
+  const range = new WilderSum(period);
+  const plus = new WilderSum(period);
+  const minus = new WilderSum(period);
+  const adx = new WilderAverage(period);
+  for (let i = 1; i < n; i++) {
+    const upMove = high[i]! - high[i - 1]!;
+    const downMove = low[i - 1]! - low[i]!;
+    const plusDM = upMove > downMove && upMove > 0 ? upMove : 0;
+    const minusDM = downMove > upMove && downMove > 0 ? downMove : 0;
+    // the three sums start together, so one answer stands for all three
+    range.push(trueRange(high, low, close, i));
+    plus.push(plusDM);
+    if (!minus.push(minusDM)) continue;
+    const plusDI = (plus.value * 100) / range.value;
+    const minusDI = (minus.value * 100) / range.value;
+    const dx = (Math.abs(plusDI - minusDI) / (plusDI + minusDI)) * 100;
+    if (adx.push(dx)) out[i] = finiteOrNaN(adx.value);
+  }
+  return out;
+}
+
+/**
+ * MFI over `period` candles with technicalindicators' arithmetic (its MFI): from candle 1 the typical price
+ * (high + low + close) / 3; from candle 2 its money flow (typical price x volume) counts as positive when the typical
+ * price rose, else as negative; each side summed over the last `period` flows as its FixedSizeLinkedList keeps the
+ * sum (`sum - leaving`, then `+ entering`); MFI = 100 - 100 / (1 + positive / negative), rounded to 2 decimals.
+ * Aligned to the candles: NaN before candle `period + 1`.
+ */
+export function moneyFlowIndex(
+  high: readonly number[],
+  low: readonly number[],
+  close: readonly number[],
+  volume: readonly number[],
+  period: number,
+): Float64Array {
+  const n = close.length;
+  const out = new Float64Array(n).fill(NaN);
+  const positive = new Float64Array(period);
+  const negative = new Float64Array(period);
+  let positiveSum = 0;
+  let negativeSum = 0;
+  let pushed = 0;
+  let previous = NaN;
+  for (let i = 1; i < n; i++) {
+    const typical = (high[i]! + low[i]! + close[i]!) / 3;
+    if (i >= 2) {
+      const flow = typical * volume[i]!;
+      const up = typical > previous ? flow : 0;
+      const down = typical > previous ? 0 : flow;
+      const slot = pushed % period;
+      if (pushed >= period) {
+        positiveSum = positiveSum - positive[slot]!;
+        negativeSum = negativeSum - negative[slot]!;
+      }
+      positive[slot] = up;
+      negative[slot] = down;
+      positiveSum = positiveSum + up;
+      negativeSum = negativeSum + down;
+      pushed++;
+      if (pushed >= period) {
+        out[i] = finiteOrNaN(parseFloat((100 - 100 / (1 + positiveSum / negativeSum)).toFixed(2)));
+      }
+    }
+    previous = typical;
+  }
+  return out;
+}
+
+/**
+ * OBV with technicalindicators' arithmetic (its OBV): from candle 1 the running sum of +volume (close above the
+ * previous one), -volume (below) or nothing (equal). Aligned to the candles: NaN at candle 0, unless that close is 0
+ * or not a number, which the library then counts as a candle of its sum (0).
+ */
+export function onBalanceVolume(close: readonly number[], volume: readonly number[]): Float64Array {
+  const n = close.length;
+  const out = new Float64Array(n).fill(NaN);
+  if (n === 0) return out;
+  let sum = 0;
+  let previous = close[0]!;
+  let i = 1;
+  // the library takes the first close as the previous one only when it is a non-zero number
+  if (!previous) {
+    previous = NaN;
+    i = 0;
+  }
+  for (; i < n; i++) {
+    const c = close[i]!;
+    if (previous < c) sum = sum + volume[i]!;
+    else if (c < previous) sum = sum - volume[i]!;
+    previous = c;
+    out[i] = finiteOrNaN(sum);
+  }
+  return out;
+}
+
+/**
  * Computes every indicator over `candles` (sorted by open time, oldest first; typically closed candles only).
  * Each returned series has `candles.length` entries; see the module comment for warm-up lengths. With fewer candles
  * than an indicator needs, that series is all missing (NaN). O(n) per indicator.
@@ -212,7 +417,6 @@ export function computeIndicatorSeries(candles: readonly Candle[]): IndicatorSer
   for (let i = 0; i < n; i++) macdHist[i] = macd[i]! - macdSignal[i]!;
 
   const bb = bollingerBands(close, 20, 2);
-  const adx = ADX.calculate({ period: 14, high, low, close, format: raw });
 
   const columns: Record<IndicatorName, Float64Array> = {
     ema20: ema(20),
@@ -225,14 +429,10 @@ export function computeIndicatorSeries(candles: readonly Candle[]): IndicatorSer
     bbUpper: bb.upper,
     bbMiddle: bb.middle,
     bbLower: bb.lower,
-    atr14: alignRight(ATR.calculate({ period: 14, high, low, close, format: raw }), n, 'ATR'),
-    adx14: alignRight(
-      adx.map((a) => a.adx),
-      n,
-      'ADX',
-    ),
-    mfi14: alignRight(MFI.calculate({ period: 14, high, low, close, volume, format: raw }), n, 'MFI'),
-    obv: alignRight(OBV.calculate({ close, volume, format: raw }), n, 'OBV'),
+    atr14: averageTrueRange(high, low, close, 14),
+    adx14: averageDirectionalIndex(high, low, close, 14),
+    mfi14: moneyFlowIndex(high, low, close, volume, 14),
+    obv: onBalanceVolume(close, volume),
   };
   const values = new Float64Array(n * COUNT);
   INDICATOR_NAMES.forEach((name, k) => {

@@ -3,10 +3,14 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
-import { BollingerBands, FixedSizeLinkedList } from 'technicalindicators';
+import { ADX, ATR, BollingerBands, FixedSizeLinkedList, MFI, OBV } from 'technicalindicators';
 import {
+  averageDirectionalIndex,
+  averageTrueRange,
   computeIndicatorSeries,
   indicatorsAt,
+  moneyFlowIndex,
+  onBalanceVolume,
   INDICATOR_NAMES,
   valuesBetween,
   type IndicatorName,
@@ -435,5 +439,103 @@ describe("Bollinger bands are the library's, bit for bit", () => {
       ),
       { numRuns: 300 },
     );
+  });
+});
+
+describe("ATR, ADX, MFI and OBV are the library's, bit for bit", () => {
+  const raw = (v: number) => v;
+  /** A library output right-aligned to `n` candles, null in the warm-up and for a value that is not finite. */
+  function aligned(out: readonly number[], n: number): (number | null)[] {
+    const column = new Array<number | null>(n).fill(null);
+    out.forEach((v, k) => (column[n - out.length + k] = Number.isFinite(v) ? v : null));
+    return column;
+  }
+
+  function assertSame(mine: Float64Array, lib: (number | null)[], what: string): void {
+    assert.equal(mine.length, lib.length, `${what}: length`);
+    for (let i = 0; i < lib.length; i++) {
+      const v = Number.isNaN(mine[i]!) ? null : mine[i]!;
+      // Object.is: the same double (or both missing), not "close enough"
+      assert.ok(Object.is(v, lib[i]), `${what}[${i}]: ${v} vs the library's ${lib[i]}`);
+    }
+  }
+
+  function assertSameAsLibrary(candles: readonly Candle[], where: string): void {
+    const n = candles.length;
+    const high = candles.map((c) => c.high);
+    const low = candles.map((c) => c.low);
+    const close = candles.map((c) => c.close);
+    const volume = candles.map((c) => c.volume);
+    const input = { period: 14, high, low, close, format: raw };
+    assertSame(averageTrueRange(high, low, close, 14), aligned(ATR.calculate(input), n), `${where} ATR`);
+    assertSame(
+      averageDirectionalIndex(high, low, close, 14),
+      aligned(
+        ADX.calculate(input).map((a) => a.adx),
+        n,
+      ),
+      `${where} ADX`,
+    );
+    assertSame(
+      moneyFlowIndex(high, low, close, volume, 14),
+      aligned(MFI.calculate({ ...input, volume }), n),
+      `${where} MFI`,
+    );
+    assertSame(
+      onBalanceVolume(close, volume),
+      aligned(OBV.calculate({ close, volume, format: raw }), n),
+      `${where} OBV`,
+    );
+    // and the series the snapshots read are these
+    const series = computeIndicatorSeries(candles);
+    assertSame(
+      Float64Array.from(values(series, 'adx14'), (v) => v ?? NaN),
+      aligned(
+        ADX.calculate(input).map((a) => a.adx),
+        n,
+      ),
+      `${where} adx14 of the series`,
+    );
+  }
+
+  test('on every recorded series of ../shared/data (17 pairs x 30m, 1h, 1d)', async () => {
+    const files = readdirSync(DATA_DIR).filter((f) => /-(30m|1h|1d)\.csv\.gz$/.test(f));
+    assert.ok(files.length >= 51, `recorded series found: ${files.length}`);
+    for (const f of files) assertSameAsLibrary(await readCandleCsv(path.join(DATA_DIR, f)), f);
+  });
+
+  test('on random candles: flat stretches (0/0 directional index), no volume, equal typical prices, short series', () => {
+    const step = fc.oneof(fc.constant(0), fc.double({ min: -0.2, max: 0.2, noNaN: true }));
+    const candle = fc.record({
+      move: step,
+      up: fc.oneof(fc.constant(0), fc.double({ min: 0, max: 0.05, noNaN: true })),
+      down: fc.oneof(fc.constant(0), fc.double({ min: 0, max: 0.05, noNaN: true })),
+      volume: fc.oneof(fc.constant(0), fc.double({ min: 0, max: 1e6, noNaN: true })),
+    });
+    fc.assert(
+      fc.property(
+        fc.double({ min: 1e-4, max: 1e5, noNaN: true }),
+        fc.array(candle, { maxLength: 120 }),
+        (start, rows) => {
+          let price = start;
+          const candles: Candle[] = rows.map((r, i) => {
+            const open = price;
+            price = Math.max(1e-6, price * (1 + r.move));
+            const high = Math.max(open, price) * (1 + r.up);
+            const low = Math.min(open, price) * (1 - r.down);
+            return { time: i * 1_800_000, open, high, low, close: price, volume: r.volume };
+          });
+          assertSameAsLibrary(candles, `start ${start}`);
+        },
+      ),
+      { numRuns: 400 },
+    );
+  });
+
+  test('OBV counts a first close of 0 as the library does (a candle of its sum, not the previous close)', () => {
+    const close = [0, 2, 1, 1, 3];
+    const volume = [5, 7, 11, 13, 17];
+    assertSame(onBalanceVolume(close, volume), aligned(OBV.calculate({ close, volume, format: raw }), 5), 'OBV');
+    assert.deepEqual([...onBalanceVolume(close, volume)], [0, 7, -4, -4, 13]);
   });
 });
