@@ -10,10 +10,9 @@ WORKDIR /app
 
 # dependencies first, for the layer cache; better-sqlite3 and the Temporal core bridge ship prebuilt binaries.
 # --ignore-scripts: the project's own `prepare` (the build) needs the sources, copied below; the packages' install
-# scripts run with `npm rebuild`, and the fixes in patches/ (the project's postinstall) with patch-package
+# scripts run with `npm rebuild`
 COPY package.json package-lock.json ./
-COPY patches ./patches
-RUN npm ci --ignore-scripts && npm rebuild && npx patch-package && npm cache clean --force
+RUN npm ci --ignore-scripts && npm rebuild && npm cache clean --force
 
 COPY bin ./bin
 COPY scripts/build.mjs ./scripts/build.mjs

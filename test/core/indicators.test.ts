@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import fc from 'fast-check';
-import { ADX, ATR, BollingerBands, FixedSizeLinkedList, MFI, OBV } from 'technicalindicators';
+import { ADX, ATR, BollingerBands, MFI, OBV } from 'technicalindicators';
 import {
   averageDirectionalIndex,
   averageTrueRange,
@@ -347,43 +347,6 @@ describe('warm-up and alignment', () => {
     assert.throws(() => indicatorsAt(series, btc30m.length), RangeError);
     assert.throws(() => indicatorsAt(series, -1), RangeError);
     assert.throws(() => indicatorsAt(series, 1.5), RangeError);
-  });
-});
-
-describe('the indicator library keeps only its windows', () => {
-  // technicalindicators 3.1.0's LinkedList.shift() left the new head's `prev` pointing at the item it removed, so from
-  // the tail every item ever pushed stayed reachable: MFI's two 14-value windows held one item per candle until the
-  // computation ended, and the backtest's old generation filled with them. patches/technicalindicators+3.1.0.patch
-  // (applied by patch-package on install) clears the link. Walking the list's own links is the only way to see it.
-  test('a 14-value window that has seen 2,000 values reaches 14 items from either end', () => {
-    interface Item {
-      prev?: Item;
-      next?: Item;
-    }
-    const list = new FixedSizeLinkedList(14, false, false, true) as unknown as {
-      push(v: number): void;
-      periodSum: number;
-      _head?: Item;
-      _tail?: Item;
-    };
-    for (let i = 1; i <= 2000; i++) list.push(i);
-    const count = (from: Item | undefined, step: (item: Item) => Item | undefined): number => {
-      let n = 0;
-      for (let item = from; item !== undefined && n <= 2000; item = step(item)) n++;
-      return n;
-    };
-    assert.equal(
-      count(list._tail, (item) => item.prev),
-      14,
-      'items reachable backwards from the tail',
-    );
-    assert.equal(
-      count(list._head, (item) => item.next),
-      14,
-      'items reachable forwards from the head',
-    );
-    // the window still sums the last 14 values (1987..2000)
-    assert.equal(list.periodSum, ((1987 + 2000) * 14) / 2);
   });
 });
 
